@@ -1,0 +1,255 @@
+#include "engine/driver/cluster_driver.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+#include "engine/core/error.hpp"
+#include "engine/core/log.hpp"
+#include "engine/driver/postmaster_pid.hpp"
+#include "engine/pg/connection.hpp"
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace pgforge {
+namespace {
+
+constexpr int kLogTailLines = 20;
+
+std::string log_tail_message(const Instance& i) {
+    std::string tail = tail_file(i.log_file, kLogTailLines);
+    if (tail.empty()) return "";
+    return "\nlast lines of " + i.log_file.string() + ":\n" + tail;
+}
+
+void chown_to(const fs::path& p, const OsUser& owner) {
+    if (geteuid() != 0) return;
+    if (chown(p.c_str(), owner.uid, owner.gid) != 0)
+        throw Error(Exit::failure, "cannot give " + p.string() + " to " + owner.name + ": " +
+                                       std::strerror(errno));
+}
+
+// Writes the superuser password for initdb into a 0600 file that only the owner can read,
+// removed when this goes out of scope.
+class PasswordFileCopy {
+  public:
+    PasswordFileCopy(const fs::path& source, const fs::path& target, const OsUser& owner) {
+        std::ifstream in(source);
+        if (!in)
+            throw Error(Exit::usage, "cannot read password file " + source.string(),
+                        "check that it exists and is readable");
+        std::string password;
+        std::getline(in, password);
+        if (password.empty())
+            throw Error(Exit::usage, "password file " + source.string() + " is empty",
+                        "write the password on its first line");
+        int fd = open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0)
+            throw Error(Exit::failure,
+                        "cannot create " + target.string() + ": " + std::strerror(errno));
+        path_ = target;
+        password += '\n';
+        bool ok =
+            write(fd, password.data(), password.size()) == static_cast<ssize_t>(password.size());
+        close(fd);
+        if (!ok) throw Error(Exit::failure, "cannot write " + target.string());
+        chown_to(target, owner);
+    }
+    ~PasswordFileCopy() {
+        if (!path_.empty()) unlink(path_.c_str());
+    }
+    const fs::path& path() const { return path_; }
+
+  private:
+    fs::path path_;
+};
+
+void sleep_ms(double ms) {
+    std::this_thread::sleep_for(std::chrono::microseconds(long(ms * 1000)));
+}
+
+double seconds_since(Clock::time_point t) {
+    return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+}  // namespace
+
+StopMode parse_stop_mode(std::string_view text) {
+    if (text == "smart") return StopMode::smart;
+    if (text == "fast") return StopMode::fast;
+    if (text == "immediate") return StopMode::immediate;
+    throw Error(Exit::usage, "unknown stop mode '" + std::string(text) + "'",
+                "use smart, fast or immediate");
+}
+
+const char* to_string(StopMode mode) {
+    switch (mode) {
+        case StopMode::smart:
+            return "smart";
+        case StopMode::fast:
+            return "fast";
+        case StopMode::immediate:
+            return "immediate";
+    }
+    return "fast";
+}
+
+void make_owned_directory(const fs::path& dir, const OsUser& owner, fs::perms mode) {
+    std::error_code ec;
+    if (!fs::exists(dir.parent_path(), ec)) {
+        fs::create_directories(dir.parent_path(), ec);
+        if (ec)
+            throw Error(Exit::failure,
+                        "cannot create " + dir.parent_path().string() + ": " + ec.message());
+    }
+    if (!fs::create_directory(dir, ec) && ec)
+        throw Error(Exit::failure, "cannot create " + dir.string() + ": " + ec.message());
+    fs::permissions(dir, mode, ec);
+    chown_to(dir, owner);
+}
+
+void PostgresDriver::initdb(const Cluster& c, const InitOptions& o, const Progress& progress) {
+    const Instance& i = c.instance;
+    Command cmd;
+    cmd.as = &c.owner;
+    cmd.cwd = i.base_dir;
+    cmd.argv = {c.installation.program("initdb").string(),
+                "--pgdata=" + i.data_dir.string(),
+                "--username=" + i.superuser,
+                "--auth-local=" + o.auth_local,
+                "--auth-host=" + o.auth_host,
+                "--encoding=" + o.encoding,
+                "--locale=" + (o.locale.empty() ? std::string("C.UTF-8") : o.locale),
+                "--no-instructions"};
+    if (o.data_checksums) cmd.argv.push_back("--data-checksums");
+    if (!i.wal_dir.empty()) cmd.argv.push_back("--waldir=" + i.wal_dir.string());
+    std::unique_ptr<PasswordFileCopy> pw;
+    if (!o.password_file.empty()) {
+        pw = std::make_unique<PasswordFileCopy>(o.password_file, i.base_dir / ".pwfile", c.owner);
+        cmd.argv.push_back("--pwfile=" + pw->path().string());
+    }
+    // initdb reads the locale environment for what it does not get as options.
+    cmd.env = {"LC_ALL", "LANG=C.UTF-8", "PGDATA", "PGPORT", "PGHOST"};
+    if (progress) progress("initdb");
+    auto r = run_process(cmd);
+    if (!r.ok()) {
+        std::string err = r.err.empty() ? r.out : r.err;
+        while (!err.empty() && err.back() == '\n') err.pop_back();
+        throw Error(Exit::failure, "initdb failed for instance " + i.qualified_name() + ":\n" + err,
+                    "check the options given to create (locale, encoding, WAL directory)");
+    }
+}
+
+ServerStatus PostgresDriver::status(const Cluster& c) {
+    ServerStatus s;
+    auto pid = read_postmaster_pid(c.instance.data_dir);
+    if (!pid || !process_exists(pid->pid)) return s;
+    s.running = true;
+    s.pid = pid->pid;
+    s.state = pid->status;
+    s.start_time = pid->start_time;
+    s.accepting = pg::accepting_connections(c.instance.socket_dir.string(), c.instance.port,
+                                            c.instance.superuser);
+    return s;
+}
+
+bool PostgresDriver::start(const Cluster& c, double timeout, const Progress& progress) {
+    const Instance& i = c.instance;
+    if (status(c).running) return false;
+    make_owned_directory(i.socket_dir, c.owner, fs::perms(0755));
+    make_owned_directory(i.log_file.parent_path(), c.owner, fs::perms(0700));
+
+    Command cmd;
+    cmd.as = &c.owner;
+    cmd.cwd = i.data_dir;
+    cmd.argv = {c.installation.program("postgres").string(), "-D", i.data_dir.string()};
+    if (progress) progress("starting the server");
+    const auto began = Clock::now();
+    pid_t child = spawn_detached(cmd, i.log_file);
+    if (timeout <= 0) return true;
+
+    // The postmaster writes "ready" (or "standby") into postmaster.pid once it accepts
+    // connections. pg_ctl looks every 100 ms; we look every half millisecond at first, then
+    // back off to 5 ms.
+    double pause_ms = 0.5;
+    for (;;) {
+        auto pm = read_postmaster_pid(i.data_dir);
+        if (pm && pm->pid == child && (pm->status == "ready" || pm->status == "standby")) break;
+        if (reap_if_exited(child)) {
+            throw Error(
+                Exit::server,
+                "instance " + i.qualified_name() + " exited during start-up" + log_tail_message(i),
+                "fix what the log says, then run: pgforge instance start " + i.qualified_name());
+        }
+        if (seconds_since(began) > timeout) {
+            throw Error(Exit::server,
+                        "instance " + i.qualified_name() + " did not accept connections within " +
+                            std::to_string(int(timeout)) + " s (pid " + std::to_string(child) +
+                            " is still starting)" + log_tail_message(i),
+                        "wait and check `pgforge instance status " + i.qualified_name() +
+                            "`, or raise --timeout");
+        }
+        sleep_ms(pause_ms);
+        pause_ms = std::min(pause_ms * 1.5, 5.0);
+    }
+    log::info("instance " + i.qualified_name() + " accepts connections after " +
+              std::to_string(int(seconds_since(began) * 1000)) + " ms");
+    return true;
+}
+
+bool PostgresDriver::stop(const Cluster& c, StopMode mode, double timeout) {
+    const Instance& i = c.instance;
+    auto pm = read_postmaster_pid(i.data_dir);
+    if (!pm || !process_exists(pm->pid)) return false;
+    int sig = mode == StopMode::smart ? SIGTERM : mode == StopMode::fast ? SIGINT : SIGQUIT;
+    if (kill(pm->pid, sig) != 0)
+        throw Error(Exit::failure,
+                    "cannot signal instance " + i.qualified_name() + " (pid " +
+                        std::to_string(pm->pid) + "): " + std::strerror(errno),
+                    "run pgforge as root or as " + c.owner.name);
+    const auto began = Clock::now();
+    double pause_ms = 0.2;
+    // The postmaster removes postmaster.pid just before it exits; wait for the process itself,
+    // so that a start right after this one finds the port and shared memory free.
+    while (!reap_if_exited(pm->pid)) {
+        if (seconds_since(began) > timeout)
+            throw Error(Exit::server,
+                        "instance " + i.qualified_name() + " did not stop within " +
+                            std::to_string(int(timeout)) + " s (" + to_string(mode) + " mode)",
+                        mode == StopMode::smart ? "sessions are still open: use --mode fast"
+                                                : "retry, or use --mode immediate");
+        sleep_ms(pause_ms);
+        pause_ms = std::min(pause_ms * 1.5, 5.0);
+    }
+    return true;
+}
+
+void PostgresDriver::reload(const Cluster& c) {
+    auto pm = read_postmaster_pid(c.instance.data_dir);
+    if (!pm || !process_exists(pm->pid))
+        throw Error(Exit::stopped, "instance " + c.instance.qualified_name() + " is not running",
+                    "start it: pgforge instance start " + c.instance.qualified_name());
+    if (kill(pm->pid, SIGHUP) != 0)
+        throw Error(Exit::failure, "cannot signal instance " + c.instance.qualified_name() + ": " +
+                                       std::strerror(errno));
+}
+
+void PostgresDriver::run_foreground(const Cluster& c) {
+    const Instance& i = c.instance;
+    make_owned_directory(i.socket_dir, c.owner, fs::perms(0755));
+    Command cmd;
+    cmd.as = &c.owner;
+    cmd.cwd = i.data_dir;
+    cmd.argv = {c.installation.program("postgres").string(), "-D", i.data_dir.string()};
+    exec_replacing(cmd);
+}
+
+}  // namespace pgforge

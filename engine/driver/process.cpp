@@ -1,0 +1,262 @@
+#include "engine/driver/process.hpp"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "engine/core/error.hpp"
+#include "engine/core/log.hpp"
+
+extern char** environ;
+
+namespace pgforge {
+namespace {
+
+// Everything the child needs, built before fork: after fork only async-signal-safe calls.
+struct Prepared {
+    std::vector<std::string> env_storage;
+    std::vector<char*> argv;
+    std::vector<char*> envp;
+    std::string cwd;
+    bool switch_user = false;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::vector<gid_t> groups;
+};
+
+// "NAME=value" sets, a bare "NAME" unsets.
+void set_env(std::vector<std::string>& env, const std::string& entry) {
+    auto eq = entry.find('=');
+    if (eq == std::string::npos) {
+        std::string key = entry + "=";
+        std::erase_if(env,
+                      [&](const std::string& e) { return e.compare(0, key.size(), key) == 0; });
+        return;
+    }
+    std::string key = entry.substr(0, eq + 1);
+    for (auto& e : env) {
+        if (e.compare(0, key.size(), key) == 0) {
+            e = entry;
+            return;
+        }
+    }
+    env.push_back(entry);
+}
+
+Prepared prepare(const Command& c) {
+    if (c.argv.empty()) throw Error(Exit::failure, "internal error: empty command");
+    Prepared p;
+    for (char** e = environ; *e; ++e) p.env_storage.emplace_back(*e);
+    if (c.as && geteuid() == 0 && c.as->uid != 0) {
+        p.switch_user = true;
+        p.uid = c.as->uid;
+        p.gid = c.as->gid;
+        p.groups = c.as->groups;
+        set_env(p.env_storage, "HOME=" + c.as->home.string());
+        set_env(p.env_storage, "USER=" + c.as->name);
+        set_env(p.env_storage, "LOGNAME=" + c.as->name);
+    }
+    for (const auto& e : c.env) set_env(p.env_storage, e);
+    for (const auto& a : c.argv) p.argv.push_back(const_cast<char*>(a.c_str()));
+    p.argv.push_back(nullptr);
+    for (auto& e : p.env_storage) p.envp.push_back(e.data());
+    p.envp.push_back(nullptr);
+    p.cwd = c.cwd.empty() ? "/" : c.cwd.string();
+    return p;
+}
+
+// In the child: become the user, change directory. Returns errno on failure.
+int become(const Prepared& p) {
+    if (p.switch_user) {
+        if (setgroups(p.groups.size(), p.groups.data()) != 0) return errno;
+        if (setgid(p.gid) != 0) return errno;
+        if (setuid(p.uid) != 0) return errno;
+    }
+    if (chdir(p.cwd.c_str()) != 0) return errno;
+    return 0;
+}
+
+// The child reports a failure before exec through a close-on-exec pipe: a write means exec
+// never happened.
+[[noreturn]] void child_fail(int fd, int err) {
+    ssize_t n = write(fd, &err, sizeof err);
+    (void)n;
+    _exit(127);
+}
+
+void throw_exec_error(const Command& c, int err) {
+    throw Error(Exit::failure, "cannot run " + c.argv[0] + ": " + std::strerror(err),
+                err == ENOENT ? "check that the program is installed" : "");
+}
+
+int wait_status(pid_t pid) {
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return 1;
+}
+
+int read_exec_error(int fd) {
+    int err = 0;
+    ssize_t n;
+    while ((n = read(fd, &err, sizeof err)) < 0 && errno == EINTR) {
+    }
+    close(fd);
+    return n == sizeof err ? err : 0;
+}
+
+}  // namespace
+
+OsUser lookup_os_user(const std::string& name) {
+    std::vector<char> buf(16384);
+    passwd pw{};
+    passwd* found = nullptr;
+    getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found);
+    if (!found)
+        throw Error(Exit::not_found, "OS user '" + name + "' does not exist",
+                    "create it (adduser --system --group " + name +
+                        ") or choose another owner with --owner");
+    OsUser u{found->pw_name, found->pw_uid, found->pw_gid, found->pw_dir, {}};
+    int n = 64;
+    u.groups.resize(n);
+    if (getgrouplist(u.name.c_str(), u.gid, u.groups.data(), &n) < 0) {
+        u.groups.resize(n);
+        getgrouplist(u.name.c_str(), u.gid, u.groups.data(), &n);
+    }
+    u.groups.resize(n);
+    return u;
+}
+
+std::string describe(const Command& c) {
+    std::string s;
+    for (const auto& a : c.argv) {
+        if (!s.empty()) s += ' ';
+        s += a;
+    }
+    if (c.as && geteuid() == 0) s += " (as " + c.as->name + ")";
+    return s;
+}
+
+ProcessResult run_process(const Command& c) {
+    Prepared p = prepare(c);
+    int in[2], out[2], err[2], fail[2];
+    if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) ||
+        pipe2(fail, O_CLOEXEC))
+        throw Error(Exit::failure, std::string("cannot create pipes: ") + std::strerror(errno));
+    log::debug("running " + describe(c));
+    pid_t pid = fork();
+    if (pid < 0) throw Error(Exit::failure, std::string("fork: ") + std::strerror(errno));
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        dup2(err[1], 2);
+        if (int e = become(p)) child_fail(fail[1], e);
+        execve(p.argv[0], p.argv.data(), p.envp.data());
+        child_fail(fail[1], errno);
+    }
+    close(in[0]);
+    close(out[1]);
+    close(err[1]);
+    close(fail[1]);
+
+    ProcessResult r;
+    size_t written = 0;
+    int in_fd = in[1];
+    if (c.input.empty()) {
+        close(in_fd);
+        in_fd = -1;
+    }
+    int open_outputs = 2;
+    pollfd fds[3] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}, {in_fd, POLLOUT, 0}};
+    char buf[8192];
+    while (open_outputs > 0 || in_fd >= 0) {
+        fds[2].fd = in_fd;
+        if (poll(fds, 3, -1) < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        for (int i = 0; i < 2; ++i) {
+            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            ssize_t n = read(fds[i].fd, buf, sizeof buf);
+            if (n > 0) {
+                (i == 0 ? r.out : r.err).append(buf, static_cast<size_t>(n));
+            } else if (n == 0 || errno != EINTR) {
+                close(fds[i].fd);
+                fds[i].fd = -1;
+                --open_outputs;
+            }
+        }
+        if (in_fd >= 0 && (fds[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
+            ssize_t n = write(in_fd, c.input.data() + written, c.input.size() - written);
+            if (n > 0) written += static_cast<size_t>(n);
+            if (n < 0 && errno != EINTR && errno != EAGAIN) written = c.input.size();
+            if (written >= c.input.size()) {
+                close(in_fd);
+                in_fd = -1;
+            }
+        }
+    }
+    r.status = wait_status(pid);
+    if (int e = read_exec_error(fail[0])) throw_exec_error(c, e);
+    return r;
+}
+
+pid_t spawn_detached(const Command& c, const std::filesystem::path& log_file) {
+    Prepared p = prepare(c);
+    std::string log = log_file.string();
+    int fail[2];
+    if (pipe2(fail, O_CLOEXEC))
+        throw Error(Exit::failure, std::string("cannot create pipe: ") + std::strerror(errno));
+    log::debug("starting " + describe(c) + " >> " + log);
+    pid_t pid = fork();
+    if (pid < 0) throw Error(Exit::failure, std::string("fork: ") + std::strerror(errno));
+    if (pid == 0) {
+        setsid();
+        // Default signal dispositions for the server, whatever the parent set.
+        signal(SIGPIPE, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        if (int e = become(p)) child_fail(fail[1], e);
+        int null = open("/dev/null", O_RDONLY);
+        int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (null < 0 || fd < 0) child_fail(fail[1], errno);
+        dup2(null, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execve(p.argv[0], p.argv.data(), p.envp.data());
+        child_fail(fail[1], errno);
+    }
+    close(fail[1]);
+    if (int e = read_exec_error(fail[0])) {
+        wait_status(pid);
+        throw_exec_error(c, e);
+    }
+    return pid;
+}
+
+void exec_replacing(const Command& c) {
+    Prepared p = prepare(c);
+    if (int e = become(p)) throw_exec_error(c, e);
+    execve(p.argv[0], p.argv.data(), p.envp.data());
+    throw_exec_error(c, errno);
+    std::abort();
+}
+
+bool reap_if_exited(pid_t pid) {
+    int status = 0;
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) return true;
+    if (r < 0 && errno == ECHILD) return kill(pid, 0) != 0 && errno == ESRCH;
+    return false;
+}
+
+}  // namespace pgforge

@@ -1,0 +1,501 @@
+#include "engine/instances.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "engine/conf/template.hpp"
+#include "engine/core/error.hpp"
+#include "engine/core/log.hpp"
+#include "engine/driver/postmaster_pid.hpp"
+#include "engine/inventory/inventory.hpp"
+#include "engine/server.hpp"
+
+namespace fs = std::filesystem;
+
+namespace pgforge {
+
+Context::Context(Settings settings, std::unique_ptr<ClusterDriver> driver)
+    : settings_(std::move(settings)),
+      driver_(driver ? std::move(driver) : std::make_unique<PostgresDriver>()) {}
+
+Context::~Context() = default;
+
+Inventory& Context::inventory() {
+    if (!inventory_) inventory_ = std::make_unique<Inventory>(settings_.inventory_file());
+    return *inventory_;
+}
+
+namespace instances {
+namespace {
+
+// Steps of an operation that can be undone; on failure the undos run in reverse order.
+class UndoStack {
+  public:
+    void push(std::string what, std::function<void()> undo) {
+        steps_.emplace_back(std::move(what), std::move(undo));
+    }
+    void commit() { steps_.clear(); }
+    ~UndoStack() {
+        for (auto it = steps_.rbegin(); it != steps_.rend(); ++it) {
+            try {
+                log::info("undoing: " + it->first);
+                it->second();
+            } catch (const std::exception& e) {
+                log::warn("could not undo " + it->first + ": " + e.what());
+            }
+        }
+    }
+
+  private:
+    std::vector<std::pair<std::string, std::function<void()>>> steps_;
+};
+
+// Records an operation in the journal; it ends "failed" unless ok() is called.
+class JournalScope {
+  public:
+    JournalScope(Context& ctx, const std::string& op, const std::string& instance) : ctx_(ctx) {
+        id_ = ctx.inventory().begin_operation(op, instance);
+    }
+    void ok() {
+        done_ = true;
+        ctx_.inventory().end_operation(id_, true);
+    }
+    void failed(const std::string& message) {
+        done_ = true;
+        ctx_.inventory().end_operation(id_, false, message);
+    }
+    ~JournalScope() {
+        if (!done_) try {
+                ctx_.inventory().end_operation(id_, false, "interrupted");
+            } catch (...) {
+            }
+    }
+
+  private:
+    Context& ctx_;
+    std::int64_t id_ = 0;
+    bool done_ = false;
+};
+
+// Runs `body` recorded in the journal; the error message goes to the journal too.
+template <typename F>
+auto journaled(Context& ctx, const std::string& op, const Instance& i, F&& body) {
+    JournalScope j(ctx, op, i.qualified_name());
+    try {
+        if constexpr (std::is_void_v<decltype(body())>) {
+            body();
+            j.ok();
+        } else {
+            auto r = body();
+            j.ok();
+            return r;
+        }
+    } catch (const std::exception& e) {
+        j.failed(e.what());
+        throw;
+    }
+}
+
+int choose_port(Context& ctx, int requested) {
+    auto taken = ctx.inventory().ports();
+    std::set<int> used(taken.begin(), taken.end());
+    if (requested != 0) {
+        if (requested < 1 || requested > 65535)
+            throw Error(Exit::usage, "port " + std::to_string(requested) + " is out of range",
+                        "use a port between 1024 and 65535");
+        if (used.count(requested))
+            throw Error(Exit::conflict,
+                        "port " + std::to_string(requested) + " belongs to another instance",
+                        "choose another port, or leave --port out to get a free one");
+        if (!port_is_free(requested))
+            throw Error(Exit::conflict,
+                        "port " + std::to_string(requested) + " is in use on this machine",
+                        "choose another port, or leave --port out to get a free one");
+        return requested;
+    }
+    const auto& s = ctx.settings();
+    for (int p = s.port_min; p <= s.port_max; ++p)
+        if (!used.count(p) && port_is_free(p)) return p;
+    throw Error(
+        Exit::conflict,
+        "no free port between " + std::to_string(s.port_min) + " and " + std::to_string(s.port_max),
+        "widen [postgresql] port_min/port_max in the settings file, or pass --port");
+}
+
+// The settings initdb wrote (locale, shared memory, time zone), without comments.
+std::string active_settings(const std::string& conf) {
+    std::istringstream in(conf);
+    std::string out, line;
+    while (std::getline(in, line)) {
+        auto start = line.find_first_not_of(" \t");
+        if (start == std::string::npos || line[start] == '#') continue;
+        // Drop a trailing comment that is outside quotes.
+        bool quoted = false;
+        size_t end = line.size();
+        for (size_t k = start; k < line.size(); ++k) {
+            if (line[k] == '\'') quoted = !quoted;
+            if (line[k] == '#' && !quoted) {
+                end = k;
+                break;
+            }
+        }
+        std::string s = line.substr(start, end - start);
+        s.erase(s.find_last_not_of(" \t") + 1);
+        out += s + "\n";
+    }
+    return out;
+}
+
+std::string auth_local_entry(const std::string& method) {
+    // peer and ident map through the pgforge ident map so root and the owner are superuser.
+    return method == "peer" || method == "ident" ? method + " map=pgforge" : method;
+}
+
+void check_auth_method(const std::string& method, const std::string& option) {
+    static const std::set<std::string> known = {
+        "trust", "reject", "scram-sha-256", "md5",  "password", "peer", "ident",
+        "gss",   "sspi",   "pam",           "ldap", "radius",   "cert"};
+    if (!known.count(method))
+        throw Error(Exit::usage, "unknown authentication method '" + method + "' for " + option,
+                    "use peer, scram-sha-256, md5, trust, reject, ...");
+}
+
+void write_configuration(const Cluster& c, const Settings& s, const std::string& auth_local,
+                         const std::string& auth_host) {
+    const Instance& i = c.instance;
+    std::map<std::string, std::string> v = {
+        {"instance", i.qualified_name()},
+        {"port", std::to_string(i.port)},
+        {"socket_dir", conf_quote(i.socket_dir.string())},
+        {"listen_addresses", conf_quote(s.listen_addresses)},
+        {"listen_addresses_plain", s.listen_addresses},
+        {"log_file", i.log_file.string()},
+        {"owner", c.owner.name},
+        {"superuser", i.superuser},
+        {"auth_local", auth_local_entry(auth_local)},
+        {"auth_local_method", auth_local},
+        {"auth_host", auth_host},
+        {"data_dir", i.data_dir.string()},
+        {"version", i.version},
+    };
+    v["initdb_settings"] = active_settings(read_text_file(i.data_dir / "postgresql.conf"));
+    for (const char* file : {"postgresql.conf", "pg_hba.conf", "pg_ident.conf"}) {
+        fs::path tmpl = s.find_template(file);
+        std::string text = render_template(read_text_file(tmpl), v, tmpl.string());
+        write_file_atomically(i.data_dir / file, text, &c.owner, fs::perms(0600));
+    }
+}
+
+void remove_tree(const fs::path& p) {
+    std::error_code ec;
+    fs::remove_all(p, ec);
+    if (ec) log::warn("cannot remove " + p.string() + ": " + ec.message());
+}
+
+void remove_if_empty(const fs::path& dir) {
+    std::error_code ec;
+    if (fs::is_directory(dir, ec) && fs::is_empty(dir, ec)) fs::remove(dir, ec);
+}
+
+bool wal_dir_made_by_pgforge(const Instance& i) {
+    auto opts = nlohmann::json::parse(i.options.empty() ? "{}" : i.options, nullptr, false);
+    return opts.is_object() && opts.value("waldir_created", false);
+}
+
+std::unique_ptr<FileLock> lock_instance(Context& ctx, const Instance& i) {
+    return std::make_unique<FileLock>(
+        ctx.settings().lock_file(i.version, i.name),
+        std::chrono::milliseconds(long(ctx.settings().lock_timeout * 1000)),
+        "instance " + i.qualified_name());
+}
+
+}  // namespace
+
+Cluster cluster_for(Context& ctx, const Instance& i) {
+    return Cluster{i, select_installation(ctx.settings(), i.version), lookup_os_user(i.owner)};
+}
+
+Instance create(Context& ctx, const CreateOptions& o) {
+    const Settings& s = ctx.settings();
+    check_instance_name(o.name);
+    // Everything that can be checked before touching the disk is checked first.
+    Installation installation = select_installation(s, o.version);
+    std::string owner_name = o.owner.empty() ? s.owner : o.owner;
+    if (!running_as_root() && owner_name != current_user_name())
+        throw Error(Exit::usage,
+                    "only root can create an instance owned by another user ('" + owner_name + "')",
+                    "run as root, or leave --owner out");
+    if (owner_name == "root")
+        throw Error(Exit::usage, "PostgreSQL cannot run as root",
+                    "choose an unprivileged owner with --owner (default postgres)");
+    OsUser owner = lookup_os_user(owner_name);
+    std::string auth_local = o.auth_local.empty() ? s.auth_local : o.auth_local;
+    std::string auth_host = o.auth_host.empty() ? s.auth_host : o.auth_host;
+    check_auth_method(auth_local, "--auth-local");
+    check_auth_method(auth_host, "--auth-host");
+
+    Instance i;
+    i.name = o.name;
+    i.version = installation.major();
+    i.owner = owner.name;
+    i.superuser = o.superuser.empty() ? s.superuser : o.superuser;
+    assign_instance_paths(s, i);
+    if (!o.waldir.empty()) i.wal_dir = fs::absolute(o.waldir).lexically_normal();
+    // A unix socket path is limited to 107 bytes.
+    if ((i.socket_dir / ".s.PGSQL.65535").string().size() > 107)
+        throw Error(Exit::usage,
+                    "socket directory " + i.socket_dir.string() + " is too long for a unix socket",
+                    "use a shorter run directory (--run-dir or run_dir in the settings file)");
+
+    std::error_code ec;
+    fs::create_directories(s.prefix, ec);
+    if (ec)
+        throw Error(Exit::failure,
+                    "cannot create prefix " + s.prefix.string() + ": " + ec.message(),
+                    "choose a writable --prefix");
+    auto lock = lock_instance(ctx, i);
+    Inventory& inv = ctx.inventory();
+    if (inv.find(i.version, i.name))
+        throw Error(
+            Exit::conflict, "instance " + i.qualified_name() + " already exists",
+            "choose another name, or drop it first: pgforge instance drop " + i.qualified_name());
+    if (fs::exists(i.base_dir, ec))
+        throw Error(Exit::conflict,
+                    "instance " + i.qualified_name() + ": " + i.base_dir.string() +
+                        " already exists and is not in the inventory",
+                    "move it away (pgforge never removes files it did not make), or choose "
+                    "another name");
+    bool waldir_created = false;
+    if (!i.wal_dir.empty()) {
+        if (fs::exists(i.wal_dir, ec) && !fs::is_empty(i.wal_dir, ec))
+            throw Error(Exit::conflict, "WAL directory " + i.wal_dir.string() + " is not empty",
+                        "give an empty or new directory to --waldir");
+        waldir_created = !fs::exists(i.wal_dir, ec);
+    }
+
+    JournalScope journal(ctx, "create", i.qualified_name());
+    try {
+        UndoStack undo;
+        // The entry goes in first, under a site-wide lock, so that two creates at once never
+        // pick the same port; undo removes it.
+        {
+            FileLock ports(s.prefix / "locks" / "ports.lock",
+                           std::chrono::milliseconds(long(s.lock_timeout * 1000)), "port choice");
+            i.port = choose_port(ctx, o.port);
+            i.created_at = utc_timestamp();
+            nlohmann::json opts = {{"encoding", o.encoding},
+                                   {"locale", o.locale.empty() ? "C.UTF-8" : o.locale},
+                                   {"data_checksums", o.data_checksums},
+                                   {"auth_local", auth_local},
+                                   {"auth_host", auth_host},
+                                   {"superuser_password", !o.superuser_password_file.empty()},
+                                   {"waldir_created", waldir_created}};
+            i.options = opts.dump();
+            inv.add(i);
+        }
+        undo.push("inventory entry", [&] { inv.remove(i.version, i.name); });
+
+        fs::path version_dir = i.base_dir.parent_path();
+        bool version_dir_created = !fs::exists(version_dir, ec);
+        Cluster cluster{i, installation, owner};
+        make_owned_directory(i.base_dir, owner, fs::perms(0700));
+        // Undos capture by value what is declared after the stack: they run after it is gone.
+        undo.push("instance directory " + i.base_dir.string(),
+                  [&, version_dir, version_dir_created] {
+                      remove_tree(i.base_dir);
+                      if (version_dir_created) remove_if_empty(version_dir);
+                  });
+        if (waldir_created) {
+            make_owned_directory(i.wal_dir, owner, fs::perms(0700));
+            undo.push("WAL directory " + i.wal_dir.string(), [&] { remove_tree(i.wal_dir); });
+        }
+
+        InitOptions init;
+        init.encoding = o.encoding;
+        init.locale = o.locale;
+        init.data_checksums = o.data_checksums;
+        init.auth_local = auth_local;
+        init.auth_host = auth_host;
+        init.password_file = o.superuser_password_file;
+        ctx.driver().initdb(cluster, init, ctx.progress);
+
+        if (ctx.progress) ctx.progress("writing configuration");
+        write_configuration(cluster, s, auth_local, auth_host);
+        make_owned_directory(i.log_file.parent_path(), owner, fs::perms(0700));
+
+        if (o.start) {
+            ctx.driver().start(cluster, s.start_timeout, ctx.progress);
+            undo.push("server start", [&, cluster] {
+                ctx.driver().stop(cluster, StopMode::immediate, s.stop_timeout);
+                remove_if_empty(i.socket_dir);
+            });
+        }
+        undo.commit();
+        journal.ok();
+        return i;
+    } catch (const std::exception& e) {
+        journal.failed(e.what());
+        throw;
+    }
+}
+
+Instance get(Context& ctx, const std::string& text) {
+    InstanceRef ref = parse_instance_ref(text);
+    std::error_code ec;
+    if (!fs::exists(ctx.settings().inventory_file(), ec))
+        throw Error(Exit::not_found, "instance " + text + " does not exist",
+                    "create it: pgforge instance create " + text);
+    if (!ref.version.empty()) {
+        if (auto i = ctx.inventory().find(ref.version, ref.name)) return *i;
+        throw Error(Exit::not_found, "instance " + text + " does not exist",
+                    "see pgforge instance list");
+    }
+    auto found = ctx.inventory().find_by_name(ref.name);
+    if (found.empty())
+        throw Error(Exit::not_found, "instance " + text + " does not exist",
+                    "see pgforge instance list");
+    if (found.size() > 1) {
+        std::string names;
+        for (const auto& i : found) names += (names.empty() ? "" : ", ") + i.qualified_name();
+        throw Error(Exit::usage, "instance name " + text + " is ambiguous: " + names,
+                    "say which, as VERSION/NAME");
+    }
+    return found.front();
+}
+
+bool exists(Context& ctx, const std::string& ref) {
+    try {
+        get(ctx, ref);
+        return true;
+    } catch (const Error& e) {
+        if (e.code() == Exit::not_found) return false;
+        throw;
+    }
+}
+
+std::vector<ListItem> ls(Context& ctx, const std::string& version) {
+    std::vector<ListItem> items;
+    std::error_code ec;
+    if (!fs::exists(ctx.settings().inventory_file(), ec)) return items;
+    std::set<fs::path> known;
+    for (auto& i : ctx.inventory().list(version)) {
+        ListItem item;
+        known.insert(i.base_dir);
+        // Status from postmaster.pid alone: a listing must stay cheap with many instances.
+        if (auto pm = read_postmaster_pid(i.data_dir); pm && process_exists(pm->pid)) {
+            item.status.running = true;
+            item.status.pid = pm->pid;
+            item.status.state = pm->status;
+            item.status.start_time = pm->start_time;
+        }
+        if (!fs::exists(i.data_dir / "PG_VERSION", ec)) item.drift = "data directory missing";
+        item.instance = std::move(i);
+        items.push_back(std::move(item));
+    }
+    // Data directories under the prefix that the inventory does not know.
+    for (const auto& vdir : fs::directory_iterator(ctx.settings().prefix, ec)) {
+        std::string v = vdir.path().filename().string();
+        if (!vdir.is_directory() || v.empty() || !std::all_of(v.begin(), v.end(), ::isdigit) ||
+            (!version.empty() && v != version))
+            continue;
+        for (const auto& idir : fs::directory_iterator(vdir.path(), ec)) {
+            if (known.count(idir.path()) || !fs::exists(idir.path() / "data" / "PG_VERSION", ec))
+                continue;
+            ListItem item;
+            item.instance.name = idir.path().filename().string();
+            item.instance.version = v;
+            assign_instance_paths(ctx.settings(), item.instance);
+            item.drift = "not in inventory";
+            items.push_back(std::move(item));
+        }
+    }
+    return items;
+}
+
+ServerStatus status(Context& ctx, const Instance& i) {
+    // Status needs no installation nor owner: postmaster.pid and a ping tell.
+    Cluster c{i, {}, {}};
+    return ctx.driver().status(c);
+}
+
+bool start(Context& ctx, const Instance& i, std::optional<double> timeout) {
+    auto lock = lock_instance(ctx, i);
+    std::error_code ec;
+    if (!fs::exists(i.data_dir / "PG_VERSION", ec))
+        throw Error(Exit::not_found,
+                    "instance " + i.qualified_name() + ": data directory " + i.data_dir.string() +
+                        " is missing",
+                    "restore it, or remove the entry: pgforge instance drop " + i.qualified_name());
+    Cluster c = cluster_for(ctx, i);
+    return journaled(ctx, "start", i, [&] {
+        return ctx.driver().start(c, timeout.value_or(ctx.settings().start_timeout), ctx.progress);
+    });
+}
+
+bool stop(Context& ctx, const Instance& i, StopMode mode, std::optional<double> timeout) {
+    auto lock = lock_instance(ctx, i);
+    Cluster c{i, {}, {}};
+    c.owner.name = i.owner;
+    return journaled(ctx, "stop", i, [&] {
+        return ctx.driver().stop(c, mode, timeout.value_or(ctx.settings().stop_timeout));
+    });
+}
+
+void restart(Context& ctx, const Instance& i, StopMode mode, std::optional<double> timeout) {
+    auto lock = lock_instance(ctx, i);
+    Cluster c = cluster_for(ctx, i);
+    journaled(ctx, "restart", i, [&] {
+        ctx.driver().stop(c, mode, timeout.value_or(ctx.settings().stop_timeout));
+        ctx.driver().start(c, timeout.value_or(ctx.settings().start_timeout), ctx.progress);
+    });
+}
+
+void reload(Context& ctx, const Instance& i) {
+    Cluster c{i, {}, {}};
+    journaled(ctx, "reload", i, [&] { ctx.driver().reload(c); });
+}
+
+void drop(Context& ctx, const Instance& i) {
+    auto lock = lock_instance(ctx, i);
+    journaled(ctx, "drop", i, [&] {
+        Cluster c{i, {}, {}};
+        c.owner.name = i.owner;
+        if (ctx.progress) ctx.progress("stopping the server");
+        ctx.driver().stop(c, StopMode::fast, ctx.settings().stop_timeout);
+        if (ctx.progress) ctx.progress("removing files");
+        if (!i.wal_dir.empty() && wal_dir_made_by_pgforge(i)) remove_tree(i.wal_dir);
+        remove_tree(i.base_dir);
+        remove_if_empty(i.base_dir.parent_path());
+        remove_tree(i.socket_dir);
+        ctx.inventory().remove(i.version, i.name);
+    });
+}
+
+std::vector<std::pair<std::string, std::string>> environment(Context& ctx, const Instance& i) {
+    std::vector<std::pair<std::string, std::string>> env = {
+        {"PGHOST", i.socket_dir.string()},
+        {"PGPORT", std::to_string(i.port)},
+        {"PGDATA", i.data_dir.string()},
+        {"PGUSER", i.superuser},
+    };
+    try {
+        auto inst = select_installation(ctx.settings(), i.version);
+        const char* path = std::getenv("PATH");
+        env.emplace_back("PATH", inst.bindir.string() + (path ? ":" + std::string(path) : ""));
+    } catch (const Error&) {
+        // Without its installation the instance cannot run; the variables are still useful.
+    }
+    return env;
+}
+
+}  // namespace instances
+}  // namespace pgforge

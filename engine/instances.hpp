@@ -1,0 +1,89 @@
+// The library API for instances (seed 001's pglift.instances, in C++). The CLI is a thin layer
+// over these functions.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/core/instance.hpp"
+#include "engine/core/settings.hpp"
+#include "engine/driver/cluster_driver.hpp"
+
+namespace pgforge {
+
+class Inventory;
+
+// What every operation runs with: the site settings, the driver, a progress reporter.
+class Context {
+  public:
+    explicit Context(Settings settings, std::unique_ptr<ClusterDriver> driver = nullptr);
+    ~Context();
+
+    const Settings& settings() const { return settings_; }
+    ClusterDriver& driver() { return *driver_; }
+    Inventory& inventory();  // opened on first use
+    Progress progress;       // may be empty
+
+  private:
+    Settings settings_;
+    std::unique_ptr<ClusterDriver> driver_;
+    std::unique_ptr<Inventory> inventory_;
+};
+
+namespace instances {
+
+struct CreateOptions {
+    std::string name;
+    std::string version;  // empty: --version/PGFORGE_POSTGRES_VERSION/settings/newest
+    int port = 0;         // 0: the first free port of the site's range
+    std::string owner;    // empty: the site's owner (postgres as root, else the current user)
+    std::string encoding = "UTF8";
+    std::string locale;
+    bool data_checksums = false;
+    std::string auth_local;  // empty: the site's
+    std::string auth_host;
+    std::string superuser;
+    std::filesystem::path superuser_password_file;
+    std::filesystem::path waldir;
+    bool start = true;
+};
+
+// initdb, configuration files, start (unless !start), inventory. On failure, removes exactly
+// what it made and rethrows. Throws Error(Exit::conflict) if the instance, its data directory
+// or the port is taken.
+Instance create(Context& ctx, const CreateOptions& options);
+
+// Resolves "main" or "15/main" against the inventory. Throws Error(Exit::not_found).
+Instance get(Context& ctx, const std::string& ref);
+bool exists(Context& ctx, const std::string& ref);
+
+struct ListItem {
+    Instance instance;
+    ServerStatus status;
+    std::string drift;  // empty, "data directory missing", "not in inventory"
+};
+// Inventory entries (filtered by version), reconciled with the disk: entries whose data
+// directory is gone and data directories under the prefix that the inventory does not know.
+std::vector<ListItem> ls(Context& ctx, const std::string& version = {});
+
+// The driver's view of an inventoried instance (installation and owner resolved).
+Cluster cluster_for(Context& ctx, const Instance& instance);
+
+ServerStatus status(Context& ctx, const Instance& instance);
+bool start(Context& ctx, const Instance& instance, std::optional<double> timeout = {});
+bool stop(Context& ctx, const Instance& instance, StopMode mode = StopMode::fast,
+          std::optional<double> timeout = {});
+void restart(Context& ctx, const Instance& instance, StopMode mode = StopMode::fast,
+             std::optional<double> timeout = {});
+void reload(Context& ctx, const Instance& instance);
+// Stops the server if it runs, removes its files and its inventory entry.
+void drop(Context& ctx, const Instance& instance);
+
+// PGHOST, PGPORT, PGDATA, PGUSER (and PATH with the installation's bindir first).
+std::vector<std::pair<std::string, std::string>> environment(Context& ctx,
+                                                             const Instance& instance);
+
+}  // namespace instances
+}  // namespace pgforge

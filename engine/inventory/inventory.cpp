@@ -1,0 +1,406 @@
+#include "engine/inventory/inventory.hpp"
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <string_view>
+#include <system_error>
+
+#include "engine/core/error.hpp"
+
+namespace fs = std::filesystem;
+
+namespace pgforge {
+
+namespace {
+
+// Each entry is applied once, in order; PRAGMA user_version counts how many have been.
+// Never edit an entry that has shipped: add a new one.
+constexpr std::array<const char*, 2> migrations = {
+    // 1: instances and the journal of operations.
+    R"sql(
+CREATE TABLE instances (
+    version    TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    base_dir   TEXT NOT NULL,
+    data_dir   TEXT NOT NULL,
+    wal_dir    TEXT NOT NULL DEFAULT '',
+    socket_dir TEXT NOT NULL,
+    log_file   TEXT NOT NULL,
+    port       INTEGER NOT NULL,
+    owner      TEXT NOT NULL,
+    superuser  TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    options    TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (version, name)
+);
+CREATE TABLE journal (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    operation  TEXT NOT NULL,
+    instance   TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at   TEXT NOT NULL DEFAULT '',
+    outcome    TEXT NOT NULL DEFAULT '',
+    message    TEXT NOT NULL DEFAULT '',
+    pid        INTEGER NOT NULL
+);
+CREATE INDEX journal_instance ON journal (instance);
+)sql",
+    // 2: per-instance plugin configuration, gone with its instance.
+    R"sql(
+CREATE TABLE plugin_config (
+    version TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    plugin  TEXT NOT NULL,
+    config  TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (version, name, plugin),
+    FOREIGN KEY (version, name) REFERENCES instances (version, name) ON DELETE CASCADE
+);
+)sql",
+};
+
+// SQLite knows which file a connection is on, so the Inventory does not have to remember it.
+std::string file_of(sqlite3* db) {
+    const char* file = sqlite3_db_filename(db, "main");
+    return file ? file : "";
+}
+
+// `message` defaults to SQLite's message for the last failure on `db`.
+[[noreturn]] void fail(sqlite3* db, std::string message = {}) {
+    if (message.empty()) message = sqlite3_errmsg(db);
+    const std::string file = file_of(db);
+    std::string hint;
+    switch (sqlite3_errcode(db) & 0xff) {
+        case SQLITE_READONLY:
+            // WAL mode needs the -wal and -shm files beside the database, even to read.
+            hint = "check that " + file + " and its directory are writable by this user";
+            break;
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+            hint = "another pgforge process is using the inventory; retry";
+            break;
+        default:
+            break;
+    }
+    throw Error(Exit::failure, "inventory " + file + ": " + message, hint);
+}
+
+class Statement {
+  public:
+    Statement(sqlite3* db, std::string_view sql) : db_(db) {
+        if (sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &stmt_, nullptr) !=
+            SQLITE_OK)
+            fail(db);
+    }
+    ~Statement() { sqlite3_finalize(stmt_); }
+    Statement(const Statement&) = delete;
+    Statement& operator=(const Statement&) = delete;
+
+    Statement& bind(int index, const std::string& value) {
+        // Transient: callers often bind temporaries such as path::string().
+        check(sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()),
+                                SQLITE_TRANSIENT));
+        return *this;
+    }
+    Statement& bind(int index, std::int64_t value) {
+        check(sqlite3_bind_int64(stmt_, index, value));
+        return *this;
+    }
+
+    // True while there is a row to read.
+    bool step() {
+        const int rc = step_code();
+        if (rc == SQLITE_ROW) return true;
+        if (rc == SQLITE_DONE) return false;
+        fail(db_);
+    }
+    // The raw result, for callers that turn one particular failure into a better error.
+    int step_code() { return sqlite3_step(stmt_); }
+
+    std::string text(int column) const {
+        const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, column));
+        return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column)))
+                 : std::string();
+    }
+    std::int64_t integer(int column) const { return sqlite3_column_int64(stmt_, column); }
+
+  private:
+    void check(int rc) const {
+        if (rc != SQLITE_OK) fail(db_);
+    }
+
+    sqlite3* db_;
+    sqlite3_stmt* stmt_ = nullptr;
+};
+
+// For fixed scripts only (migrations, transaction control): nothing in them comes from outside.
+void exec(sqlite3* db, const std::string& sql) {
+    char* error = nullptr;
+    if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
+        const std::string message = error ? error : "";
+        sqlite3_free(error);
+        fail(db, message);
+    }
+}
+
+int user_version(sqlite3* db) {
+    Statement statement(db, "PRAGMA user_version");
+    return statement.step() ? static_cast<int>(statement.integer(0)) : 0;
+}
+
+// mkdir -p with an explicit mode, so the result does not depend on how we were started.
+std::error_code make_directories(const fs::path& dir) {
+    if (dir.empty()) return {};
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) == 0) {
+        return S_ISDIR(st.st_mode) ? std::error_code()
+                                   : std::make_error_code(std::errc::not_a_directory);
+    }
+    if (auto error = make_directories(dir.parent_path())) return error;
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+        return {errno, std::generic_category()};
+    }
+    return {};
+}
+
+constexpr const char* instance_columns =
+    "version, name, base_dir, data_dir, wal_dir, socket_dir, log_file, port, owner, superuser, "
+    "created_at, options";
+
+// Binds the fields in the order of instance_columns, starting at parameter 1.
+void bind_instance(Statement& statement, const Instance& instance) {
+    statement.bind(1, instance.version)
+        .bind(2, instance.name)
+        .bind(3, instance.base_dir.string())
+        .bind(4, instance.data_dir.string())
+        .bind(5, instance.wal_dir.string())
+        .bind(6, instance.socket_dir.string())
+        .bind(7, instance.log_file.string())
+        .bind(8, std::int64_t{instance.port})
+        .bind(9, instance.owner)
+        .bind(10, instance.superuser)
+        .bind(11, instance.created_at)
+        .bind(12, instance.options);
+}
+
+Instance read_instance(const Statement& statement) {
+    Instance instance;
+    instance.version = statement.text(0);
+    instance.name = statement.text(1);
+    instance.base_dir = statement.text(2);
+    instance.data_dir = statement.text(3);
+    instance.wal_dir = statement.text(4);
+    instance.socket_dir = statement.text(5);
+    instance.log_file = statement.text(6);
+    instance.port = static_cast<int>(statement.integer(7));
+    instance.owner = statement.text(8);
+    instance.superuser = statement.text(9);
+    instance.created_at = statement.text(10);
+    instance.options = statement.text(11);
+    return instance;
+}
+
+std::vector<Instance> read_instances(Statement& statement) {
+    std::vector<Instance> instances;
+    while (statement.step()) instances.push_back(read_instance(statement));
+    return instances;
+}
+
+std::string select_instances(std::string_view where) {
+    // Versions are text ("9.6", "15"); CAST orders them as numbers, the text breaks ties.
+    return std::string("SELECT ") + instance_columns + " FROM instances WHERE " +
+           std::string(where) + " ORDER BY CAST(version AS INTEGER), version, name";
+}
+
+}  // namespace
+
+Inventory::Inventory(const fs::path& file) {
+    if (auto error = make_directories(file.parent_path())) {
+        throw Error(Exit::failure,
+                    "cannot create directory " + file.parent_path().string() + " for inventory " +
+                        file.string() + ": " + error.message(),
+                    "check the permissions of its parent directories");
+    }
+    const int rc =
+        sqlite3_open_v2(file.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+    if (rc != SQLITE_OK) {
+        std::string message =
+            "inventory " + file.string() + ": " + (db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
+        sqlite3_close(db_);
+        db_ = nullptr;
+        // SQLite's own errno is often that of a later fallback attempt (ENOENT for a directory
+        // we may not write to); the directory itself tells the user what to fix.
+        const fs::path dir = file.parent_path().empty() ? fs::path(".") : file.parent_path();
+        if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+            message += " (" + dir.string() + ": " + std::strerror(errno) + ")";
+        }
+        throw Error(Exit::failure, message,
+                    "check that " + dir.string() + " is writable by this user");
+    }
+    try {
+        sqlite3_extended_result_codes(db_, 1);
+        // Before anything else: even switching to WAL may have to wait for another process.
+        sqlite3_busy_timeout(db_, 5000);
+        exec(db_, "PRAGMA journal_mode=WAL");
+        exec(db_, "PRAGMA foreign_keys=ON");
+        migrate();
+    } catch (...) {
+        sqlite3_close(db_);
+        db_ = nullptr;
+        throw;
+    }
+}
+
+Inventory::~Inventory() {
+    sqlite3_close_v2(db_);
+}
+
+int Inventory::current_schema_version() {
+    return static_cast<int>(migrations.size());
+}
+
+int Inventory::schema_version() const {
+    return user_version(db_);
+}
+
+void Inventory::migrate() {
+    const int current = current_schema_version();
+    auto refuse_newer = [&](int version) {
+        if (version > current) {
+            throw Error(Exit::failure,
+                        "inventory " + file_of(db_) + " has schema version " +
+                            std::to_string(version) + ", newer than this pgforge supports (" +
+                            std::to_string(current) + ")",
+                        "upgrade pgforge");
+        }
+    };
+    refuse_newer(user_version(db_));
+    while (user_version(db_) < current) {
+        exec(db_, "BEGIN IMMEDIATE");
+        try {
+            // Read again under the write lock: another process may have migrated meanwhile.
+            const int version = user_version(db_);
+            refuse_newer(version);
+            if (version < current) {
+                exec(db_, migrations[static_cast<std::size_t>(version)]);
+                // PRAGMA takes no parameters; the number comes from this code, not from input.
+                exec(db_, "PRAGMA user_version = " + std::to_string(version + 1));
+            }
+            exec(db_, "COMMIT");
+        } catch (...) {
+            sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+            throw;
+        }
+    }
+}
+
+void Inventory::add(const Instance& instance) {
+    Statement statement(db_, std::string("INSERT INTO instances (") + instance_columns +
+                                 ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+    bind_instance(statement, instance);
+    const int rc = statement.step_code();
+    if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        throw Error(Exit::conflict,
+                    "instance " + instance.qualified_name() + " is already in the inventory",
+                    "choose another name, or drop the existing instance first");
+    }
+    if (rc != SQLITE_DONE) fail(db_);
+}
+
+void Inventory::update(const Instance& instance) {
+    Statement statement(db_,
+                        "UPDATE instances SET base_dir = ?3, data_dir = ?4, wal_dir = ?5, "
+                        "socket_dir = ?6, log_file = ?7, port = ?8, owner = ?9, superuser = ?10, "
+                        "created_at = ?11, options = ?12 WHERE version = ?1 AND name = ?2");
+    bind_instance(statement, instance);
+    statement.step();
+    if (sqlite3_changes(db_) == 0) {
+        throw Error(Exit::not_found,
+                    "instance " + instance.qualified_name() + " is not in the inventory");
+    }
+}
+
+bool Inventory::remove(const std::string& version, const std::string& name) {
+    Statement statement(db_, "DELETE FROM instances WHERE version = ?1 AND name = ?2");
+    statement.bind(1, version).bind(2, name).step();
+    return sqlite3_changes(db_) > 0;
+}
+
+std::optional<Instance> Inventory::find(const std::string& version, const std::string& name) const {
+    Statement statement(db_, select_instances("version = ?1 AND name = ?2"));
+    statement.bind(1, version).bind(2, name);
+    if (!statement.step()) return std::nullopt;
+    return read_instance(statement);
+}
+
+std::vector<Instance> Inventory::find_by_name(const std::string& name) const {
+    Statement statement(db_, select_instances("name = ?1"));
+    statement.bind(1, name);
+    return read_instances(statement);
+}
+
+std::vector<Instance> Inventory::list(const std::string& version) const {
+    Statement statement(db_, select_instances("?1 = '' OR version = ?1"));
+    statement.bind(1, version);
+    return read_instances(statement);
+}
+
+std::vector<int> Inventory::ports() const {
+    Statement statement(db_, "SELECT port FROM instances ORDER BY port");
+    std::vector<int> ports;
+    while (statement.step()) ports.push_back(static_cast<int>(statement.integer(0)));
+    return ports;
+}
+
+std::int64_t Inventory::begin_operation(const std::string& operation, const std::string& instance) {
+    Statement statement(db_,
+                        "INSERT INTO journal (operation, instance, started_at, pid, outcome) "
+                        "VALUES (?1, ?2, ?3, ?4, '')");
+    statement.bind(1, operation)
+        .bind(2, instance)
+        .bind(3, utc_timestamp())
+        .bind(4, std::int64_t{::getpid()});
+    statement.step();
+    return sqlite3_last_insert_rowid(db_);
+}
+
+void Inventory::end_operation(std::int64_t id, bool ok, const std::string& message) {
+    // An unknown id changes nothing and is not an error: this runs on failure paths, where a
+    // second exception would hide the first.
+    Statement statement(
+        db_, "UPDATE journal SET ended_at = ?2, outcome = ?3, message = ?4 WHERE id = ?1");
+    statement.bind(1, id)
+        .bind(2, utc_timestamp())
+        .bind(3, std::string(ok ? "ok" : "failed"))
+        .bind(4, message);
+    statement.step();
+}
+
+std::vector<JournalEntry> Inventory::journal(const std::string& instance, int limit) const {
+    // The id, not started_at, orders entries: timestamps of quick operations can be equal.
+    Statement statement(db_,
+                        "SELECT id, operation, instance, started_at, ended_at, outcome, message, "
+                        "pid FROM journal WHERE ?1 = '' OR instance = ?1 ORDER BY id DESC "
+                        "LIMIT ?2");
+    statement.bind(1, instance).bind(2, std::int64_t{limit});
+    std::vector<JournalEntry> entries;
+    while (statement.step()) {
+        JournalEntry entry;
+        entry.id = statement.integer(0);
+        entry.operation = statement.text(1);
+        entry.instance = statement.text(2);
+        entry.started_at = statement.text(3);
+        entry.ended_at = statement.text(4);
+        entry.outcome = statement.text(5);
+        entry.message = statement.text(6);
+        entry.pid = static_cast<long>(statement.integer(7));
+        entries.push_back(std::move(entry));
+    }
+    return entries;
+}
+
+}  // namespace pgforge

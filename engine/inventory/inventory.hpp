@@ -1,0 +1,83 @@
+// The SQLite inventory of managed instances and the journal of operations.
+// Holds what was declared; running state is never stored here.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/core/instance.hpp"
+
+struct sqlite3;
+
+namespace pgforge {
+
+struct JournalEntry {
+    std::int64_t id = 0;
+    std::string operation;   // "create", "start", ...
+    std::string instance;    // qualified name, "15/main"
+    std::string started_at;  // ISO 8601 UTC with milliseconds
+    std::string ended_at;    // empty while running (or if the process died)
+    std::string outcome;     // "", "ok", "failed"
+    std::string message;     // error message when failed
+    long pid = 0;
+};
+
+class Inventory {
+  public:
+    // Opens (creating it and its parent directory if needed) and migrates the schema forward.
+    // WAL journal mode, busy timeout of a few seconds.
+    explicit Inventory(const std::filesystem::path& file);
+    ~Inventory();
+    Inventory(const Inventory&) = delete;
+    Inventory& operator=(const Inventory&) = delete;
+
+    // The schema version this code writes (PRAGMA user_version after migration).
+    static int current_schema_version();
+    int schema_version() const;
+
+    // Throws Error(Exit::conflict) when (version, name) is already recorded.
+    void add(const Instance& instance);
+    // Replaces the recorded fields of an existing instance (matched by version and name).
+    void update(const Instance& instance);
+    // Returns false when there was nothing to remove.
+    bool remove(const std::string& version, const std::string& name);
+
+    std::optional<Instance> find(const std::string& version, const std::string& name) const;
+    std::vector<Instance> find_by_name(const std::string& name) const;
+    // Ordered by version then name; empty `version` lists all.
+    std::vector<Instance> list(const std::string& version = {}) const;
+    std::vector<int> ports() const;
+
+    std::int64_t begin_operation(const std::string& operation, const std::string& instance);
+    void end_operation(std::int64_t id, bool ok, const std::string& message = {});
+    // Newest first; empty `instance` means all.
+    std::vector<JournalEntry> journal(const std::string& instance = {}, int limit = 50) const;
+
+  private:
+    sqlite3* db_ = nullptr;
+    void migrate();
+};
+
+// An exclusive advisory lock (flock) on a file, held for the object's lifetime.
+// Waits up to `timeout` for another holder; then throws Error(Exit::busy) naming `what`.
+class FileLock {
+  public:
+    FileLock(const std::filesystem::path& file, std::chrono::milliseconds timeout,
+             const std::string& what);
+    ~FileLock();
+    FileLock(const FileLock&) = delete;
+    FileLock& operator=(const FileLock&) = delete;
+
+  private:
+    int fd_ = -1;
+};
+
+// Current UTC time as ISO 8601 with milliseconds: 2026-11-22T04:19:45.123Z
+std::string utc_timestamp();
+
+}  // namespace pgforge

@@ -1,0 +1,87 @@
+#include "tests/support/test_site.hpp"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "engine/cli/cli.hpp"
+#include "engine/driver/postmaster_pid.hpp"
+#include "engine/driver/process.hpp"
+
+namespace fs = std::filesystem;
+
+namespace pgforge::test {
+
+TestSite::TestSite() {
+    char tmpl[] = "/tmp/pgforge-it-XXXXXX";
+    if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
+    root_ = tmpl;
+    // The server's OS user must be able to reach its directories under the site.
+    chmod(root_.c_str(), 0755);
+    // Each test process gets its own range of ports, so that tests can run side by side.
+    port_min_ = 20000 + static_cast<int>(getpid() % 400) * 100;
+    settings_file_ = root_ / "settings.ini";
+    std::ofstream s(settings_file_);
+    s << "prefix = " << (root_ / "prefix").string() << "\n"
+      << "run_dir = " << (root_ / "run").string() << "\n"
+      << "[postgresql]\n"
+      << "port_min = " << port_min_ << "\n"
+      << "port_max = " << port_min_ + 99 << "\n"
+      << "start_timeout = 30\n"
+      << "stop_timeout = 30\n"
+      << "lock_timeout = 1\n";
+}
+
+TestSite::~TestSite() {
+    stop_all_servers();
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+}
+
+Settings TestSite::settings() const {
+    SettingsOverrides o;
+    o.settings_file = settings_file_;
+    return load_settings(o);
+}
+
+TestSite::Output TestSite::cli(std::vector<std::string> args) const {
+    args.insert(args.begin(), {"--settings", settings_file_.string()});
+    std::ostringstream out, err;
+    Output r;
+    r.status = cli::run(args, out, err);
+    r.out = out.str();
+    r.err = err.str();
+    return r;
+}
+
+void TestSite::stop_all_servers() const {
+    std::error_code ec;
+    std::vector<fs::path> data_dirs;
+    for (auto it = fs::recursive_directory_iterator(root_, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        if (it->path().filename() == "postmaster.pid")
+            data_dirs.push_back(it->path().parent_path());
+    }
+    for (const auto& dir : data_dirs) {
+        auto pm = read_postmaster_pid(dir);
+        if (!pm || !process_exists(pm->pid)) continue;
+        kill(pm->pid, SIGQUIT);
+        auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (!reap_if_exited(pm->pid) && fs::exists(dir / "postmaster.pid", ec) &&
+               std::chrono::steady_clock::now() < until)
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        if (fs::exists(dir / "postmaster.pid", ec) && process_exists(pm->pid))
+            kill(pm->pid, SIGKILL);
+    }
+}
+
+std::string expected_owner() {
+    return running_as_root() ? "postgres" : current_user_name();
+}
+
+}  // namespace pgforge::test
