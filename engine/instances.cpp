@@ -385,9 +385,11 @@ bool exists(Context& ctx, const std::string& ref) {
 std::vector<ListItem> ls(Context& ctx, const std::string& version) {
     std::vector<ListItem> items;
     std::error_code ec;
-    if (!fs::exists(ctx.settings().inventory_file(), ec)) return items;
     std::set<fs::path> known;
-    for (auto& i : ctx.inventory().list(version)) {
+    // Without an inventory file there is nothing declared, but orphans may still be on disk.
+    std::vector<Instance> declared;
+    if (fs::exists(ctx.settings().inventory_file(), ec)) declared = ctx.inventory().list(version);
+    for (auto& i : declared) {
         ListItem item;
         known.insert(i.base_dir);
         // Status from postmaster.pid alone: a listing must stay cheap with many instances.

@@ -91,7 +91,8 @@ void write_file_atomically(const fs::path& file, const std::string& content, con
 std::string conf_quote(const std::string& value) {
     std::string out = "'";
     for (char c : value) {
-        if (c == '\'') out += '\'';
+        // The server's scanner reads backslash escapes inside quoted values.
+        if (c == '\'' || c == '\\') out += c;
         out += c;
     }
     return out + "'";

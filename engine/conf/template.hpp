@@ -22,7 +22,7 @@ std::string read_text_file(const std::filesystem::path& file);
 void write_file_atomically(const std::filesystem::path& file, const std::string& content,
                            const OsUser* owner, std::filesystem::perms mode);
 
-// 'value' with quotes doubled, as postgresql.conf wants string values.
+// 'value' with quotes and backslashes doubled, as postgresql.conf wants string values.
 std::string conf_quote(const std::string& value);
 
 }  // namespace pgforge

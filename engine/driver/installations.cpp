@@ -3,8 +3,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
-#include <regex>
+#include <cstring>
 #include <set>
 #include <sstream>
 
@@ -44,22 +45,40 @@ void candidates_in(const fs::path& parent, const std::string& prefix, const std:
 }  // namespace
 
 VersionInfo parse_version(const std::string& text) {
-    static const std::regex re(
-        R"(PostgreSQL\)?\s+(\d+)(?:\.(\d+))?(?:\.(\d+))?(devel|beta|rc)?(\d*))");
-    std::smatch m;
-    if (!std::regex_search(text, m, re))
-        throw Error(Exit::failure, "cannot read a PostgreSQL version from '" + trim(text) + "'");
+    // "PostgreSQL 15.18 (Debian ...)", "postgres (PostgreSQL) 9.6.24", "PostgreSQL 17beta2"
+    auto fail = [&] {
+        return Error(Exit::failure, "cannot read a PostgreSQL version from '" + trim(text) + "'");
+    };
+    size_t at = text.find("PostgreSQL");
+    if (at == std::string::npos) throw fail();
+    at += 10;
+    if (at < text.size() && text[at] == ')') ++at;
+    while (at < text.size() && text[at] == ' ') ++at;
+    auto number = [&](int& into) {
+        size_t begin = at;
+        while (at < text.size() && std::isdigit(static_cast<unsigned char>(text[at]))) ++at;
+        if (at == begin) return false;
+        into = std::stoi(text.substr(begin, at - begin));
+        return true;
+    };
     VersionInfo v;
-    v.major = std::stoi(m[1]);
-    if (v.major < 10) {
-        // 9.6.24: the major version is 9.6; keep it as 9 with minor 6 and patch 24.
-        v.minor = m[2].matched ? std::stoi(m[2]) : 0;
-        v.patch = m[3].matched ? std::stoi(m[3]) : 0;
-    } else {
-        v.minor = m[2].matched ? std::stoi(m[2]) : 0;
+    if (!number(v.major)) throw fail();
+    if (at < text.size() && text[at] == '.') {
+        ++at;
+        number(v.minor);
+        if (v.major < 10 && at < text.size() && text[at] == '.') {
+            ++at;
+            number(v.patch);
+        }
     }
-    v.state = m[4].matched ? m[4].str() : "final";
-    v.level = m[5].length() ? std::stoi(m[5]) : 0;
+    v.state = "final";
+    for (const char* state : {"devel", "beta", "rc"}) {
+        if (text.compare(at, std::strlen(state), state) == 0) {
+            v.state = state;
+            at += std::strlen(state);
+            number(v.level);
+        }
+    }
     return v;
 }
 
@@ -73,12 +92,18 @@ void parse_pg_config(const std::string& output, Installation& into) {
         std::string value = trim(line.substr(eq + 3));
         std::transform(key.begin(), key.end(), key.begin(), ::tolower);
         if (key == "configure") {
-            // '--with-openssl' '--prefix=/usr' ...: quoted, space separated.
-            static const std::regex opt(R"('--([^'=]+)(?:=([^']*))?')");
-            for (std::sregex_iterator it(value.begin(), value.end(), opt), end; it != end; ++it) {
-                std::string name = (*it)[1];
+            // '--with-openssl' '--prefix=/usr' ...: each option in single quotes.
+            for (size_t open = value.find('\''); open != std::string::npos;) {
+                size_t close = value.find('\'', open + 1);
+                if (close == std::string::npos) break;
+                std::string opt = value.substr(open + 1, close - open - 1);
+                open = value.find('\'', close + 1);
+                if (opt.rfind("--", 0) != 0) continue;
+                auto eq = opt.find('=');
+                std::string name = opt.substr(2, eq == std::string::npos ? eq : eq - 2);
                 std::replace(name.begin(), name.end(), '-', '_');
-                into.configure_options[name] = (*it)[2].matched ? (*it)[2].str() : "true";
+                into.configure_options[name] =
+                    eq == std::string::npos ? "true" : opt.substr(eq + 1);
             }
             into.ssl = into.configure_options.count("with_openssl") ||
                        into.configure_options.count("with_ssl");

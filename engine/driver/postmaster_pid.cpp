@@ -48,6 +48,7 @@ bool process_exists(pid_t pid) {
 }
 
 std::string tail_file(const std::filesystem::path& file, int lines) {
+    if (lines <= 0) return {};
     std::ifstream in(file, std::ios::binary | std::ios::ate);
     if (!in) return {};
     std::streamoff size = in.tellg();
@@ -55,11 +56,15 @@ std::string tail_file(const std::filesystem::path& file, int lines) {
     in.seekg(from);
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     if (!text.empty() && text.back() == '\n') text.pop_back();
-    size_t pos = text.size();
-    for (int n = 0; n < lines && pos != std::string::npos && pos > 0; ++n)
-        pos = text.rfind('\n', pos - 1);
-    if (pos == std::string::npos || pos == 0) return text;
-    return text.substr(pos + 1);
+    // Walk back over `lines` newlines; the text after the last one found is the tail.
+    size_t begin = text.size();
+    for (int n = 0; n < lines; ++n) {
+        if (begin == 0) return text;
+        size_t nl = text.rfind('\n', begin - 1);
+        if (nl == std::string::npos) return text;
+        begin = nl;
+    }
+    return text.substr(begin + 1);
 }
 
 }  // namespace pgforge
