@@ -86,25 +86,6 @@ class JournalScope {
     bool done_ = false;
 };
 
-// Runs `body` recorded in the journal; the error message goes to the journal too.
-template <typename F>
-auto journaled(Context& ctx, const std::string& op, const Instance& i, F&& body) {
-    JournalScope j(ctx, op, i.qualified_name());
-    try {
-        if constexpr (std::is_void_v<decltype(body())>) {
-            body();
-            j.ok();
-        } else {
-            auto r = body();
-            j.ok();
-            return r;
-        }
-    } catch (const std::exception& e) {
-        j.failed(e.what());
-        throw;
-    }
-}
-
 int choose_port(Context& ctx, int requested) {
     auto taken = ctx.inventory().ports();
     std::set<int> used(taken.begin(), taken.end());
@@ -211,14 +192,26 @@ bool wal_dir_made_by_pgforge(const Instance& i) {
     return opts.is_object() && opts.value("waldir_created", false);
 }
 
-std::unique_ptr<FileLock> lock_instance(Context& ctx, const Instance& i) {
+}  // namespace
+
+void journaled(Context& ctx, const std::string& operation, const Instance& i,
+               const std::function<void()>& body) {
+    JournalScope j(ctx, operation, i.qualified_name());
+    try {
+        body();
+        j.ok();
+    } catch (const std::exception& e) {
+        j.failed(e.what());
+        throw;
+    }
+}
+
+std::unique_ptr<FileLock> lock(Context& ctx, const Instance& i) {
     return std::make_unique<FileLock>(
         ctx.settings().lock_file(i.version, i.name),
         std::chrono::milliseconds(long(ctx.settings().lock_timeout * 1000)),
         "instance " + i.qualified_name());
 }
-
-}  // namespace
 
 Cluster cluster_for(Context& ctx, const Instance& i) {
     return Cluster{i, select_installation(ctx.settings(), i.version), lookup_os_user(i.owner)};
@@ -262,7 +255,7 @@ Instance create(Context& ctx, const CreateOptions& o) {
         throw Error(Exit::failure,
                     "cannot create prefix " + s.prefix.string() + ": " + ec.message(),
                     "choose a writable --prefix");
-    auto lock = lock_instance(ctx, i);
+    auto held = lock(ctx, i);
     Inventory& inv = ctx.inventory();
     if (inv.find(i.version, i.name))
         throw Error(
@@ -430,7 +423,7 @@ ServerStatus status(Context& ctx, const Instance& i) {
 }
 
 bool start(Context& ctx, const Instance& i, std::optional<double> timeout) {
-    auto lock = lock_instance(ctx, i);
+    auto held = lock(ctx, i);
     std::error_code ec;
     if (!fs::exists(i.data_dir / "PG_VERSION", ec))
         throw Error(Exit::not_found,
@@ -438,22 +431,27 @@ bool start(Context& ctx, const Instance& i, std::optional<double> timeout) {
                         " is missing",
                     "restore it, or remove the entry: pgforge instance drop " + i.qualified_name());
     Cluster c = cluster_for(ctx, i);
-    return journaled(ctx, "start", i, [&] {
-        return ctx.driver().start(c, timeout.value_or(ctx.settings().start_timeout), ctx.progress);
+    bool started = false;
+    journaled(ctx, "start", i, [&] {
+        started =
+            ctx.driver().start(c, timeout.value_or(ctx.settings().start_timeout), ctx.progress);
     });
+    return started;
 }
 
 bool stop(Context& ctx, const Instance& i, StopMode mode, std::optional<double> timeout) {
-    auto lock = lock_instance(ctx, i);
+    auto held = lock(ctx, i);
     Cluster c{i, {}, {}};
     c.owner.name = i.owner;
-    return journaled(ctx, "stop", i, [&] {
-        return ctx.driver().stop(c, mode, timeout.value_or(ctx.settings().stop_timeout));
+    bool stopped = false;
+    journaled(ctx, "stop", i, [&] {
+        stopped = ctx.driver().stop(c, mode, timeout.value_or(ctx.settings().stop_timeout));
     });
+    return stopped;
 }
 
 void restart(Context& ctx, const Instance& i, StopMode mode, std::optional<double> timeout) {
-    auto lock = lock_instance(ctx, i);
+    auto held = lock(ctx, i);
     Cluster c = cluster_for(ctx, i);
     journaled(ctx, "restart", i, [&] {
         ctx.driver().stop(c, mode, timeout.value_or(ctx.settings().stop_timeout));
@@ -467,7 +465,7 @@ void reload(Context& ctx, const Instance& i) {
 }
 
 void drop(Context& ctx, const Instance& i) {
-    auto lock = lock_instance(ctx, i);
+    auto held = lock(ctx, i);
     journaled(ctx, "drop", i, [&] {
         Cluster c{i, {}, {}};
         c.owner.name = i.owner;

@@ -2,6 +2,7 @@
 // over these functions.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -14,6 +15,7 @@
 namespace pgforge {
 
 class Inventory;
+class FileLock;
 
 // What every operation runs with: the site settings, the driver, a progress reporter.
 class Context {
@@ -67,6 +69,14 @@ struct ListItem {
 // Inventory entries (filtered by version), reconciled with the disk: entries whose data
 // directory is gone and data directories under the prefix that the inventory does not know.
 std::vector<ListItem> ls(Context& ctx, const std::string& version = {});
+
+// Runs `body` recorded in the inventory's journal as `operation` on the instance: it ends "ok",
+// or "failed" with the error's message (and the error goes on).
+void journaled(Context& ctx, const std::string& operation, const Instance& instance,
+               const std::function<void()>& body);
+
+// Serialises pgforge processes acting on one instance; Error(Exit::busy) after lock_timeout.
+std::unique_ptr<FileLock> lock(Context& ctx, const Instance& instance);
 
 // The driver's view of an inventoried instance (installation and owner resolved).
 Cluster cluster_for(Context& ctx, const Instance& instance);

@@ -1,0 +1,11 @@
+// conf, hba and ident commands.
+#include "engine/cli/command.hpp"
+
+namespace pgforge::cli {
+
+const std::vector<CommandSpec>& conf_commands() {
+    static const std::vector<CommandSpec> commands;
+    return commands;
+}
+
+}  // namespace pgforge::cli

@@ -1,0 +1,471 @@
+// instance and installation commands.
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "engine/cli/command.hpp"
+#include "engine/driver/installations.hpp"
+#include "engine/driver/postmaster_pid.hpp"
+
+namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;
+
+namespace pgforge::cli {
+namespace {
+
+// ---- output helpers ------------------------------------------------------------------------
+
+std::string iso_time(long epoch) {
+    if (epoch <= 0) return "";
+    std::time_t t = epoch;
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+json status_json(const ServerStatus& s) {
+    json j = {{"running", s.running}};
+    if (s.running) {
+        j["pid"] = s.pid;
+        j["state"] = s.state;
+        j["accepting_connections"] = s.accepting;
+        j["started_at"] = iso_time(s.start_time);
+    }
+    return j;
+}
+
+json instance_json(const Instance& i) {
+    json options = json::parse(i.options.empty() ? "{}" : i.options, nullptr, false);
+    return {{"name", i.name},
+            {"version", i.version},
+            {"qualified_name", i.qualified_name()},
+            {"port", i.port},
+            {"owner", i.owner},
+            {"superuser", i.superuser},
+            {"data_dir", i.data_dir.string()},
+            {"wal_dir", i.wal_dir.empty() ? (i.data_dir / "pg_wal").string() : i.wal_dir.string()},
+            {"socket_dir", i.socket_dir.string()},
+            {"log_file", i.log_file.string()},
+            {"created_at", i.created_at},
+            {"options", options.is_discarded() ? json::object() : options}};
+}
+
+std::string connect_hint(const Instance& i) {
+    return "psql -h " + i.socket_dir.string() + " -p " + std::to_string(i.port) + " -U " +
+           i.superuser + " postgres";
+}
+
+std::string describe_status(const Instance& i, const ServerStatus& s) {
+    if (!s.running) return "instance " + i.qualified_name() + " is stopped";
+    std::string text = "instance " + i.qualified_name() + " is running (pid " +
+                       std::to_string(s.pid) + ", port " + std::to_string(i.port);
+    if (!s.state.empty()) text += ", " + s.state;
+    return text + (s.accepting ? ", accepting connections)" : ", not accepting connections)");
+}
+
+// ---- option sets ----------------------------------------------------------------------------
+
+void no_options(po::options_description&) {}
+
+void all_option(po::options_description& d) {
+    d.add_options()("all", po::bool_switch(), "every instance in the inventory");
+}
+
+void timeout_option(po::options_description& d) {
+    d.add_options()("timeout", po::value<double>(), "seconds to wait (default from settings)");
+}
+
+void create_options(po::options_description& d) {
+    // clang-format off
+    d.add_options()
+        ("version", po::value<std::string>(), "PostgreSQL major version")
+        ("port", po::value<int>(), "port (default: the first free one of the site's range)")
+        ("owner", po::value<std::string>(), "OS user the server runs as (as root; default postgres)")
+        ("encoding", po::value<std::string>()->default_value("UTF8"), "database encoding")
+        ("locale", po::value<std::string>(), "locale (default C.UTF-8)")
+        ("data-checksums", po::bool_switch(), "enable data checksums")
+        ("auth-local", po::value<std::string>(), "method for local connections (default peer)")
+        ("auth-host", po::value<std::string>(), "method for host connections (default scram-sha-256)")
+        ("superuser", po::value<std::string>(), "superuser role name (default postgres)")
+        ("superuser-password-file", po::value<std::string>(), "file whose first line is the superuser's password")
+        ("waldir", po::value<std::string>(), "WAL directory outside the data directory")
+        ("state", po::value<std::string>()->default_value("started"), "started or stopped");
+    // clang-format on
+}
+
+void start_options(po::options_description& d) {
+    all_option(d);
+    timeout_option(d);
+    d.add_options()("foreground", po::bool_switch(), "run the server in the foreground");
+}
+
+void stop_options(po::options_description& d) {
+    all_option(d);
+    timeout_option(d);
+    d.add_options()("mode,m", po::value<std::string>()->default_value("fast"),
+                    "smart, fast or immediate");
+}
+
+void list_options(po::options_description& d) {
+    d.add_options()("version", po::value<std::string>(), "only instances of this major version");
+}
+
+void logs_options(po::options_description& d) {
+    // clang-format off
+    d.add_options()
+        ("follow,f", po::bool_switch(), "keep printing what the server writes")
+        ("lines,n", po::value<int>()->default_value(50), "how many lines to show first (0: all)");
+    // clang-format on
+}
+
+// ---- instance selection ---------------------------------------------------------------------
+
+std::vector<Instance> selected_instances(Invocation& inv) {
+    if (inv.flag("all")) {
+        std::vector<Instance> all;
+        for (auto& item : instances::ls(inv.ctx()))
+            if (item.drift != "not in inventory") all.push_back(item.instance);
+        return all;
+    }
+    return {instances::get(inv.ctx(), inv.arg(0, "instance name (or --all)"))};
+}
+
+// Runs `action` on each selected instance; with several, one failing does not stop the others.
+template <typename F>
+int for_each_instance(Invocation& inv, F&& action) {
+    auto list = selected_instances(inv);
+    if (list.size() == 1 && !inv.flag("all")) return action(list.front());
+    int worst = 0;
+    for (const auto& i : list) {
+        try {
+            worst = std::max(worst, action(i));
+        } catch (const Error& e) {
+            inv.err << "pgforge: " << i.qualified_name() << ": " << e.what() << "\n";
+            worst = std::max(worst, static_cast<int>(e.code()));
+        }
+    }
+    return worst;
+}
+
+// ---- commands -------------------------------------------------------------------------------
+
+int installation_list(Invocation& inv) {
+    auto found = find_installations(inv.ctx().settings());
+    for (auto& i : found) describe(i);
+    if (inv.json) {
+        json arr = json::array();
+        for (const auto& i : found) {
+            json paths = json::object(), conf = json::object();
+            for (const auto& [k, v] : i.paths) paths[k] = v.string();
+            for (const auto& [k, v] : i.configure_options) conf[k] = v;
+            arr.push_back({{"version", i.version},
+                           {"version_info",
+                            {{"major", i.version_info.major},
+                             {"minor", i.version_info.minor},
+                             {"patch", i.version_info.patch},
+                             {"state", i.version_info.state},
+                             {"level", i.version_info.level}}},
+                           {"bindir", i.bindir.string()},
+                           {"ssl", i.ssl},
+                           {"paths", paths},
+                           {"configure_options", conf}});
+        }
+        inv.out << arr.dump(2) << "\n";
+        return 0;
+    }
+    if (found.empty()) {
+        inv.out << "no PostgreSQL installation found\n";
+        return 0;
+    }
+    std::vector<std::vector<std::string>> rows = {{"MAJOR", "VERSION", "BINDIR"}};
+    for (const auto& i : found) rows.push_back({i.major(), i.version, i.bindir.string()});
+    print_table(inv.out, rows);
+    return 0;
+}
+
+int instance_create(Invocation& inv) {
+    instances::CreateOptions o;
+    InstanceRef ref = parse_instance_ref(inv.arg(0, "instance name"));
+    o.name = ref.name;
+    o.version = inv.opt<std::string>("version").value_or(ref.version);
+    if (!ref.version.empty() && o.version != ref.version)
+        throw Error(Exit::usage,
+                    "instance " + inv.positional[0] + " and --version " + o.version + " disagree",
+                    "give the version once");
+    o.port = inv.opt<int>("port").value_or(0);
+    o.owner = inv.opt<std::string>("owner").value_or("");
+    o.encoding = *inv.opt<std::string>("encoding");
+    o.locale = inv.opt<std::string>("locale").value_or("");
+    o.data_checksums = inv.flag("data-checksums");
+    o.auth_local = inv.opt<std::string>("auth-local").value_or("");
+    o.auth_host = inv.opt<std::string>("auth-host").value_or("");
+    o.superuser = inv.opt<std::string>("superuser").value_or("");
+    o.superuser_password_file = inv.opt<std::string>("superuser-password-file").value_or("");
+    o.waldir = inv.opt<std::string>("waldir").value_or("");
+    std::string state = *inv.opt<std::string>("state");
+    if (state != "started" && state != "stopped")
+        throw Error(Exit::usage, "--state must be started or stopped, not '" + state + "'");
+    o.start = state == "started";
+    if (inv.context == nullptr && !inv.json && !inv.quiet && isatty(STDERR_FILENO))
+        inv.err << "creating instance " << (o.version.empty() ? "" : o.version + "/") << o.name
+                << "\n";
+    Instance i = instances::create(inv.ctx(), o);
+    inv.end_progress();
+    if (inv.json) {
+        json j = instance_json(i);
+        j["status"] = status_json(instances::status(inv.ctx(), i));
+        j["changed"] = true;
+        inv.out << j.dump(2) << "\n";
+    } else if (!inv.quiet) {
+        inv.out << "instance " << i.qualified_name() << " created"
+                << (o.start ? " and started" : "") << " on port " << i.port << "\n"
+                << "  connect: " << connect_hint(i) << "\n";
+    }
+    return 0;
+}
+
+int instance_start(Invocation& inv) {
+    if (inv.flag("foreground")) {
+        Instance i = instances::get(inv.ctx(), inv.arg(0, "instance name"));
+        inv.ctx().driver().run_foreground(instances::cluster_for(inv.ctx(), i));
+    }
+    auto timeout = inv.opt<double>("timeout");
+    return for_each_instance(inv, [&](const Instance& i) {
+        bool started = instances::start(inv.ctx(), i, timeout);
+        inv.end_progress();
+        if (!inv.quiet)
+            inv.out << "instance " << i.qualified_name()
+                    << (started ? " started" : " is already running") << "\n";
+        return 0;
+    });
+}
+
+int instance_stop(Invocation& inv) {
+    StopMode mode = parse_stop_mode(*inv.opt<std::string>("mode"));
+    auto timeout = inv.opt<double>("timeout");
+    return for_each_instance(inv, [&](const Instance& i) {
+        bool stopped = instances::stop(inv.ctx(), i, mode, timeout);
+        if (!inv.quiet)
+            inv.out << "instance " << i.qualified_name()
+                    << (stopped ? " stopped" : " was not running") << "\n";
+        return 0;
+    });
+}
+
+int instance_restart(Invocation& inv) {
+    StopMode mode = parse_stop_mode(*inv.opt<std::string>("mode"));
+    auto timeout = inv.opt<double>("timeout");
+    return for_each_instance(inv, [&](const Instance& i) {
+        instances::restart(inv.ctx(), i, mode, timeout);
+        inv.end_progress();
+        if (!inv.quiet) inv.out << "instance " << i.qualified_name() << " restarted\n";
+        return 0;
+    });
+}
+
+int instance_reload(Invocation& inv) {
+    return for_each_instance(inv, [&](const Instance& i) {
+        instances::reload(inv.ctx(), i);
+        if (!inv.quiet) inv.out << "instance " << i.qualified_name() << " reloaded\n";
+        return 0;
+    });
+}
+
+int instance_status(Invocation& inv) {
+    json arr = json::array();
+    int rc = for_each_instance(inv, [&](const Instance& i) {
+        ServerStatus s = instances::status(inv.ctx(), i);
+        if (inv.json) {
+            json j = {{"instance", i.qualified_name()}};
+            j.update(status_json(s));
+            arr.push_back(j);
+        } else if (!inv.quiet) {
+            inv.out << describe_status(i, s) << "\n";
+        }
+        return s.running ? 0 : static_cast<int>(Exit::stopped);
+    });
+    if (inv.json) inv.out << (inv.flag("all") ? arr.dump(2) : arr.at(0).dump(2)) << "\n";
+    return rc;
+}
+
+int instance_get(Invocation& inv) {
+    Instance i = instances::get(inv.ctx(), inv.arg(0, "instance name"));
+    ServerStatus s = instances::status(inv.ctx(), i);
+    if (inv.json) {
+        json j = instance_json(i);
+        j["status"] = status_json(s);
+        inv.out << j.dump(2) << "\n";
+        return 0;
+    }
+    std::vector<std::vector<std::string>> rows = {
+        {"name:", i.qualified_name()},
+        {"status:", s.running ? "running (pid " + std::to_string(s.pid) + ")" : "stopped"},
+        {"port:", std::to_string(i.port)},
+        {"owner:", i.owner},
+        {"superuser:", i.superuser},
+        {"data directory:", i.data_dir.string()},
+        {"WAL directory:",
+         i.wal_dir.empty() ? (i.data_dir / "pg_wal").string() : i.wal_dir.string()},
+        {"socket directory:", i.socket_dir.string()},
+        {"log file:", i.log_file.string()},
+        {"created:", i.created_at},
+        {"connect:", connect_hint(i)},
+    };
+    print_table(inv.out, rows);
+    return 0;
+}
+
+int instance_list(Invocation& inv) {
+    auto items = instances::ls(inv.ctx(), inv.opt<std::string>("version").value_or(""));
+    if (inv.json) {
+        json arr = json::array();
+        for (const auto& item : items) {
+            json j = instance_json(item.instance);
+            j["status"] = status_json(item.status);
+            j["drift"] = item.drift.empty() ? json(nullptr) : json(item.drift);
+            arr.push_back(j);
+        }
+        inv.out << arr.dump(2) << "\n";
+        return 0;
+    }
+    if (items.empty()) {
+        if (!inv.quiet) inv.out << "no instances\n";
+        return 0;
+    }
+    std::vector<std::vector<std::string>> rows = {
+        {"NAME", "VERSION", "PORT", "STATUS", "OWNER", "DATA DIRECTORY", "DRIFT"}};
+    for (const auto& item : items) {
+        const Instance& i = item.instance;
+        rows.push_back({i.name, i.version, i.port ? std::to_string(i.port) : "-",
+                        item.status.running ? "running" : "stopped",
+                        i.owner.empty() ? "-" : i.owner, i.data_dir.string(), item.drift});
+    }
+    print_table(inv.out, rows);
+    return 0;
+}
+
+int instance_drop(Invocation& inv) {
+    Instance i = instances::get(inv.ctx(), inv.arg(0, "instance name"));
+    instances::drop(inv.ctx(), i);
+    inv.end_progress();
+    if (inv.json)
+        inv.out << json{{"instance", i.qualified_name()}, {"changed", true}}.dump(2) << "\n";
+    else if (!inv.quiet)
+        inv.out << "instance " << i.qualified_name() << " dropped\n";
+    return 0;
+}
+
+int instance_logs(Invocation& inv) {
+    Instance i = instances::get(inv.ctx(), inv.arg(0, "instance name"));
+    int lines = *inv.opt<int>("lines");
+    std::ifstream in(i.log_file, std::ios::binary);
+    if (!in)
+        throw Error(
+            Exit::not_found,
+            "instance " + i.qualified_name() + " has no log yet (" + i.log_file.string() + ")",
+            "start it: pgforge instance start " + i.qualified_name());
+    if (lines > 0) {
+        inv.out << tail_file(i.log_file, lines) << "\n";
+        in.seekg(0, std::ios::end);
+    } else {
+        inv.out << in.rdbuf();
+        in.clear();
+    }
+    inv.out.flush();
+    if (!inv.flag("follow")) return 0;
+    // Follow: print what is appended, as tail -f does, until interrupted.
+    std::string chunk(8192, '\0');
+    for (;;) {
+        in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+        std::streamsize n = in.gcount();
+        if (n > 0) {
+            inv.out.write(chunk.data(), n);
+            inv.out.flush();
+            in.clear();
+            continue;
+        }
+        in.clear();
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+}
+
+int instance_env(Invocation& inv) {
+    Instance i = instances::get(inv.ctx(), inv.arg(0, "instance name"));
+    auto env = instances::environment(inv.ctx(), i);
+    if (inv.json) {
+        json j = json::object();
+        for (const auto& [k, v] : env) j[k] = v;
+        inv.out << j.dump(2) << "\n";
+        return 0;
+    }
+    for (const auto& [k, v] : env) inv.out << "export " << k << "=" << shell_quote(v) << "\n";
+    return 0;
+}
+
+int instance_exec(Invocation& inv) {
+    Instance i = instances::get(inv.ctx(), inv.arg(0, "instance name"));
+    if (inv.trailing.empty())
+        throw Error(Exit::usage, "no command to run",
+                    "write it after --: pgforge instance exec " + i.qualified_name() + " -- psql");
+    auto env = instances::environment(inv.ctx(), i);
+    Command cmd;
+    cmd.argv = inv.trailing;
+    std::string path;
+    for (const auto& [k, v] : env) {
+        cmd.env.push_back(k + "=" + v);
+        if (k == "PATH") path = v;
+    }
+    // Resolve the program on the instance's PATH (its bindir first).
+    if (cmd.argv[0].find('/') == std::string::npos) {
+        std::istringstream dirs(path);
+        for (std::string dir; std::getline(dirs, dir, ':');) {
+            fs::path candidate = fs::path(dir) / cmd.argv[0];
+            if (!dir.empty() && access(candidate.c_str(), X_OK) == 0) {
+                cmd.argv[0] = candidate.string();
+                break;
+            }
+        }
+    }
+    cmd.cwd = fs::current_path();
+    inv.out.flush();
+    exec_replacing(cmd);
+}
+
+// ---- the table ------------------------------------------------------------------------------
+
+const std::vector<CommandSpec> kInstanceCommands = {
+    {"installation", "list", "", "PostgreSQL installations found on this machine", no_options,
+     installation_list},
+    {"instance", "create", "NAME", "initdb, configure, start and record an instance",
+     create_options, instance_create},
+    {"instance", "start", "NAME|--all", "start and wait until it accepts connections",
+     start_options, instance_start},
+    {"instance", "stop", "NAME|--all", "stop and wait until the server is gone", stop_options,
+     instance_stop},
+    {"instance", "restart", "NAME|--all", "stop, then start", stop_options, instance_restart},
+    {"instance", "reload", "NAME|--all", "make the server re-read its configuration files",
+     all_option, instance_reload},
+    {"instance", "status", "NAME|--all", "running (exit 0) or stopped (exit 3)", all_option,
+     instance_status},
+    {"instance", "get", "NAME", "what pgforge knows of an instance", no_options, instance_get},
+    {"instance", "list", "", "instances, their state, and drift from the disk", list_options,
+     instance_list},
+    {"instance", "drop", "NAME", "stop an instance and remove its files and entry", no_options,
+     instance_drop},
+    {"instance", "logs", "NAME", "the server's log", logs_options, instance_logs},
+    {"instance", "env", "NAME", "PGHOST, PGPORT, PGDATA, PGUSER lines to eval", no_options,
+     instance_env},
+    {"instance", "exec", "NAME -- CMD...", "run a command with the instance's environment",
+     no_options, instance_exec},
+};
+
+}  // namespace
+
+const std::vector<CommandSpec>& instance_commands() {
+    return kInstanceCommands;
+}
+
+}  // namespace pgforge::cli

@@ -1,0 +1,30 @@
+#include "engine/core/text.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <vector>
+
+namespace pgforge {
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<size_t> row(b.size() + 1);
+    for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+        size_t prev = row[0]++;
+        for (size_t j = 1; j <= b.size(); ++j) {
+            size_t cur = row[j];
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] != b[j - 1])});
+            prev = cur;
+        }
+    }
+    return row[b.size()];
+}
+
+std::string to_lower(std::string_view s) {
+    std::string out(s);
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return out;
+}
+
+}  // namespace pgforge
