@@ -24,7 +24,7 @@ struct PostmasterPid {
 std::optional<PostmasterPid> parse_postmaster_pid(const std::string& text);
 std::optional<PostmasterPid> read_postmaster_pid(const std::filesystem::path& data_dir);
 
-// Whether a process with this pid exists (owned by anyone).
+// Whether a process with this pid exists (owned by anyone) and has not exited (a zombie has).
 bool process_exists(pid_t pid);
 
 // The last `lines` lines of a text file (empty if unreadable).

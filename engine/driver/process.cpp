@@ -13,6 +13,7 @@
 
 #include "engine/core/error.hpp"
 #include "engine/core/log.hpp"
+#include "engine/driver/postmaster_pid.hpp"
 
 extern char** environ;
 
@@ -255,7 +256,7 @@ bool reap_if_exited(pid_t pid) {
     int status = 0;
     pid_t r = waitpid(pid, &status, WNOHANG);
     if (r == pid) return true;
-    if (r < 0 && errno == ECHILD) return kill(pid, 0) != 0 && errno == ESRCH;
+    if (r < 0 && errno == ECHILD) return !process_exists(pid);
     return false;
 }
 

@@ -218,3 +218,12 @@ TEST_CASE("Settings keeps the inventory and the instances' lock files under the 
     CHECK(s.inventory_file() == "/x/p/inventory.sqlite");
     CHECK(s.lock_file("15", "main") == "/x/p/locks/15-main.lock");
 }
+
+TEST_CASE("the example settings file shipped in share/ is accepted as it is", "[unit][settings]") {
+    pgforge::SettingsOverrides o;
+    o.settings_file = std::filesystem::path(PGFORGE_TEST_DATA_DIR) / ".." / ".." / "share" /
+                      "settings.ini.example";
+    auto s = pgforge::load_settings(o);
+    CHECK(s.port_min == 5432);
+    CHECK(s.auth_host == "scram-sha-256");
+}
