@@ -2,6 +2,7 @@
 // beside it (whether a pid is alive, the tail of a log).
 #include "engine/driver/postmaster_pid.hpp"
 
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -169,4 +170,16 @@ TEST_CASE("process_exists is false for a child that has exited and been reaped",
 TEST_CASE("process_exists is false for pids that name no process", "[unit]") {
     CHECK_FALSE(process_exists(0));
     CHECK_FALSE(process_exists(-1));
+}
+
+TEST_CASE("process_exists says a zombie has exited, before its parent reaps it",
+          "[unit][postmaster_pid]") {
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    // Not reaped yet: the child stays a zombie until waitpid below.
+    for (int k = 0; k < 200 && pgforge::process_exists(child); ++k) usleep(1000);
+    CHECK_FALSE(pgforge::process_exists(child));
+    CHECK(kill(child, 0) == 0);  // the kernel still has it
+    int status = 0;
+    waitpid(child, &status, 0);
 }
