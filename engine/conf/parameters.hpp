@@ -1,0 +1,58 @@
+// What the server itself says about run-time parameters: the catalog from
+// `postgres --describe-config`, and values checked by the server's own parser.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/driver/installations.hpp"
+#include "engine/driver/process.hpp"
+
+namespace pgforge::conf {
+
+struct ParameterInfo {
+    std::string name;
+    std::string
+        context;  // postmaster, sighup, superuser, user, backend, superuser-backend, internal
+    std::string group;
+    std::string type;  // BOOLEAN, INTEGER, REAL, STRING, ENUM
+    std::string reset_value;
+    std::string min, max;
+    std::string description;
+};
+
+// "restart" for postmaster-context parameters, "reload" for the others.
+std::string change_effect(const ParameterInfo& p);
+
+class ParameterCatalog {
+  public:
+    // Runs `postgres --describe-config` of the installation (as `as` when pgforge runs as root).
+    static ParameterCatalog describe(const Installation& installation, const OsUser& as);
+    static ParameterCatalog parse(const std::string& describe_config_output);
+
+    const ParameterInfo* find(const std::string& name) const;  // case-insensitive
+    size_t size() const { return by_name_.size(); }
+    // Throws Error(Exit::usage) for a name the server does not know (with a "did you mean"),
+    // or one that cannot be set in a file (internal). Custom "prefix.name" parameters pass.
+    void check_settable(const std::string& name) const;
+
+  private:
+    std::map<std::string, ParameterInfo> by_name_;
+};
+
+// Checks every value with the server's own parser: the settings are written to a scratch
+// configuration file (values never go through argv) read by `postgres -C`. Throws
+// Error(Exit::usage) carrying the server's messages ("invalid value ... Available values: ...").
+void validate_values(const Installation& installation, const OsUser& as,
+                     const std::map<std::string, std::string>& values);
+
+// Reads the configuration files of a data directory (with includes and postgresql.auto.conf)
+// with the server's own parser, as the next start or reload would; works whether or not the
+// server runs. Returns the server's complaints, empty when it accepts everything.
+std::string check_data_directory(const Installation& installation, const OsUser& as,
+                                 const std::filesystem::path& data_dir);
+
+}  // namespace pgforge::conf

@@ -1,0 +1,358 @@
+#include "engine/configuration.hpp"
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <thread>
+
+#include "engine/conf/parameters.hpp"
+#include "engine/conf/template.hpp"
+#include "engine/core/error.hpp"
+#include "engine/core/log.hpp"
+#include "engine/inventory/inventory.hpp"
+#include "engine/pg/connection.hpp"
+
+namespace fs = std::filesystem;
+
+namespace pgforge::configuration {
+namespace {
+
+// A file's content and ownership before an edit, to write the edit with the same owner and mode
+// and to put the file back when the server refuses it.
+struct Saved {
+    fs::path file;
+    std::string content;
+    OsUser owner;
+    fs::perms mode = fs::perms(0600);
+    bool existed = false;
+};
+
+Saved save(const fs::path& file) {
+    Saved s;
+    s.file = file;
+    struct stat st {};
+    if (stat(file.c_str(), &st) == 0) {
+        s.existed = true;
+        s.content = read_text_file(file);
+        s.owner.uid = st.st_uid;
+        s.owner.gid = st.st_gid;
+        s.mode = fs::perms(st.st_mode & 07777);
+    }
+    return s;
+}
+
+void write_like(const Saved& s, const std::string& content) {
+    write_file_atomically(s.file, content, s.existed ? &s.owner : nullptr, s.mode);
+}
+
+void restore(const std::vector<Saved>& saved) {
+    for (const auto& s : saved) {
+        try {
+            if (s.existed)
+                write_like(s, s.content);
+            else
+                fs::remove(s.file);
+        } catch (const std::exception& e) {
+            log::error(std::string("could not restore ") + s.file.string() + ": " + e.what());
+        }
+    }
+}
+
+std::string join_rows(const pg::QueryResult& r) {
+    std::string text;
+    for (const auto& row : r.rows) {
+        std::string line;
+        for (const auto& cell : row) {
+            if (!cell || cell->empty()) continue;
+            line += (line.empty() ? "" : ": ") + *cell;
+        }
+        text += (text.empty() ? "" : "\n") + line;
+    }
+    return text;
+}
+
+// Makes the server re-read its files and waits until this session has done so, so that
+// pg_settings reflects the change.
+void reload_and_wait(pg::Connection& c) {
+    auto before = c.exec("SELECT pg_conf_load_time()::text").rows.at(0).at(0).value_or("");
+    c.exec("SELECT pg_reload_conf()");
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < until) {
+        auto now = c.exec("SELECT pg_conf_load_time()::text").rows.at(0).at(0).value_or("");
+        if (now != before) return;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    log::warn("the server did not confirm the reload within 10 s");
+}
+
+bool is_running(Context& ctx, const Instance& i) {
+    return instances::status(ctx, i).running;
+}
+
+// Applies edited postgresql.conf-format documents to an instance: write, let the server check
+// the files (pg_file_settings reads them afresh), reload, report pending restarts.
+void apply_to_instance(Context& ctx, const Instance& i,
+                       std::map<fs::path, conf::ConfDocument>& docs, Outcome& out,
+                       const Options& o) {
+    std::vector<Saved> saved;
+    for (auto& [file, doc] : docs) saved.push_back(save(file));
+    for (size_t k = 0; k < saved.size(); ++k) {
+        auto it = std::next(docs.begin(), static_cast<long>(k));
+        write_like(saved[k], it->second.print());
+    }
+    out.changed = true;
+    // The server reads the new files as its next start or reload would; a refusal puts them back.
+    Cluster cluster = instances::cluster_for(ctx, i);
+    std::string complaints =
+        conf::check_data_directory(cluster.installation, cluster.owner, i.data_dir);
+    if (!complaints.empty()) {
+        restore(saved);
+        throw Error(
+            Exit::usage,
+            "instance " + i.qualified_name() + " refuses the new configuration:\n" + complaints,
+            "the files were put back as they were");
+    }
+    if (!is_running(ctx, i)) return;
+
+    pg::Connection c(i);
+    // What the running server thinks of the files; "setting could not be applied" on a
+    // postmaster-context parameter only means that it waits for a restart.
+    auto errors = c.exec(
+        "SELECT f.sourcefile || ':' || f.sourceline, f.name, f.error FROM pg_file_settings f "
+        "LEFT JOIN pg_settings s ON s.name = f.name WHERE f.error IS NOT NULL AND NOT "
+        "(f.error = 'setting could not be applied' AND s.context = 'postmaster') ORDER BY f.seqno");
+    if (!errors.rows.empty()) {
+        restore(saved);
+        throw Error(Exit::usage,
+                    "instance " + i.qualified_name() + " refuses the new configuration:\n" +
+                        join_rows(errors),
+                    "the files were put back as they were");
+    }
+    reload_and_wait(c);
+    out.reloaded = true;
+    std::vector<std::string> names;
+    for (const auto& ch : out.changes)
+        if (ch.effect != "unchanged") names.push_back(ch.name);
+    std::string list = "{";
+    for (size_t k = 0; k < names.size(); ++k) list += (k ? "," : "") + c.quote_identifier(names[k]);
+    list += "}";
+    auto pending =
+        c.exec("SELECT count(*) FROM pg_settings WHERE pending_restart AND name = ANY($1::text[])",
+               {list});
+    out.pending_restart = pending.rows.at(0).at(0).value_or("0") != "0";
+    if (out.pending_restart && o.restart) {
+        ctx.driver().stop(cluster, StopMode::fast, ctx.settings().stop_timeout);
+        ctx.driver().start(cluster, ctx.settings().start_timeout, ctx.progress);
+        out.restarted = true;
+        out.pending_restart = false;
+    }
+}
+
+std::string canonical_name(const conf::ParameterCatalog& catalog, const std::string& name) {
+    const conf::ParameterInfo* p = catalog.find(name);
+    return p ? p->name : name;
+}
+
+std::string effect_of(const conf::ParameterCatalog& catalog, const std::string& name) {
+    const conf::ParameterInfo* p = catalog.find(name);
+    return p ? conf::change_effect(*p) : "reload";
+}
+
+}  // namespace
+
+std::map<std::string, std::string> parse_assignments(const std::vector<std::string>& words) {
+    std::map<std::string, std::string> values;
+    for (const auto& w : words) {
+        auto eq = w.find('=');
+        if (eq == std::string::npos || eq == 0)
+            throw Error(Exit::usage, "'" + w + "' is not a NAME=VALUE assignment",
+                        "write settings as work_mem=64MB");
+        values[w.substr(0, eq)] = w.substr(eq + 1);
+    }
+    if (values.empty())
+        throw Error(Exit::usage, "no setting given", "write settings as work_mem=64MB");
+    return values;
+}
+
+conf::ConfTree load(const Instance& i) {
+    return conf::ConfTree::load(i.data_dir / "postgresql.conf",
+                                i.data_dir / "postgresql.auto.conf");
+}
+
+Outcome set(Context& ctx, const Instance& i, const std::map<std::string, std::string>& values,
+            const Options& o) {
+    auto held = instances::lock(ctx, i);
+    Cluster cluster = instances::cluster_for(ctx, i);
+    auto catalog = conf::ParameterCatalog::describe(cluster.installation, cluster.owner);
+    for (const auto& [name, value] : values) catalog.check_settable(name);
+    conf::validate_values(cluster.installation, cluster.owner, values);
+
+    conf::ConfTree tree = load(i);
+    const fs::path auto_file = i.data_dir / "postgresql.auto.conf";
+    Outcome out;
+    std::map<fs::path, conf::ConfDocument> docs;
+    for (const auto& [name, value] : values) {
+        Change ch;
+        ch.name = canonical_name(catalog, name);
+        ch.after = value;
+        auto effective = tree.get(name);
+        if (effective) ch.before = effective->value;
+        ch.file = tree.file_to_edit(name);
+        if (effective && effective->value == value) {
+            ch.effect = "unchanged";
+            out.changes.push_back(ch);
+            continue;
+        }
+        if (effective && effective->file == auto_file)
+            ch.note = "postgresql.auto.conf sets it too and wins (ALTER SYSTEM RESET " + ch.name +
+                      " to let this value apply)";
+        ch.effect = effect_of(catalog, name);
+        if (!docs.count(ch.file)) docs.emplace(ch.file, conf::ConfDocument::read(ch.file));
+        docs.at(ch.file).set(name, value);
+        out.changes.push_back(ch);
+    }
+    if (docs.empty() || o.dry_run) return out;
+    instances::journaled(ctx, "configure", i, [&] { apply_to_instance(ctx, i, docs, out, o); });
+    return out;
+}
+
+Outcome remove(Context& ctx, const Instance& i, const std::vector<std::string>& names,
+               bool delete_lines, const Options& o) {
+    auto held = instances::lock(ctx, i);
+    Cluster cluster = instances::cluster_for(ctx, i);
+    auto catalog = conf::ParameterCatalog::describe(cluster.installation, cluster.owner);
+    conf::ConfTree tree = load(i);
+    const fs::path auto_file = i.data_dir / "postgresql.auto.conf";
+    Outcome out;
+    std::map<fs::path, conf::ConfDocument> docs;
+    for (const auto& name : names) {
+        Change ch;
+        ch.name = canonical_name(catalog, name);
+        auto effective = tree.get(name);
+        if (effective) ch.before = effective->value;
+        ch.effect = "unchanged";
+        // Every file of the tree but postgresql.auto.conf (which ALTER SYSTEM owns).
+        for (const auto& file : tree.files()) {
+            if (file == auto_file) continue;
+            if (!docs.count(file)) docs.emplace(file, conf::ConfDocument::read(file));
+            if (docs.at(file).remove(name, delete_lines)) {
+                ch.effect = effect_of(catalog, name);
+                ch.file = file;
+            }
+        }
+        out.changes.push_back(ch);
+    }
+    // Keep only the documents that changed.
+    for (auto it = docs.begin(); it != docs.end();) {
+        if (it->second.print() == read_text_file(it->first))
+            it = docs.erase(it);
+        else
+            ++it;
+    }
+    if (docs.empty() || o.dry_run) return out;
+    instances::journaled(ctx, "configure", i, [&] { apply_to_instance(ctx, i, docs, out, o); });
+    return out;
+}
+
+Outcome set_file(Context& ctx, const fs::path& file,
+                 const std::map<std::string, std::string>& values, const std::string& version,
+                 const Options& o) {
+    Installation installation = select_installation(ctx.settings(), version);
+    OsUser as = lookup_os_user(running_as_root() ? ctx.settings().owner : current_user_name());
+    auto catalog = conf::ParameterCatalog::describe(installation, as);
+    for (const auto& [name, value] : values) catalog.check_settable(name);
+    conf::validate_values(installation, as, values);
+    auto doc = conf::ConfDocument::read(file);
+    Outcome out;
+    for (const auto& [name, value] : values) {
+        Change ch;
+        ch.name = canonical_name(catalog, name);
+        ch.file = file;
+        ch.after = value;
+        if (auto e = doc.get(name)) ch.before = e->value;
+        if (ch.before == ch.after) {
+            ch.effect = "unchanged";
+        } else {
+            ch.effect = effect_of(catalog, name);
+            doc.set(name, value);
+            out.changed = true;
+        }
+        out.changes.push_back(ch);
+    }
+    if (out.changed && !o.dry_run) write_like(save(file), doc.print());
+    if (o.dry_run) out.changed = false;
+    return out;
+}
+
+Outcome remove_file(const fs::path& file, const std::vector<std::string>& names, bool delete_lines,
+                    const Options& o) {
+    auto doc = conf::ConfDocument::read(file);
+    Outcome out;
+    for (const auto& name : names) {
+        Change ch;
+        ch.name = name;
+        ch.file = file;
+        if (auto e = doc.get(name)) ch.before = e->value;
+        ch.effect = doc.remove(name, delete_lines) ? "reload" : "unchanged";
+        out.changed = out.changed || ch.effect != "unchanged";
+        out.changes.push_back(ch);
+    }
+    if (out.changed && !o.dry_run) write_like(save(file), doc.print());
+    if (o.dry_run) out.changed = false;
+    return out;
+}
+
+namespace {
+
+// Writes an edited HBA or ident file; on a running instance the server checks it through
+// `check_sql` before the reload, and a refused file is put back.
+template <typename File>
+HbaOutcome edit_auth_file(Context& ctx, const Instance& i, const fs::path& file,
+                          const std::function<void(File&)>& edit, bool dry_run,
+                          const char* check_sql) {
+    auto held = instances::lock(ctx, i);
+    Saved saved = save(file);
+    File parsed = File::parse(saved.content, file);
+    edit(parsed);
+    std::string after = parsed.print();
+    HbaOutcome out;
+    if (after == saved.content) return out;
+    File::parse(after, file);  // what we write must read back
+    out.changed = true;
+    if (dry_run) return out;
+    instances::journaled(ctx, "configure", i, [&] {
+        write_like(saved, after);
+        if (is_running(ctx, i)) {
+            pg::Connection c(i);
+            auto errors = c.exec(check_sql);
+            if (!errors.rows.empty()) {
+                restore({saved});
+                throw Error(Exit::usage,
+                            "instance " + i.qualified_name() + " refuses the new " +
+                                file.filename().string() + ":\n" + join_rows(errors),
+                            "the file was put back as it was");
+            }
+            reload_and_wait(c);
+            out.reloaded = true;
+        }
+    });
+    return out;
+}
+
+}  // namespace
+
+HbaOutcome edit_hba(Context& ctx, const Instance& i,
+                    const std::function<void(conf::HbaFile&)>& edit, bool dry_run) {
+    return edit_auth_file<conf::HbaFile>(
+        ctx, i, i.data_dir / "pg_hba.conf", edit, dry_run,
+        "SELECT 'line ' || line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL");
+}
+
+HbaOutcome edit_ident(Context& ctx, const Instance& i,
+                      const std::function<void(conf::IdentFile&)>& edit, bool dry_run) {
+    return edit_auth_file<conf::IdentFile>(
+        ctx, i, i.data_dir / "pg_ident.conf", edit, dry_run,
+        "SELECT 'line ' || line_number, error FROM pg_ident_file_mappings WHERE error IS NOT NULL");
+}
+
+}  // namespace pgforge::configuration

@@ -1,0 +1,69 @@
+// Changing an instance's configuration files: postgresql.conf (and its include tree),
+// pg_hba.conf, pg_ident.conf. Every change is checked by the server's own rules before it is
+// written, written atomically, and on a running instance checked again by the server
+// (pg_file_settings, pg_hba_file_rules) before a reload: a refused file is put back as it was.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/conf/hba.hpp"
+#include "engine/conf/pgconf.hpp"
+#include "engine/instances.hpp"
+
+namespace pgforge::configuration {
+
+struct Change {
+    std::string name;
+    std::optional<std::string> before;  // effective value before; nullopt: not set in any file
+    std::optional<std::string> after;   // nullopt: removed
+    std::string effect;                 // "reload", "restart" or "unchanged"
+    std::filesystem::path file;         // the file edited
+    std::string note;                   // e.g. overridden by postgresql.auto.conf
+};
+
+struct Outcome {
+    std::vector<Change> changes;
+    bool changed = false;  // a file was written
+    bool reloaded = false;
+    bool restarted = false;
+    bool pending_restart = false;  // a restart is needed for a change to take effect
+};
+
+struct Options {
+    bool restart = false;  // restart when a change needs it (and the instance runs)
+    bool dry_run = false;  // check and report; write nothing
+};
+
+// postgresql.conf of an instance
+conf::ConfTree load(const Instance& instance);
+Outcome set(Context& ctx, const Instance& instance,
+            const std::map<std::string, std::string>& values, const Options& options = {});
+Outcome remove(Context& ctx, const Instance& instance, const std::vector<std::string>& names,
+               bool delete_lines, const Options& options = {});
+
+// Any postgresql.conf-format file (no server involved beyond the installation's checks).
+Outcome set_file(Context& ctx, const std::filesystem::path& file,
+                 const std::map<std::string, std::string>& values, const std::string& version,
+                 const Options& options = {});
+Outcome remove_file(const std::filesystem::path& file, const std::vector<std::string>& names,
+                    bool delete_lines, const Options& options = {});
+
+// pg_hba.conf / pg_ident.conf of an instance: `edit` changes the parsed file; the result is
+// written atomically, checked by the server when it runs (then reloaded), or put back.
+struct HbaOutcome {
+    bool changed = false;
+    bool reloaded = false;
+};
+HbaOutcome edit_hba(Context& ctx, const Instance& instance,
+                    const std::function<void(conf::HbaFile&)>& edit, bool dry_run = false);
+HbaOutcome edit_ident(Context& ctx, const Instance& instance,
+                      const std::function<void(conf::IdentFile&)>& edit, bool dry_run = false);
+
+// Parses "name=value" words; Error(Exit::usage) for a word without '='.
+std::map<std::string, std::string> parse_assignments(const std::vector<std::string>& words);
+
+}  // namespace pgforge::configuration
