@@ -1,5 +1,8 @@
 // Configuration files of real instances: postgresql.conf through `conf`, pg_hba.conf and
 // pg_ident.conf through `hba` and `ident`, checked against what the server says.
+#include <pwd.h>
+#include <sys/stat.h>
+
 #include <catch2/catch.hpp>
 #include <fstream>
 
@@ -52,6 +55,12 @@ TEST_CASE("conf set changes a reload parameter and the running server applies it
     CHECK(query_one(r.instance,
                     "SELECT applied::text FROM pg_file_settings WHERE name = 'work_mem' "
                     "ORDER BY seqno DESC LIMIT 1") == "true");
+    // The file was replaced, not rewritten in place, and kept its owner and mode.
+    struct stat st {};
+    REQUIRE(stat((r.instance.data_dir / "postgresql.conf").c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+    CHECK(st.st_uid == getpwnam(test::expected_owner().c_str())->pw_uid);
+    CHECK_FALSE(fs::exists(r.instance.data_dir / "postgresql.conf.pgforge-tmp"));
 
     SECTION("setting the same value again changes nothing") {
         std::string before = read_text_file(r.instance.data_dir / "postgresql.conf");
