@@ -20,9 +20,7 @@ namespace fs = std::filesystem;
 
 namespace pgforge {
 
-namespace {
-
-// mkdir -p with an explicit mode, so the result does not depend on how we were started.
+// mkdir -p, each directory made with mode 0755 (less the umask).
 std::error_code make_directories(const fs::path& dir) {
     if (dir.empty()) return {};
     struct stat st {};
@@ -36,6 +34,8 @@ std::error_code make_directories(const fs::path& dir) {
     }
     return {};
 }
+
+namespace {
 
 // The pid in the file only makes the busy message more useful; failing to write it is harmless.
 bool record_holder(int fd) {

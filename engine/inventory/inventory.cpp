@@ -152,21 +152,6 @@ int user_version(sqlite3* db) {
     return statement.step() ? static_cast<int>(statement.integer(0)) : 0;
 }
 
-// mkdir -p with an explicit mode, so the result does not depend on how we were started.
-std::error_code make_directories(const fs::path& dir) {
-    if (dir.empty()) return {};
-    struct stat st {};
-    if (::stat(dir.c_str(), &st) == 0) {
-        return S_ISDIR(st.st_mode) ? std::error_code()
-                                   : std::make_error_code(std::errc::not_a_directory);
-    }
-    if (auto error = make_directories(dir.parent_path())) return error;
-    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-        return {errno, std::generic_category()};
-    }
-    return {};
-}
-
 constexpr const char* instance_columns =
     "version, name, base_dir, data_dir, wal_dir, socket_dir, log_file, port, owner, superuser, "
     "created_at, options";

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "engine/core/instance.hpp"
@@ -76,6 +77,9 @@ class FileLock {
   private:
     int fd_ = -1;
 };
+
+// mkdir -p, each directory made with mode 0755 (less the umask).
+std::error_code make_directories(const std::filesystem::path& dir);
 
 // Current UTC time as ISO 8601 with milliseconds: 2026-11-22T04:19:45.123Z
 std::string utc_timestamp();
