@@ -35,6 +35,10 @@ void print_table(std::ostream& out, const std::vector<std::vector<std::string>>&
     }
 }
 
+std::vector<const std::vector<CommandSpec>*> all_command_tables() {
+    return {&instance_commands(), &conf_commands(), &database_commands(), &role_commands()};
+}
+
 namespace {
 
 void global_options(po::options_description& d) {
@@ -54,7 +58,7 @@ void global_options(po::options_description& d) {
 void print_help(std::ostream& out) {
     out << "usage: pgforge [global options] OBJECT VERB [ARGS]\n\ncommands:\n";
     std::vector<std::vector<std::string>> rows;
-    for (const auto* table : {&instance_commands(), &conf_commands()})
+    for (const auto* table : all_command_tables())
         for (const auto& c : *table)
             rows.push_back({std::string("  ") + c.object + " " + c.verb, c.args, c.help});
     print_table(out, rows);
@@ -68,7 +72,7 @@ void print_help(std::ostream& out) {
 const CommandSpec& find_command(const std::string& object, const std::string& verb) {
     const CommandSpec* best = nullptr;
     size_t best_d = 99;
-    for (const auto* table : {&instance_commands(), &conf_commands()})
+    for (const auto* table : all_command_tables())
         for (const auto& c : *table) {
             if (object == c.object && verb == c.verb) return c;
             size_t d = edit_distance(object + " " + verb, std::string(c.object) + " " + c.verb);

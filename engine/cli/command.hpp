@@ -96,5 +96,9 @@ Instance target_instance(Invocation& inv);
 // The command tables, one per object family.
 const std::vector<CommandSpec>& instance_commands();
 const std::vector<CommandSpec>& conf_commands();
+const std::vector<CommandSpec>& database_commands();
+const std::vector<CommandSpec>& role_commands();
+// Every table, in the order help lists them.
+std::vector<const std::vector<CommandSpec>*> all_command_tables();
 
 }  // namespace pgforge::cli
