@@ -1,8 +1,10 @@
 // pgforge-bench: how long pgforge's instance operations take next to the raw PostgreSQL tools
-// (initdb, pg_ctl), both measured in the same run. See bench/README.md.
+// (initdb, pg_ctl), and `conf set` next to Debian's pg_conftool, both measured in the same run;
+// plus the library's own postgresql.conf parse + set + write, as timed by the unit tests'
+// hidden [.bench] case. See bench/README.md.
 //
-// Only the standard library and POSIX: the benchmark runs the pgforge binary like a user does
-// and does not link the engine.
+// Only the standard library and POSIX: the benchmark runs the pgforge binary (and the unit test
+// binary) like a user does and does not link the engine.
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -49,6 +51,13 @@ constexpr int kPgforgePortMax = 25999;
 constexpr int kRawPortMin = 26000;  // raw clusters get ports here: the ranges never meet
 constexpr int kRawPortMax = 26999;
 constexpr const char* kPgLsclusters = "/usr/bin/pg_lsclusters";
+constexpr const char* kPgConftool = "/usr/bin/pg_conftool";  // default of --pg-conftool
+// The line the unit tests' [.bench] case prints, and the file conf set edits (a copy per side
+// and round).
+constexpr std::string_view kUnitTestsMedianKey = "pgconf-10k-median-ms:";
+constexpr const char* kUnitTestsFilter = "[.bench]";
+constexpr const char* kConfSample = "postgresql.conf.sample";
+constexpr double kPgconfTargetMs = 5;
 
 // ---- errors and signals ------------------------------------------------------------------
 
@@ -96,21 +105,29 @@ struct Options {
     std::string bindir = "/usr/lib/postgresql/15/bin";
     int rounds = 7;
     int instances = 30;
+    std::string unit_tests;                 // pgforge_unit_tests; empty: skip the pgconf 10k row
+    std::string pg_conftool = kPgConftool;  // conf set's raw side; missing: said in its row
     bool json = false;
     std::string workdir;  // internal: the directory a root parent made for the re-executed bench
 };
 
 void print_usage(std::ostream& out) {
-    out << "usage: pgforge-bench --pgforge PATH [--bindir DIR] [--rounds N] [--instances N] "
-           "[--json]\n\n"
-           "Times pgforge's instance create/start/stop/list next to initdb and pg_ctl, in the\n"
-           "same run, and prints medians, ratios (pgforge / raw) and whether targets are met.\n\n"
-           "  --pgforge PATH   the pgforge CLI binary (required)\n"
-           "  --bindir DIR     PostgreSQL programs (default /usr/lib/postgresql/15/bin)\n"
-           "  --rounds N       rounds of create/stop/start, samples of list (default 7)\n"
-           "  --instances N    instances in the inventory for the list benchmark (default 30,\n"
-           "                   0 skips it)\n"
-           "  --json           machine-readable results on stdout\n\n"
+    out << "usage: pgforge-bench --pgforge PATH [--bindir DIR] [--rounds N] [--instances N]\n"
+           "                     [--unit-tests PATH] [--pg-conftool PATH] [--json]\n\n"
+           "Times pgforge's instance create/start/stop/list next to initdb and pg_ctl, and\n"
+           "conf set next to pg_conftool, in the same run, and prints medians, ratios\n"
+           "(pgforge / raw) and whether targets are met.\n\n"
+           "  --pgforge PATH      the pgforge CLI binary (required)\n"
+           "  --bindir DIR        PostgreSQL programs (default /usr/lib/postgresql/15/bin)\n"
+           "  --rounds N          rounds of create/stop/start and conf set, samples of list\n"
+           "                      and of the unit tests' median (default 7)\n"
+           "  --instances N       instances in the inventory for the list benchmark (default\n"
+           "                      30, 0 skips it)\n"
+           "  --unit-tests PATH   pgforge_unit_tests: its hidden [.bench] case times the\n"
+           "                      library's parse + set + write of a 10,000-line file (not\n"
+           "                      given: that row is skipped)\n"
+           "  --pg-conftool PATH  Debian's pg_conftool (default /usr/bin/pg_conftool)\n"
+           "  --json              machine-readable results on stdout\n\n"
            "As root, everything (pgforge and the raw tools) runs as the postgres OS user.\n";
 }
 
@@ -143,6 +160,10 @@ std::optional<Options> parse_options(int argc, char** argv) {
             o.rounds = parse_count(a, value(), 1);
         else if (a == "--instances")
             o.instances = parse_count(a, value(), 0);
+        else if (a == "--unit-tests")
+            o.unit_tests = value();
+        else if (a == "--pg-conftool")
+            o.pg_conftool = value();
         else if (a == "--json")
             o.json = true;
         else if (a == "--workdir")
@@ -235,6 +256,16 @@ class Runner {
 
     // Exit status, without throwing: for cleanup.
     int try_run(const Argv& argv) { return spawn_and_wait(argv, null_); }
+
+    // Exit status, without throwing; `out` gets what it printed on stdout, `err` on stderr.
+    int capture_status(const Argv& argv, std::string& out, std::string& err) {
+        if (ftruncate(err_, 0) != 0 || ftruncate(out_, 0) != 0)
+            throw Failure("cannot reset scratch files: " + errno_text());
+        int status = spawn_and_wait(argv, out_);
+        out = read_whole(out_);
+        err = read_whole(err_);
+        return status;
+    }
 
     // Milliseconds from before the first fork to after the last wait; the steps run in order.
     double timed(const std::vector<Argv>& steps, const fs::path& server_log = {}) {
@@ -492,13 +523,22 @@ struct Result {
     bool absolute = false;          // target on pgforge's median in ms, else on the ratio
     bool raw_is_reference = false;  // raw does something else: shown, not compared
     double target = 0;
+    bool has_target = true;  // false: reported, not judged ("-" as target and met)
+    std::string remark{};    // a line under the table, after the commands
+    std::string skipped{};   // not measured, and why: shown in place of the numbers
 
     double pgforge_median() const { return median(pgforge_ms); }
     double raw_median() const { return median(raw_ms); }
     bool has_ratio() const { return !raw_ms.empty() && !raw_is_reference; }
     double ratio() const { return pgforge_median() / raw_median(); }
-    bool met() const { return absolute ? pgforge_median() <= target : ratio() <= target; }
+    bool judged() const { return has_target && skipped.empty(); }
+    // Rows without a target (or not measured) count as met: they cannot miss anything.
+    bool met() const {
+        if (!judged()) return true;
+        return absolute ? pgforge_median() <= target : ratio() <= target;
+    }
     std::string target_text() const {
+        if (!has_target) return "-";
         return absolute ? "<= " + fixed(target, 0) + " ms" : "ratio <= " + fixed(target, 2);
     }
 };
@@ -516,15 +556,28 @@ struct Report {
 void print_table(std::ostream& out, const Report& r) {
     std::vector<std::vector<std::string>> rows = {
         {"OPERATION", "PGFORGE MS", "RAW MS", "RATIO", "TARGET", "MET"}};
-    for (const auto& x : r.results)
+    for (const auto& x : r.results) {
+        if (!x.skipped.empty()) {  // the reason spans the columns after the operation
+            rows.push_back({x.operation, x.skipped});
+            continue;
+        }
         rows.push_back(
             {x.operation, fixed(x.pgforge_median(), 1),
              x.raw_ms.empty() ? "-" : fixed(x.raw_median(), 1) + (x.raw_is_reference ? "*" : ""),
-             x.has_ratio() ? fixed(x.ratio(), 2) : "-", x.target_text(), x.met() ? "yes" : "NO"});
+             x.has_ratio() ? fixed(x.ratio(), 2) : "-", x.target_text(),
+             !x.judged() ? "-"
+             : x.met()   ? "yes"
+                         : "NO"});
+    }
     std::vector<size_t> width(rows[0].size(), 0);
     for (const auto& row : rows)
-        for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+        for (size_t c = 0; c < row.size() && (c == 0 || row.size() == width.size()); ++c)
+            width[c] = std::max(width[c], row[c].size());
     for (const auto& row : rows) {
+        if (row.size() != width.size()) {
+            out << row[0] << std::string(width[0] - row[0].size(), ' ') << "  " << row[1] << "\n";
+            continue;
+        }
         std::string line;
         for (size_t c = 0; c < row.size(); ++c) {
             std::string pad(width[c] - row[c].size(), ' ');
@@ -541,6 +594,7 @@ void print_table(std::ostream& out, const Report& r) {
         out << "  " << x.operation << ": pgforge = " << x.pgforge_command;
         if (!x.raw_command.empty()) out << "; raw = " << x.raw_command;
         out << "\n";
+        if (!x.remark.empty()) out << "    " << x.remark << "\n";
     }
     bool reference = std::any_of(r.results.begin(), r.results.end(),
                                  [](const Result& x) { return x.raw_is_reference; });
@@ -565,13 +619,22 @@ void print_json(std::ostream& out, const Report& r) {
         out << (k ? "," : "") << "\n    {\"operation\": " << json_string(x.operation)
             << ", \"pgforge_command\": " << json_string(x.pgforge_command) << ", \"raw_command\": "
             << (x.raw_command.empty() ? "null" : json_string(x.raw_command))
-            << ",\n     \"pgforge_median_ms\": " << fixed(x.pgforge_median(), 3)
+            << ",\n     \"skipped\": " << (x.skipped.empty() ? "null" : json_string(x.skipped))
+            << ", \"pgforge_median_ms\": "
+            << (x.pgforge_ms.empty() ? "null" : fixed(x.pgforge_median(), 3))
             << ", \"raw_median_ms\": " << (x.raw_ms.empty() ? "null" : fixed(x.raw_median(), 3))
             << ", \"ratio\": " << (x.has_ratio() ? fixed(x.ratio(), 4) : "null")
             << ", \"raw_is_reference\": " << (x.raw_is_reference ? "true" : "false")
-            << ",\n     \"target\": {\"kind\": " << (x.absolute ? "\"max_ms\"" : "\"max_ratio\"")
-            << ", \"value\": " << fixed(x.target, 2)
-            << "}, \"met\": " << (x.met() ? "true" : "false")
+            << ",\n     \"target\": ";
+        if (x.has_target)
+            out << "{\"kind\": " << (x.absolute ? "\"max_ms\"" : "\"max_ratio\"")
+                << ", \"value\": " << fixed(x.target, 2) << "}";
+        else
+            out << "null";
+        out << ", \"met\": "
+            << (!x.judged() ? "null"
+                : x.met()   ? "true"
+                            : "false")
             << ",\n     \"pgforge_ms\": " << json_numbers(x.pgforge_ms)
             << ",\n     \"raw_ms\": " << json_numbers(x.raw_ms) << "}";
     }
@@ -656,6 +719,8 @@ class Benchmark {
         }
         report.results = {create, start, stop};
         if (o_.instances > 0) report.results.push_back(list_benchmark());
+        report.results.push_back(conf_set_benchmark());
+        if (!o_.unit_tests.empty()) report.results.push_back(pgconf_benchmark());
         return report;
     }
 
@@ -685,6 +750,131 @@ class Benchmark {
         runner_.run(pgforge({"list"}));
         runner_.run({initdb_.string(), "--version"});
         runner_.run({pg_ctl_.string(), "--version"});
+    }
+
+    // ---- conf set ----
+
+    // The sample postgresql.conf of the installation: Debian's layout, then a source install's.
+    fs::path conf_sample() const {
+        std::error_code ec;
+        for (const fs::path& candidate :
+             {fs::path("/usr/share/postgresql") / major_ / kConfSample,
+              fs::path(o_.bindir).parent_path() / "share" / "postgresql" / kConfSample,
+              fs::path(o_.bindir).parent_path() / "share" / kConfSample})
+            if (fs::is_regular_file(candidate, ec)) return candidate;
+        return {};
+    }
+
+    Argv pgforge_conf_set(const fs::path& file) const {
+        return {pgforge_.string(), "--settings",  settings_.string(), "conf", "set",
+                "--file",          file.string(), "work_mem=64MB"};
+    }
+    Argv raw_conf_set(const fs::path& file) const {
+        return {o_.pg_conftool, file.string(), "set", "work_mem", "64MB"};
+    }
+
+    // A fresh copy of the sample for one side of one round.
+    fs::path conf_copy(const fs::path& sample, const std::string& name) const {
+        fs::path file = dir_ / "conf" / name;
+        std::error_code ec;
+        fs::create_directories(file.parent_path(), ec);
+        fs::copy_file(sample, file, fs::copy_options::overwrite_existing, ec);
+        if (ec)
+            throw Failure("cannot copy " + sample.string() + " to " + file.string() + ": " +
+                          ec.message());
+        return file;
+    }
+
+    // The edit happened: the sample's "#work_mem = 4MB" line now reads "work_mem = 64MB".
+    static void expect_work_mem(const fs::path& file, const std::string& after) {
+        std::ifstream in(file);
+        for (std::string line; std::getline(in, line);)
+            if (line.starts_with("work_mem = 64MB")) return;
+        throw Failure("after " + after + ", " + file.string() +
+                      " has no line 'work_mem = 64MB': the setting was not written");
+    }
+
+    Result conf_set_benchmark() {
+        Result set{.operation = "conf set",
+                   .pgforge_command = "conf set --file F work_mem=64MB",
+                   .raw_command = "pg_conftool F set work_mem 64MB; F a fresh copy of " +
+                                  std::string(kConfSample) + " per side and round",
+                   .has_target = false,
+                   .remark =
+                       "no target: pgforge also checks the name and the value with the "
+                       "server's own parser (postgres --describe-config, postgres -C); "
+                       "pg_conftool checks nothing"};
+        if (access(o_.pg_conftool.c_str(), X_OK) != 0) {
+            set.skipped = "pg_conftool not installed (apt-get install postgresql-common)";
+            return set;
+        }
+        const fs::path sample = conf_sample();
+        if (sample.empty()) {
+            set.skipped = std::string("no ") + kConfSample + " found for PostgreSQL " + major_;
+            return set;
+        }
+        set.raw_command = o_.pg_conftool + " F set work_mem 64MB; F a fresh copy of " +
+                          sample.string() + " per side and round";
+        // Not timed: both once, to load them (and, for pg_conftool, its Perl modules).
+        runner_.run(pgforge_conf_set(conf_copy(sample, "warm-pgforge.conf")));
+        runner_.run(raw_conf_set(conf_copy(sample, "warm-raw.conf")));
+        progress("conf set: " + std::to_string(o_.rounds) + " rounds");
+        for (int r = 0; r < o_.rounds; ++r) {
+            const fs::path pf_file = conf_copy(sample, "pgforge-" + std::to_string(r) + ".conf");
+            const fs::path raw_file = conf_copy(sample, "raw-" + std::to_string(r) + ".conf");
+            measure(
+                r % 2 == 0, set, [&] { return runner_.timed({pgforge_conf_set(pf_file)}); },
+                [&] { return runner_.timed({raw_conf_set(raw_file)}); });
+            expect_work_mem(pf_file, "pgforge conf set");
+            expect_work_mem(raw_file, "pg_conftool set");
+        }
+        return set;
+    }
+
+    // ---- the library's parse + set + write, timed by the unit tests ----
+
+    // Runs the unit tests' hidden [.bench] case once; returns the median it prints.
+    double unit_tests_median() {
+        const Argv argv = {o_.unit_tests, kUnitTestsFilter};
+        std::string out, err;
+        const int status = runner_.capture_status(argv, out, err);
+        check_interrupted();
+        std::optional<double> median;
+        for (size_t at = out.find(kUnitTestsMedianKey); at != std::string::npos;
+             at = out.find(kUnitTestsMedianKey, at + 1)) {
+            if (at != 0 && out[at - 1] != '\n') continue;
+            const char* begin = out.c_str() + at + kUnitTestsMedianKey.size();
+            char* end = nullptr;
+            double value = std::strtod(begin, &end);
+            if (end != begin && value >= 0) median = value;
+            break;
+        }
+        // The case only measures; the target is judged here like every other row.
+        if (median && status == 0) return *median;
+        std::string message =
+            join(argv) + " (exit status " + std::to_string(status) + ") " +
+            (median ? "failed" : "printed no '" + std::string(kUnitTestsMedianKey) + "' line");
+        if (out.size() > 4000) out = "..." + out.substr(out.size() - 4000);
+        message += out.empty() ? "\n  (nothing on stdout)" : "\n  stdout:\n" + out;
+        if (!err.empty()) message += "\n  stderr:\n" + err;
+        throw Failure(message);
+    }
+
+    Result pgconf_benchmark() {
+        Result pgconf{.operation = "pgconf 10k",
+                      .pgforge_command =
+                          "the library's ConfDocument parse + 3 sets + print + "
+                          "write_file_atomically of a 10,000-line "
+                          "postgresql.conf (median of 50 runs inside " +
+                          fs::path(o_.unit_tests).filename().string() + " \"" + kUnitTestsFilter +
+                          "\", once per round)",
+                      .absolute = true,
+                      .target = kPgconfTargetMs};
+        progress("pgconf 10k: " + std::to_string(o_.rounds) + " runs of " + o_.unit_tests + " " +
+                 kUnitTestsFilter);
+        unit_tests_median();  // not counted: brings the binary into the page cache
+        for (int r = 0; r < o_.rounds; ++r) pgconf.pgforge_ms.push_back(unit_tests_median());
+        return pgconf;
     }
 
     RawCluster make_raw_cluster(const std::string& name) {
@@ -836,7 +1026,12 @@ int run_benchmark(Options o) {
     install_signal_handlers(remember_signal);
     o.pgforge = fs::absolute(o.pgforge).lexically_normal().string();
     o.bindir = fs::absolute(o.bindir).lexically_normal().string();
+    o.pg_conftool = fs::absolute(o.pg_conftool).lexically_normal().string();
     require_executable(o.pgforge, "pgforge");
+    if (!o.unit_tests.empty()) {
+        o.unit_tests = fs::absolute(o.unit_tests).lexically_normal().string();
+        require_executable(o.unit_tests, "the unit tests");
+    }
     for (const char* program : {"initdb", "pg_ctl", "postgres"})
         require_executable(fs::path(o.bindir) / program, program);
 
@@ -873,6 +1068,9 @@ int rerun_as_postgres(const Options& o, char** argv) {
     if (ec) self = fs::absolute(argv[0]);
     const std::string pgforge = fs::absolute(o.pgforge).lexically_normal().string();
     const std::string bindir = fs::absolute(o.bindir).lexically_normal().string();
+    const std::string unit_tests =
+        o.unit_tests.empty() ? "" : fs::absolute(o.unit_tests).lexically_normal().string();
+    const std::string pg_conftool = fs::absolute(o.pg_conftool).lexically_normal().string();
 
     fs::path dir = make_temp_dir();
     if (chown(dir.c_str(), uid, gid) != 0) {
@@ -893,8 +1091,11 @@ int rerun_as_postgres(const Options& o, char** argv) {
                  std::to_string(o.rounds),
                  "--instances",
                  std::to_string(o.instances),
+                 "--pg-conftool",
+                 pg_conftool,
                  "--workdir",
                  dir.string()};
+    if (!unit_tests.empty()) args.insert(args.end(), {"--unit-tests", unit_tests});
     if (o.json) args.push_back("--json");
     std::vector<char*> cargs;
     for (auto& a : args) cargs.push_back(a.data());
@@ -917,8 +1118,9 @@ int rerun_as_postgres(const Options& o, char** argv) {
             _exit(1);
         }
         for (const auto& [what, path] :
-             {std::pair{"pgforge-bench", self.string()}, std::pair{"pgforge", pgforge}})
-            if (access(path.c_str(), X_OK) != 0) {
+             {std::pair{"pgforge-bench", self.string()}, std::pair{"pgforge", pgforge},
+              std::pair{"the unit tests", unit_tests}})
+            if (!path.empty() && access(path.c_str(), X_OK) != 0) {
                 dprintf(STDERR_FILENO,
                         "pgforge-bench: %s cannot execute %s %s: %s\n  hint: every directory "
                         "above it must be searchable by %s (chmod o+x), the file executable\n",

@@ -5,13 +5,16 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <iterator>
 #include <string>
 #include <vector>
 
+#include "engine/conf/template.hpp"
 #include "engine/core/error.hpp"
 #include "temp_dir.hpp"
 
@@ -580,7 +583,9 @@ TEST_CASE("a syntax error in an included file names that file and line", "[unit]
 // Performance
 // ---------------------------------------------------------------------------------------------
 
-TEST_CASE("parse + set + print of a 10,000-line file", "[conf][.bench]") {
+// Run by pgforge-bench (bench/README.md), which reads the "pgconf-10k-median-ms:" line.
+// A measurement for bench/ (pgforge-bench runs it), not a test: it asserts no timing.
+TEST_CASE("parse + set + write of a 10,000-line file", "[.bench]") {
     std::string text;
     int lines = 0;
     for (int i = 0; lines < 10000; ++i) {
@@ -592,20 +597,28 @@ TEST_CASE("parse + set + print of a 10,000-line file", "[conf][.bench]") {
             lines += 2;
         }
     }
+    TempDir dir("bench");
+    const fs::path file = dir / "postgresql.conf";
     using clock = std::chrono::steady_clock;
     std::vector<double> ms;
+    std::string out;
     for (int run = 0; run < 50; ++run) {
         auto start = clock::now();
         ConfDocument doc = ConfDocument::parse(text);
         doc.set("setting_5000", "1GB");
         doc.set("commented_20", "y");
         doc.set("brand_new", "on");
-        std::string out = doc.print();
+        out = doc.print();
+        pgforge::write_file_atomically(file, out, nullptr, fs::perms(0600));
         ms.push_back(std::chrono::duration<double, std::milli>(clock::now() - start).count());
         REQUIRE(out.size() > text.size());
     }
+    CHECK(slurp(file) == out);
     std::sort(ms.begin(), ms.end());
-    WARN("10,000-line parse + 3 sets + print: median "
-         << ms[ms.size() / 2] << " ms, best " << ms.front() << " ms (" << text.size() << " bytes)");
-    CHECK(ms[ms.size() / 2] <= 5.0);
+    const double median = ms[ms.size() / 2];
+    char line[64];
+    std::snprintf(line, sizeof line, "pgconf-10k-median-ms: %.3f\n", median);
+    std::cout << line << std::flush;
+    WARN("10,000-line parse + 3 sets + print + write_file_atomically: median "
+         << median << " ms, best " << ms.front() << " ms (" << text.size() << " bytes)");
 }
