@@ -2,11 +2,26 @@
 
 #include <libpq-fe.h>
 
+#include <filesystem>
 #include <memory>
 
-#include "engine/core/error.hpp"
+#include "engine/core/log.hpp"
+#include "engine/driver/postmaster_pid.hpp"
+
+namespace fs = std::filesystem;
 
 namespace pgforge::pg {
+
+namespace {
+
+std::string chomp(std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    return s;
+}
+
+using ResultPtr = std::unique_ptr<PGresult, decltype(&PQclear)>;
+
+}  // namespace
 
 bool accepting_connections(const std::string& host, int port, const std::string& user) {
     std::string p = std::to_string(port);
@@ -15,10 +30,25 @@ bool accepting_connections(const std::string& host, int port, const std::string&
     return PQpingParams(keys, values, 0) == PQPING_OK;
 }
 
+void require_running(const Instance& i) {
+    // A data directory this process cannot look into (another user's) is left to libpq.
+    std::error_code ec;
+    bool present = fs::exists(i.data_dir / "PG_VERSION", ec);
+    if (ec) return;
+    if (present) {
+        auto pm = read_postmaster_pid(i.data_dir);
+        if (pm && process_exists(pm->pid)) return;
+    }
+    throw Error(Exit::stopped, "instance " + i.qualified_name() + " is not running",
+                "start it: pgforge instance start " + i.qualified_name());
+}
+
 Connection::Connection(const Instance& i, const std::string& dbname)
-    : who_("instance " + i.qualified_name()) {
+    : who_("instance " + i.qualified_name()), dbname_(dbname) {
+    require_running(i);
     std::string host = i.socket_dir.string();
     std::string port = std::to_string(i.port);
+    // expand_dbname = 0: a database name is a name, never a connection string.
     const char* keys[] = {"host", "port", "dbname", "user", "application_name", nullptr};
     const char* values[] = {host.c_str(),        port.c_str(), dbname.c_str(),
                             i.superuser.c_str(), "pgforge",    nullptr};
@@ -27,61 +57,138 @@ Connection::Connection(const Instance& i, const std::string& dbname)
         std::string message = conn_ ? PQerrorMessage(conn_) : "out of memory";
         PQfinish(conn_);
         conn_ = nullptr;
-        while (!message.empty() && message.back() == '\n') message.pop_back();
-        throw Error(Exit::failure, "cannot connect to " + who_ + ": " + message,
+        throw Error(Exit::failure, "cannot connect to " + who_ + ": " + chomp(message),
                     "check that it is running: pgforge instance status " + i.qualified_name());
     }
+    PQsetNoticeProcessor(conn_, &Connection::notice_processor, this);
 }
 
 Connection::~Connection() {
     PQfinish(conn_);
 }
 
-QueryResult Connection::exec(const std::string& sql, const std::vector<std::string>& params) {
-    std::vector<const char*> values;
-    for (const auto& p : params) values.push_back(p.c_str());
-    std::unique_ptr<PGresult, decltype(&PQclear)> res(
-        PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
-                     nullptr, nullptr, 0),
-        &PQclear);
+void Connection::notice_processor(void* self, const char* message) {
+    auto* c = static_cast<Connection*>(self);
+    std::string text = chomp(message ? message : "");
+    if (c->notice_)
+        c->notice_(text);
+    else
+        log::debug(c->who_ + " (" + c->dbname_ + "): " + text);
+}
+
+void Connection::on_notice(NoticeHandler handler) {
+    notice_ = std::move(handler);
+}
+
+QueryResult Connection::take_result(PGresult* raw) {
+    ResultPtr res(raw, &PQclear);
     auto status = PQresultStatus(res.get());
-    if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
-        std::string message = PQresultErrorMessage(res.get());
-        while (!message.empty() && message.back() == '\n') message.pop_back();
-        throw Error(Exit::failure, who_ + ": " + message);
+    if (status == PGRES_COPY_IN || status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH) {
+        // Nothing here feeds or reads a COPY stream: end it and say so.
+        res.reset();
+        if (status == PGRES_COPY_OUT) {
+            char* buffer = nullptr;
+            while (PQgetCopyData(conn_, &buffer, 0) > 0) PQfreemem(buffer);
+        } else if (status == PGRES_COPY_IN) {
+            PQputCopyEnd(conn_, "COPY is not supported here");
+        }
+        // What follows the COPY (its end, or the error we caused); a bounded wait, since a
+        // COPY BOTH stream never ends this way.
+        for (int k = 0; k < 16; ++k) {
+            PGresult* rest = PQgetResult(conn_);
+            if (!rest) break;
+            auto s = PQresultStatus(rest);
+            PQclear(rest);
+            if (s == PGRES_COPY_BOTH) break;
+        }
+        throw SqlError(who_ + ": COPY FROM STDIN and COPY TO STDOUT are not supported here",
+                       "0A000", "COPY FROM STDIN and COPY TO STDOUT are not supported here");
+    }
+    if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK && status != PGRES_EMPTY_QUERY) {
+        std::string message = res ? PQresultErrorMessage(res.get()) : PQerrorMessage(conn_);
+        const char* state = res ? PQresultErrorField(res.get(), PG_DIAG_SQLSTATE) : nullptr;
+        const char* primary =
+            res ? PQresultErrorField(res.get(), PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+        const char* detail = res ? PQresultErrorField(res.get(), PG_DIAG_MESSAGE_DETAIL) : nullptr;
+        message = chomp(message);
+        throw SqlError(who_ + ": " + message, state ? state : "", primary ? primary : message,
+                       detail ? detail : "");
     }
     QueryResult r;
+    r.command = PQcmdStatus(res.get());
     int ncols = PQnfields(res.get());
-    for (int c = 0; c < ncols; ++c) r.columns.emplace_back(PQfname(res.get(), c));
-    for (int row = 0; row < PQntuples(res.get()); ++row) {
+    for (int c = 0; c < ncols; ++c) {
+        r.columns.emplace_back(PQfname(res.get(), c));
+        r.types.push_back(PQftype(res.get(), c));
+    }
+    int nrows = PQntuples(res.get());
+    r.rows.reserve(nrows);
+    for (int row = 0; row < nrows; ++row) {
         Row values_row;
+        values_row.reserve(ncols);
         for (int c = 0; c < ncols; ++c) {
             if (PQgetisnull(res.get(), row, c))
                 values_row.emplace_back(std::nullopt);
             else
-                values_row.emplace_back(PQgetvalue(res.get(), row, c));
+                values_row.emplace_back(
+                    std::string(PQgetvalue(res.get(), row, c), PQgetlength(res.get(), row, c)));
         }
         r.rows.push_back(std::move(values_row));
     }
     return r;
 }
 
+QueryResult Connection::exec(const std::string& sql, const std::vector<std::string>& params) {
+    std::vector<const char*> values;
+    values.reserve(params.size());
+    for (const auto& p : params) values.push_back(p.c_str());
+    return take_result(PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                                    values.data(), nullptr, nullptr, 0));
+}
+
+QueryResult Connection::exec_script(const std::string& sql) {
+    return take_result(PQexec(conn_, sql.c_str()));
+}
+
 std::string Connection::quote_identifier(const std::string& name) {
     std::unique_ptr<char, decltype(&PQfreemem)> q(
         PQescapeIdentifier(conn_, name.c_str(), name.size()), &PQfreemem);
-    if (!q) throw Error(Exit::failure, who_ + ": " + PQerrorMessage(conn_));
+    if (!q) throw Error(Exit::failure, who_ + ": " + chomp(PQerrorMessage(conn_)));
     return q.get();
 }
 
 std::string Connection::quote_literal(const std::string& value) {
     std::unique_ptr<char, decltype(&PQfreemem)> q(
         PQescapeLiteral(conn_, value.c_str(), value.size()), &PQfreemem);
-    if (!q) throw Error(Exit::failure, who_ + ": " + PQerrorMessage(conn_));
+    if (!q) throw Error(Exit::failure, who_ + ": " + chomp(PQerrorMessage(conn_)));
     return q.get();
 }
 
 int Connection::server_version() const {
     return PQserverVersion(conn_);
+}
+
+std::string array_literal(const std::vector<std::string>& values) {
+    std::string out = "{";
+    for (size_t k = 0; k < values.size(); ++k) {
+        if (k) out += ',';
+        out += '"';
+        for (char c : values[k]) {
+            if (c == '"' || c == '\\') out += '\\';
+            out += c;
+        }
+        out += '"';
+    }
+    return out + "}";
+}
+
+std::string conninfo_value(const std::string& value) {
+    std::string out = "'";
+    for (char c : value) {
+        if (c == '\'' || c == '\\') out += '\\';
+        out += c;
+    }
+    return out + "'";
 }
 
 }  // namespace pgforge::pg

@@ -1,0 +1,165 @@
+// Database commands without a server: the description files apply reads (YAML or JSON) and
+// their errors, the "not running" error, dump file names, the values handed to libpq and to
+// pg_dump/pg_restore.
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "engine/cli/cli.hpp"
+#include "engine/core/settings.hpp"
+#include "engine/inventory/inventory.hpp"
+#include "engine/pg/connection.hpp"
+#include "engine/pg/databases.hpp"
+#include "temp_dir.hpp"
+
+namespace fs = std::filesystem;
+using pgforge::test::ScopedEnv;
+using pgforge::test::TempDir;
+using pgforge::test::write_text;
+
+namespace {
+
+struct Result {
+    int status = 0;
+    std::string out;
+    std::string err;
+};
+
+class Site {
+  public:
+    Site() {
+        settings_file_ = dir_ / "settings.ini";
+        write_text(settings_file_, "prefix = " + (dir_ / "prefix").string() +
+                                       "\nrun_dir = " + (dir_ / "run").string() + "\n");
+    }
+    Result run(std::vector<std::string> args) const {
+        args.insert(args.begin(), {"--settings", settings_file_.string()});
+        std::ostringstream out, err;
+        Result r;
+        r.status = pgforge::cli::run(args, out, err);
+        r.out = out.str();
+        r.err = err.str();
+        return r;
+    }
+    fs::path file(const std::string& name, const std::string& content) const {
+        write_text(dir_ / name, content);
+        return dir_ / name;
+    }
+    // An inventoried instance with no files: never running.
+    void record(const std::string& name) const {
+        pgforge::Settings s;
+        s.prefix = dir_ / "prefix";
+        s.run_dir = dir_ / "run";
+        pgforge::Instance i;
+        i.name = name;
+        i.version = "15";
+        pgforge::assign_instance_paths(s, i);
+        i.port = 6001;
+        i.owner = "postgres";
+        i.superuser = "postgres";
+        i.created_at = "2026-01-01T00:00:00.000Z";
+        i.options = "{}";
+        pgforge::Inventory(s.inventory_file()).add(i);
+    }
+
+  private:
+    TempDir dir_{"dbcli"};
+    fs::path settings_file_;
+    ScopedEnv no_prefix_{"PGFORGE_PREFIX", std::nullopt};
+    ScopedEnv no_settings_{"PGFORGE_SETTINGS", std::nullopt};
+};
+
+bool contains(const std::string& s, const std::string& part) {
+    return s.find(part) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("apply -f refuses a malformed description before touching any instance", "[unit]") {
+    Site site;
+    struct Case {
+        const char* content;
+        const char* message;
+    };
+    std::vector<Case> cases = {
+        {"name: app\nowenr: alice\n", "unknown key 'owenr'"},
+        {"name: app\nstate: gone\n", "state must be present or absent, not 'gone'"},
+        {"owner: alice\n", "a database needs a name"},
+        {"name: app\nsettings: [a, b]\n", "settings (line 2) must be a mapping"},
+        {"name: app\nschemas: {a: b}\n", "schemas (line 2) must be a list"},
+        {"name: app\nschemas: [{name: s, ownr: x}]\n", "unknown key 'ownr'"},
+        {"name: app\nextensions: [{schema: s}]\n", "an extension needs a name"},
+        {"name: app\nforce_drop: maybe\n", "force_drop (line 2) must be true or false"},
+        {"name: [a]\n", "database.name (line 1) must be a string"},
+        {"just text\n", "expected a database (a mapping) or a list of them"},
+        {"{\"name\": \"app\", \"settings\": {\"work_mem\": \"1MB\"},, }", "test.yaml"},
+        {"- name: ok\n- name: app\n  tablespace: {x: 1}\n", "[1].tablespace (line 3) must be"},
+    };
+    for (const auto& c : cases) {
+        INFO(c.content);
+        auto f = site.file("test.yaml", c.content);
+        auto r = site.run({"database", "apply", "-f", f.string(), "-i", "nowhere"});
+        CHECK(r.status == 2);
+        CHECK(contains(r.err, c.message));
+    }
+    auto hint = site.run({"database", "apply", "-f",
+                          site.file("t.yaml", "name: a\nowenr: x\n").string(), "-i", "x"});
+    CHECK(contains(hint.err, "did you mean 'owner'?"));
+    auto missing = site.run({"database", "apply", "-i", "x"});
+    CHECK(missing.status == 2);
+    CHECK(contains(missing.err, "-f FILE"));
+    auto bad_set = site.run({"database", "alter", "app", "--set", "work_mem", "-i", "x"});
+    CHECK(bad_set.status == 2);
+    CHECK(contains(bad_set.err, "--set takes NAME=VALUE"));
+}
+
+TEST_CASE("database commands on an instance that is not running exit 3", "[unit]") {
+    Site site;
+    site.record("idle");
+    auto f = site.file("d.json", R"({"name": "app", "settings": {}})");
+    for (std::vector<std::string> args :
+         {std::vector<std::string>{"database", "list", "-i", "idle"},
+          {"database", "apply", "-f", f.string(), "-i", "idle"},
+          {"database", "run", "SELECT 1", "-i", "idle", "--json"},
+          {"database", "drop", "app", "-i", "idle"}}) {
+        auto r = site.run(args);
+        CHECK(r.status == 3);
+        CHECK(contains(r.err, "instance 15/idle is not running"));
+        CHECK(contains(r.err, "hint: start it: pgforge instance start 15/idle"));
+    }
+    auto j = site.run({"database", "list", "-i", "idle", "--json"});
+    CHECK(contains(j.out, "\"exit\": 3"));
+}
+
+TEST_CASE("dump file names hold any database name and read back", "[unit]") {
+    using pgforge::databases::decode_file_name;
+    using pgforge::databases::encode_file_name;
+    std::vector<std::string> names = {
+        "app", "a_b-c.d", "a\"; DROP DATABASE x; --", "../etc/passwd", ".", "..", "100%", "é",
+        "a/b", "x\ny"};
+    for (const auto& name : names) {
+        std::string encoded = encode_file_name(name);
+        INFO(name << " -> " << encoded);
+        CHECK(encoded.find('/') == std::string::npos);
+        CHECK(encoded.find('\n') == std::string::npos);
+        CHECK(encoded != ".");
+        CHECK(encoded != "..");
+        CHECK(decode_file_name(encoded) == std::optional<std::string>(name));
+    }
+    CHECK(encode_file_name("a\"; DROP") == "a%22%3B%20DROP");
+    CHECK(decode_file_name("bad%2") == std::nullopt);
+    CHECK(decode_file_name("bad%zz") == std::nullopt);
+}
+
+TEST_CASE("values for libpq: array parameters and connection strings", "[unit]") {
+    using pgforge::pg::array_literal;
+    using pgforge::pg::conninfo_value;
+    CHECK(array_literal({}) == "{}");
+    CHECK(array_literal({"a", "b c"}) == "{\"a\",\"b c\"}");
+    CHECK(array_literal({"x\"y", "back\\slash", "NULL", "{}"}) ==
+          "{\"x\\\"y\",\"back\\\\slash\",\"NULL\",\"{}\"}");
+    CHECK(conninfo_value("app") == "'app'");
+    CHECK(conninfo_value("a'b\\c = d") == "'a\\'b\\\\c = d'");
+}
