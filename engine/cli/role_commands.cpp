@@ -1,11 +1,493 @@
-// role commands.
+// role commands: create, alter, apply (a YAML or JSON description), get, list, drop on an
+// instance (-i NAME). Passwords come from a file or a terminal prompt, never from argv.
+#include <termios.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
 #include "engine/cli/command.hpp"
+#include "engine/core/text.hpp"
+#include "engine/pg/roles.hpp"
+
+namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;
 
 namespace pgforge::cli {
+namespace {
+
+using roles::Role;
+
+// ---- the description format (YAML or JSON, which yaml-cpp reads as well) --------------------
+
+const std::vector<std::string> kKeys = {
+    "name",        "login",       "superuser",     "createdb",
+    "createrole",  "replication", "inherit",       "connection_limit",
+    "valid_until", "in_roles",    "password",      "pgpass",
+    "state",       "drop_owned",  "reassign_owned"};
+
+Error bad_description(const std::string& what, const std::string& origin) {
+    return Error(Exit::usage, origin + ": " + what,
+                 "see docs/roles.md for the format of a role description");
+}
+
+Role role_from_yaml(const YAML::Node& node, const std::string& origin) {
+    if (!node.IsMap()) throw bad_description("a role description is a mapping", origin);
+    Role r;
+    for (const auto& kv : node) {
+        std::string key = kv.first.as<std::string>();
+        if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end()) {
+            std::string best;
+            size_t best_d = 99;
+            for (const auto& k : kKeys)
+                if (size_t d = edit_distance(key, k); d < best_d) best = k, best_d = d;
+            throw Error(Exit::usage, origin + ": unknown key '" + key + "'",
+                        best_d <= 3 ? "did you mean '" + best + "'?"
+                                    : "see docs/roles.md for the keys of a role description");
+        }
+    }
+    auto scalar = [&](const char* key) -> std::optional<std::string> {
+        YAML::Node v = node[key];
+        if (!v || v.IsNull()) return std::nullopt;
+        if (!v.IsScalar()) throw bad_description(std::string(key) + " is not a scalar", origin);
+        return v.Scalar();
+    };
+    auto boolean = [&](const char* key) -> std::optional<bool> {
+        YAML::Node v = node[key];
+        if (!v || v.IsNull()) return std::nullopt;
+        bool b = false;
+        if (!v.IsScalar() || !YAML::convert<bool>::decode(v, b))
+            throw bad_description(std::string(key) + " is not true or false", origin);
+        return b;
+    };
+    auto name = scalar("name");
+    if (!name) throw bad_description("the role has no name", origin);
+    r.name = *name;
+    r.login = boolean("login");
+    r.superuser = boolean("superuser");
+    r.createdb = boolean("createdb");
+    r.createrole = boolean("createrole");
+    r.replication = boolean("replication");
+    r.inherit = boolean("inherit");
+    if (auto v = scalar("connection_limit")) {
+        try {
+            size_t used = 0;
+            r.connection_limit = std::stoi(*v, &used);
+            if (used != v->size()) throw std::invalid_argument("trailing characters");
+        } catch (const std::exception&) {
+            throw bad_description("connection_limit '" + *v + "' is not a number", origin);
+        }
+    }
+    r.valid_until = scalar("valid_until");
+    if (YAML::Node v = node["in_roles"]; v && !v.IsNull()) {
+        if (!v.IsSequence()) throw bad_description("in_roles is not a list", origin);
+        std::vector<std::string> in;
+        for (const auto& g : v) {
+            if (!g.IsScalar()) throw bad_description("in_roles holds a non-scalar", origin);
+            in.push_back(g.Scalar());
+        }
+        r.in_roles = std::move(in);
+    }
+    r.password = scalar("password");
+    r.pgpass = boolean("pgpass");
+    if (auto s = scalar("state")) {
+        if (*s == "present")
+            r.state = roles::State::present;
+        else if (*s == "absent")
+            r.state = roles::State::absent;
+        else
+            throw bad_description("state '" + *s + "' is neither present nor absent", origin);
+    }
+    r.drop_owned = boolean("drop_owned").value_or(false);
+    r.reassign_owned = scalar("reassign_owned");
+    return r;
+}
+
+json role_json(const Role& r) {
+    json in = json::array();
+    for (const auto& g : r.in_roles.value_or(std::vector<std::string>{})) in.push_back(g);
+    auto b = [](const std::optional<bool>& v) { return v ? json(*v) : json(nullptr); };
+    return {{"name", r.name},
+            {"login", b(r.login)},
+            {"superuser", b(r.superuser)},
+            {"createdb", b(r.createdb)},
+            {"createrole", b(r.createrole)},
+            {"replication", b(r.replication)},
+            {"inherit", b(r.inherit)},
+            {"connection_limit", r.connection_limit ? json(*r.connection_limit) : json(nullptr)},
+            {"valid_until", r.valid_until ? json(*r.valid_until) : json(nullptr)},
+            {"in_roles", in},
+            {"pgpass", b(r.pgpass)},
+            {"state", "present"}};
+}
+
+std::string role_yaml(const Role& r) {
+    YAML::Emitter e;
+    e << YAML::BeginMap;
+    e << YAML::Key << "name" << YAML::Value << YAML::DoubleQuoted << r.name;
+    auto b = [&](const char* key, const std::optional<bool>& v) {
+        if (v) e << YAML::Key << key << YAML::Value << *v;
+    };
+    b("login", r.login);
+    b("superuser", r.superuser);
+    b("createdb", r.createdb);
+    b("createrole", r.createrole);
+    b("replication", r.replication);
+    b("inherit", r.inherit);
+    if (r.connection_limit)
+        e << YAML::Key << "connection_limit" << YAML::Value << *r.connection_limit;
+    e << YAML::Key << "valid_until" << YAML::Value;
+    if (r.valid_until)
+        e << YAML::DoubleQuoted << *r.valid_until;
+    else
+        e << YAML::Null;
+    e << YAML::Key << "in_roles" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+    for (const auto& g : r.in_roles.value_or(std::vector<std::string>{}))
+        e << YAML::DoubleQuoted << g;
+    e << YAML::EndSeq;
+    b("pgpass", r.pgpass);
+    e << YAML::Key << "state" << YAML::Value << "present";
+    e << YAML::EndMap;
+    return std::string(e.c_str()) + "\n";
+}
+
+json outcome_json(const roles::Outcome& o) {
+    return {{"name", o.name},
+            {"result", std::string(roles::to_string(o.result))},
+            {"statements", o.statements}};
+}
+
+int report(Invocation& inv, const std::vector<roles::Outcome>& outcomes, bool as_array) {
+    if (inv.json) {
+        json j = json::array();
+        for (const auto& o : outcomes) j.push_back(outcome_json(o));
+        inv.out << (as_array ? j : j.at(0)).dump(2) << "\n";
+    } else if (!inv.quiet) {
+        for (const auto& o : outcomes)
+            inv.out << "role " << o.name << ": " << roles::to_string(o.result) << "\n";
+    }
+    return 0;
+}
+
+// ---- passwords ------------------------------------------------------------------------------
+
+std::string password_from_file(const std::string& file) {
+    std::ifstream in(file);
+    if (!in)
+        throw Error(Exit::usage, "cannot read password file " + file,
+                    "write the password on the first line of a file only you can read");
+    std::string password;
+    std::getline(in, password);
+    if (!password.empty() && password.back() == '\r') password.pop_back();
+    if (password.empty())
+        throw Error(Exit::usage, "password file " + file + " is empty",
+                    "write the password on its first line");
+    return password;
+}
+
+// Restores the terminal's echo however the prompt ends.
+class EchoOff {
+  public:
+    EchoOff() {
+        if (tcgetattr(STDIN_FILENO, &old_) != 0) return;
+        termios quiet = old_;
+        quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+        quiet.c_lflag |= ECHONL;
+        active_ = tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0;
+    }
+    ~EchoOff() {
+        if (active_) tcsetattr(STDIN_FILENO, TCSAFLUSH, &old_);
+    }
+    EchoOff(const EchoOff&) = delete;
+    EchoOff& operator=(const EchoOff&) = delete;
+
+  private:
+    termios old_{};
+    bool active_ = false;
+};
+
+std::string password_from_prompt(Invocation& inv, const std::string& role) {
+    if (!isatty(STDIN_FILENO))
+        throw Error(Exit::usage, "cannot prompt for a password: standard input is not a terminal",
+                    "give --password-file F instead");
+    std::string first, second;
+    {
+        EchoOff quiet;
+        inv.err << "Password for role " << role << ": " << std::flush;
+        std::getline(std::cin, first);
+        inv.err << "Enter it again: " << std::flush;
+        std::getline(std::cin, second);
+    }
+    if (first != second) throw Error(Exit::usage, "the passwords do not match");
+    if (first.empty()) throw Error(Exit::usage, "the password is empty");
+    return first;
+}
+
+std::optional<std::string> password_option(Invocation& inv, const std::string& role) {
+    auto file = inv.opt<std::string>("password-file");
+    bool prompt = inv.flag("password-prompt");
+    if (file && prompt) throw Error(Exit::usage, "give --password-file or --password-prompt");
+    if (file) return password_from_file(*file);
+    if (prompt) return password_from_prompt(inv, role);
+    return std::nullopt;
+}
+
+// ---- options --------------------------------------------------------------------------------
+
+void instance_option(po::options_description& d) {
+    d.add_options()("instance,i", po::value<std::string>(), "the instance (NAME or VERSION/NAME)");
+}
+
+void password_options(po::options_description& d) {
+    // clang-format off
+    d.add_options()
+        ("password-file", po::value<std::string>(), "file whose first line is the role's password")
+        ("password-prompt,W", po::bool_switch(), "ask for the password (standard input must be a terminal)")
+        ("pgpass", po::bool_switch(), "keep an entry for the role in ~/.pgpass");
+    // clang-format on
+}
+
+struct FlagHelp {
+    const char* name;
+    const char* yes;
+    const char* no;
+};
+const FlagHelp kFlags[] = {
+    {"login", "may log in", "may not log in"},
+    {"superuser", "is a superuser", "is not a superuser"},
+    {"createdb", "may create databases", "may not create databases"},
+    {"createrole", "may create roles", "may not create roles"},
+    {"replication", "may stream replication", "may not stream replication"},
+    {"inherit", "has the privileges of the roles it is a member of (the default)",
+     "does not inherit the privileges of its roles"},
+};
+
+void attribute_options(po::options_description& d, bool negations) {
+    instance_option(d);
+    password_options(d);
+    for (const auto& f : kFlags) {
+        d.add_options()(f.name, po::bool_switch(), (std::string("the role ") + f.yes).c_str());
+        if (negations || std::string(f.name) == "inherit")
+            d.add_options()((std::string("no-") + f.name).c_str(), po::bool_switch(),
+                            (std::string("the role ") + f.no).c_str());
+    }
+    // clang-format off
+    d.add_options()
+        ("connection-limit", po::value<int>(), "at most N connections (-1: no limit)")
+        ("valid-until", po::value<std::string>(), "the password expires then (a timestamp, or infinity)")
+        ("in-role", po::value<std::vector<std::string>>()->composing(),
+         "member of exactly these roles (repeat the option)");
+    // clang-format on
+    if (negations) d.add_options()("no-in-role", po::bool_switch(), "member of no role");
+}
+
+void create_options(po::options_description& d) {
+    attribute_options(d, false);
+}
+void alter_options(po::options_description& d) {
+    attribute_options(d, true);
+}
+
+void apply_options(po::options_description& d) {
+    instance_option(d);
+    password_options(d);
+    d.add_options()("file,f", po::value<std::string>(),
+                    "the description (YAML or JSON; - for stdin)");
+}
+
+void drop_options(po::options_description& d) {
+    instance_option(d);
+    // clang-format off
+    d.add_options()
+        ("reassign-owned", po::value<std::string>(), "give what the role owns to this role first")
+        ("drop-owned", po::bool_switch(), "drop what the role owns first");
+    // clang-format on
+}
+
+// ---- commands -------------------------------------------------------------------------------
+
+Instance target(Invocation& inv) {
+    auto name = inv.opt<std::string>("instance");
+    if (!name)
+        throw Error(Exit::usage, "no instance", "name the instance with -i NAME (or VERSION/NAME)");
+    return instances::get(inv.ctx(), *name);
+}
+
+std::string one_name(Invocation& inv) {
+    std::string name = inv.arg(0, "role name");
+    if (inv.positional.size() > 1)
+        throw Error(Exit::usage, "one role at a time: unexpected '" + inv.positional[1] + "'");
+    return name;
+}
+
+Role role_from_options(Invocation& inv, const std::string& name) {
+    Role r;
+    r.name = name;
+    std::optional<bool>* fields[] = {&r.login,      &r.superuser,   &r.createdb,
+                                     &r.createrole, &r.replication, &r.inherit};
+    for (size_t k = 0; k < std::size(kFlags); ++k) {
+        std::string no = std::string("no-") + kFlags[k].name;
+        bool yes = inv.flag(kFlags[k].name);
+        bool not_ = inv.flag(no.c_str());
+        if (yes && not_)
+            throw Error(Exit::usage,
+                        std::string("give --") + kFlags[k].name + " or --" + no + ", not both");
+        if (yes) *fields[k] = true;
+        if (not_) *fields[k] = false;
+    }
+    r.connection_limit = inv.opt<int>("connection-limit");
+    r.valid_until = inv.opt<std::string>("valid-until");
+    auto in = inv.opt<std::vector<std::string>>("in-role");
+    if (in && inv.vm.count("no-in-role") && inv.flag("no-in-role"))
+        throw Error(Exit::usage, "give --in-role or --no-in-role, not both");
+    if (in) r.in_roles = *in;
+    if (inv.vm.count("no-in-role") && inv.flag("no-in-role"))
+        r.in_roles = std::vector<std::string>{};
+    if (inv.flag("pgpass")) r.pgpass = true;
+    r.password = password_option(inv, name);
+    return r;
+}
+
+int role_create(Invocation& inv) {
+    std::string name = one_name(inv);
+    Instance i = target(inv);
+    Role r = role_from_options(inv, name);
+    if (roles::exists(inv.ctx(), i, name))
+        throw Error(Exit::conflict,
+                    "role " + name + " already exists in instance " + i.qualified_name(),
+                    "change it with: pgforge role alter -i " + i.qualified_name() + " NAME ...");
+    return report(inv, {roles::apply(inv.ctx(), i, r)}, false);
+}
+
+int role_alter(Invocation& inv) {
+    std::string name = one_name(inv);
+    Instance i = target(inv);
+    Role r = role_from_options(inv, name);
+    if (!roles::exists(inv.ctx(), i, name))
+        throw Error(Exit::not_found,
+                    "role " + name + " does not exist in instance " + i.qualified_name(),
+                    "create it with: pgforge role create -i " + i.qualified_name() + " NAME ...");
+    return report(inv, {roles::apply(inv.ctx(), i, r)}, false);
+}
+
+int role_apply(Invocation& inv) {
+    auto file = inv.opt<std::string>("file");
+    if (!file) throw Error(Exit::usage, "no description", "give -f FILE (YAML or JSON), or -f -");
+    if (!inv.positional.empty())
+        throw Error(Exit::usage, "unexpected '" + inv.positional[0] + "'",
+                    "the role is described in the file given with -f");
+    if (*file == "-" && inv.flag("password-prompt"))
+        throw Error(Exit::usage,
+                    "cannot prompt for a password while reading the description "
+                    "from standard input",
+                    "give --password-file F");
+    std::string text, origin = *file == "-" ? "<stdin>" : *file;
+    if (*file == "-") {
+        std::ostringstream s;
+        s << std::cin.rdbuf();
+        text = s.str();
+    } else {
+        std::ifstream in(*file, std::ios::binary);
+        if (!in) throw Error(Exit::usage, "cannot read " + *file);
+        std::ostringstream s;
+        s << in.rdbuf();
+        text = s.str();
+    }
+    YAML::Node doc;
+    try {
+        doc = YAML::Load(text);
+    } catch (const YAML::Exception& e) {
+        throw bad_description(e.what(), origin);
+    }
+    std::vector<Role> list;
+    bool many = doc.IsSequence();
+    try {
+        if (many)
+            for (const auto& n : doc) list.push_back(role_from_yaml(n, origin));
+        else
+            list.push_back(role_from_yaml(doc, origin));
+    } catch (const YAML::Exception& e) {
+        throw bad_description(e.what(), origin);
+    }
+    bool password_given = inv.opt<std::string>("password-file") || inv.flag("password-prompt");
+    if (password_given && list.size() != 1)
+        throw Error(Exit::usage, "--password-file and --password-prompt go with one role");
+    if (password_given) list[0].password = password_option(inv, list[0].name);
+    if (inv.flag("pgpass"))
+        for (auto& r : list) r.pgpass = true;
+    Instance i = target(inv);
+    return report(inv, roles::apply(inv.ctx(), i, list), many);
+}
+
+int role_get(Invocation& inv) {
+    std::string name = one_name(inv);
+    Instance i = target(inv);
+    Role r = roles::get(inv.ctx(), i, name);
+    if (inv.json)
+        inv.out << role_json(r).dump(2) << "\n";
+    else
+        inv.out << role_yaml(r);
+    return 0;
+}
+
+int role_list(Invocation& inv) {
+    Instance i = target(inv);
+    auto all = roles::ls(inv.ctx(), i);
+    if (inv.json) {
+        json j = json::array();
+        for (const auto& r : all) j.push_back(role_json(r));
+        inv.out << j.dump(2) << "\n";
+        return 0;
+    }
+    auto yn = [](const std::optional<bool>& v) { return v.value_or(false) ? "yes" : "no"; };
+    std::vector<std::vector<std::string>> rows = {
+        {"NAME", "LOGIN", "SUPERUSER", "CREATEDB", "CREATEROLE", "REPLICATION", "INHERIT",
+         "CONNLIMIT", "VALID UNTIL", "MEMBER OF", "PGPASS"}};
+    for (const auto& r : all) {
+        std::string member_of;
+        for (const auto& g : r.in_roles.value_or(std::vector<std::string>{}))
+            member_of += (member_of.empty() ? "" : ",") + g;
+        rows.push_back({r.name, yn(r.login), yn(r.superuser), yn(r.createdb), yn(r.createrole),
+                        yn(r.replication), yn(r.inherit),
+                        std::to_string(r.connection_limit.value_or(-1)), r.valid_until.value_or(""),
+                        member_of, yn(r.pgpass)});
+    }
+    print_table(inv.out, rows);
+    return 0;
+}
+
+int role_drop(Invocation& inv) {
+    std::string name = one_name(inv);
+    Instance i = target(inv);
+    roles::DropOptions o;
+    o.reassign_owned = inv.opt<std::string>("reassign-owned");
+    o.drop_owned = inv.flag("drop-owned");
+    return report(inv, {roles::drop(inv.ctx(), i, name, o)}, false);
+}
+
+const std::vector<CommandSpec> kRoleCommands = {
+    {"role", "create", "NAME",
+     "create a role (--login, --superuser, ..., --in-role R, --password-file F, --pgpass)",
+     create_options, role_create},
+    {"role", "alter", "NAME", "change the attributes, memberships or password of a role",
+     alter_options, role_alter},
+    {"role", "apply", "-f FILE",
+     "make roles as described (YAML or JSON): created, changed, dropped or unchanged",
+     apply_options, role_apply},
+    {"role", "get", "NAME", "a role's description (the format apply reads)", instance_option,
+     role_get},
+    {"role", "list", "", "roles of an instance", instance_option, role_list},
+    {"role", "drop", "NAME", "drop a role (--reassign-owned ROLE or --drop-owned first)",
+     drop_options, role_drop},
+};
+
+}  // namespace
 
 const std::vector<CommandSpec>& role_commands() {
-    static const std::vector<CommandSpec> commands;
-    return commands;
+    return kRoleCommands;
 }
 
 }  // namespace pgforge::cli
