@@ -90,8 +90,6 @@ struct CommandSpec {
 std::string shell_quote(const std::string& s);
 void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows);
 
-// The instance a command acts on: the first argument, or -i/--instance.
-Instance target_instance(Invocation& inv);
 
 // The command tables, one per object family.
 const std::vector<CommandSpec>& instance_commands();
