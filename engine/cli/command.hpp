@@ -90,7 +90,6 @@ struct CommandSpec {
 std::string shell_quote(const std::string& s);
 void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows);
 
-
 // The command tables, one per object family.
 const std::vector<CommandSpec>& instance_commands();
 const std::vector<CommandSpec>& conf_commands();
