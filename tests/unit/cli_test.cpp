@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_site.hpp"
 #include "engine/core/instance.hpp"
 #include "engine/core/settings.hpp"
 #include "engine/inventory/inventory.hpp"
@@ -24,61 +25,11 @@ using pgforge::test::write_text;
 
 namespace {
 
-struct Result {
-    int status = 0;
-    std::string out;
-    std::string err;
-};
+using Result = pgforge::test::CliResult;
 
-// A private site: <tmp>/prefix, <tmp>/run, and <tmp>/settings.ini naming them.
-class Site {
-  public:
-    Site() {
-        settings_file_ = dir_ / "settings.ini";
-        write_text(settings_file_, "prefix = " + prefix().string() +
-                                       "\nrun_dir = " + (dir_ / "run").string() + "\n");
-    }
-
-    fs::path prefix() const { return dir_ / "prefix"; }
-    const TempDir& dir() const { return dir_; }
-
-    // pgforge --settings <file> ARGS...
-    Result run(std::initializer_list<std::string> args) const {
-        std::vector<std::string> argv = {"--settings", settings_file_.string()};
-        argv.insert(argv.end(), args.begin(), args.end());
-        std::ostringstream out, err;
-        Result r;
-        r.status = pgforge::cli::run(argv, out, err);
-        r.out = out.str();
-        r.err = err.str();
-        return r;
-    }
-
-    // Records an instance in the inventory of `prefix` without creating any of its files.
-    static void record(const fs::path& prefix, const std::string& version,
-                       const std::string& name) {
-        pgforge::Settings s;
-        s.prefix = prefix;
-        s.run_dir = prefix / "run";
-        pgforge::Instance i;
-        i.name = name;
-        i.version = version;
-        pgforge::assign_instance_paths(s, i);
-        i.port = 6001;
-        i.owner = "postgres";
-        i.superuser = "postgres";
-        i.created_at = "2026-01-01T00:00:00.000Z";
-        i.options = "{}";
-        pgforge::Inventory(s.inventory_file()).add(i);
-    }
-
-  private:
-    TempDir dir_{"cli"};
-    fs::path settings_file_;
-    // Nothing from the caller's environment may redirect the site.
-    ScopedEnv no_prefix_{"PGFORGE_PREFIX", std::nullopt};
-    ScopedEnv no_settings_{"PGFORGE_SETTINGS", std::nullopt};
-    ScopedEnv no_version_{"PGFORGE_POSTGRES_VERSION", std::nullopt};
+// A private site, as tests/unit/cli_site.hpp describes.
+struct Site : pgforge::test::CliSite {
+    Site() : CliSite("cli") {}
 };
 
 // What a run did, for failure messages.

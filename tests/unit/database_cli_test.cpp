@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_site.hpp"
 #include "engine/cli/cli.hpp"
 #include "engine/core/settings.hpp"
 #include "engine/inventory/inventory.hpp"
@@ -21,54 +22,11 @@ using pgforge::test::write_text;
 
 namespace {
 
-struct Result {
-    int status = 0;
-    std::string out;
-    std::string err;
-};
+using Result = pgforge::test::CliResult;
 
-class Site {
-  public:
-    Site() {
-        settings_file_ = dir_ / "settings.ini";
-        write_text(settings_file_, "prefix = " + (dir_ / "prefix").string() +
-                                       "\nrun_dir = " + (dir_ / "run").string() + "\n");
-    }
-    Result run(std::vector<std::string> args) const {
-        args.insert(args.begin(), {"--settings", settings_file_.string()});
-        std::ostringstream out, err;
-        Result r;
-        r.status = pgforge::cli::run(args, out, err);
-        r.out = out.str();
-        r.err = err.str();
-        return r;
-    }
-    fs::path file(const std::string& name, const std::string& content) const {
-        write_text(dir_ / name, content);
-        return dir_ / name;
-    }
-    // An inventoried instance with no files: never running.
-    void record(const std::string& name) const {
-        pgforge::Settings s;
-        s.prefix = dir_ / "prefix";
-        s.run_dir = dir_ / "run";
-        pgforge::Instance i;
-        i.name = name;
-        i.version = "15";
-        pgforge::assign_instance_paths(s, i);
-        i.port = 6001;
-        i.owner = "postgres";
-        i.superuser = "postgres";
-        i.created_at = "2026-01-01T00:00:00.000Z";
-        i.options = "{}";
-        pgforge::Inventory(s.inventory_file()).add(i);
-    }
-
-  private:
-    TempDir dir_{"dbcli"};
-    fs::path settings_file_;
-    ScopedEnv no_prefix_{"PGFORGE_PREFIX", std::nullopt};
-    ScopedEnv no_settings_{"PGFORGE_SETTINGS", std::nullopt};
+// A private site, as tests/unit/cli_site.hpp describes.
+struct Site : pgforge::test::CliSite {
+    Site() : CliSite("dbcli") {}
 };
 
 bool contains(const std::string& s, const std::string& part) {
