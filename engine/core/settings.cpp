@@ -40,13 +40,26 @@ fs::path default_share_dir() {
     return PGFORGE_INSTALLED_SHARE_DIR;
 }
 
+// The plugins installed with pgforge (lib/pgforge/plugins beside bin/), or, running from the
+// build tree, the plugins built there.
+fs::path builtin_plugin_dir() {
+    std::error_code ec;
+    fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    if (!ec) {
+        fs::path beside = exe.parent_path().parent_path() / "lib" / "pgforge" / "plugins";
+        if (fs::is_directory(beside, ec)) return beside;
+    }
+    if (fs::is_directory(PGFORGE_BUILD_PLUGIN_DIR, ec)) return PGFORGE_BUILD_PLUGIN_DIR;
+    return PGFORGE_INSTALLED_PLUGIN_DIR;
+}
+
 void read_settings_file(const fs::path& file, Settings& s) {
     std::ifstream in(file);
     if (!in)
         throw Error(Exit::usage, "cannot read settings file " + file.string(),
                     "check that it exists and is readable");
     std::string prefix, run_dir;
-    std::vector<std::string> bindirs;
+    std::vector<std::string> bindirs, plugin_dirs, enabled, hook_dirs;
     po::options_description d;
     // clang-format off
     d.add_options()
@@ -63,12 +76,30 @@ void read_settings_file(const fs::path& file, Settings& s) {
         ("postgresql.port_max", po::value(&s.port_max))
         ("postgresql.start_timeout", po::value(&s.start_timeout))
         ("postgresql.stop_timeout", po::value(&s.stop_timeout))
-        ("postgresql.lock_timeout", po::value(&s.lock_timeout));
+        ("postgresql.lock_timeout", po::value(&s.lock_timeout))
+        ("plugins.path", po::value(&plugin_dirs)->composing())
+        ("plugins.enabled", po::value(&enabled)->composing())
+        ("hooks.dir", po::value(&hook_dirs)->composing())
+        ("hooks.timeout", po::value(&s.hook_timeout))
+        ("hooks.priority", po::value(&s.hook_priority));
     // clang-format on
     try {
         po::variables_map vm;
         // Sections of plugins are theirs to read: unknown keys are allowed here.
-        po::store(po::parse_config_file(in, d, /*allow_unregistered=*/true), vm);
+        auto parsed = po::parse_config_file(in, d, /*allow_unregistered=*/true);
+        for (const auto& o : parsed.options) {
+            auto dot = o.string_key.find('.');
+            if (!o.unregistered || dot == std::string::npos) continue;
+            std::string section = o.string_key.substr(0, dot);
+            if (section == "postgresql" || section == "plugins" || section == "hooks")
+                throw Error(
+                    Exit::usage,
+                    "settings file " + file.string() + ": unknown key '" + o.string_key + "'",
+                    "see share/settings.ini.example for the keys of [" + section + "]");
+            s.sections[section][o.string_key.substr(dot + 1)] =
+                o.value.empty() ? std::string() : o.value.back();
+        }
+        po::store(parsed, vm);
         po::notify(vm);
     } catch (const po::error& e) {
         throw Error(Exit::usage, "settings file " + file.string() + ": " + e.what(),
@@ -77,6 +108,23 @@ void read_settings_file(const fs::path& file, Settings& s) {
     if (!prefix.empty()) s.prefix = prefix;
     if (!run_dir.empty()) s.run_dir = run_dir;
     for (const auto& b : bindirs) s.bindirs.emplace_back(b);
+    for (const auto& p : plugin_dirs) s.plugin_dirs.emplace_back(p);
+    for (const auto& h : hook_dirs) s.hook_dirs.emplace_back(h);
+    // "enabled = a, b" or one name per line.
+    for (const auto& line : enabled) {
+        std::string name;
+        for (char c : line + ",") {
+            if (c == ',' || c == ' ' || c == '\t') {
+                if (!name.empty()) s.enabled_plugins.push_back(name);
+                name.clear();
+            } else {
+                name += c;
+            }
+        }
+    }
+    if (s.hook_timeout <= 0)
+        throw Error(Exit::usage, "settings file " + file.string() + ": [hooks] timeout must be > 0",
+                    "give seconds, such as 60");
     if (s.port_min < 1024 || s.port_max > 65535 || s.port_min > s.port_max)
         throw Error(Exit::usage,
                     "settings file " + file.string() + ": port range " +
@@ -137,6 +185,7 @@ Settings load_settings(const SettingsOverrides& overrides) {
     if (auto e = env("PGFORGE_PREFIX"); !e.empty()) s.prefix = e;
     if (overrides.prefix) s.prefix = *overrides.prefix;
     if (overrides.run_dir) s.run_dir = *overrides.run_dir;
+    s.required_plugins = overrides.required_plugins;
     s.prefix = fs::absolute(s.prefix).lexically_normal();
     s.run_dir = fs::absolute(s.run_dir).lexically_normal();
     return s;
@@ -144,6 +193,26 @@ Settings load_settings(const SettingsOverrides& overrides) {
 
 fs::path Settings::lock_file(const std::string& version, const std::string& name) const {
     return prefix / "locks" / (version + "-" + name + ".lock");
+}
+
+std::vector<fs::path> Settings::plugin_search_path() const {
+    std::vector<fs::path> dirs = plugin_dirs;
+    std::string path = env("PGFORGE_PLUGIN_PATH");
+    size_t start = 0;
+    while (start <= path.size() && !path.empty()) {
+        size_t colon = path.find(':', start);
+        if (colon == std::string::npos) colon = path.size();
+        if (colon > start) dirs.emplace_back(path.substr(start, colon - start));
+        start = colon + 1;
+    }
+    dirs.push_back(builtin_plugin_dir());
+    return dirs;
+}
+
+std::vector<fs::path> Settings::hook_search_path() const {
+    std::vector<fs::path> dirs = {config_dir / "hooks"};
+    dirs.insert(dirs.end(), hook_dirs.begin(), hook_dirs.end());
+    return dirs;
 }
 
 fs::path Settings::find_template(const std::string& file) const {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -32,8 +33,24 @@ struct Settings {
     double stop_timeout = 60;
     double lock_timeout = 30;
 
+    // [plugins]
+    std::vector<std::filesystem::path> plugin_dirs;  // searched before the built-in directory
+    std::vector<std::string> enabled_plugins;        // names; nothing is enabled by default
+    std::vector<std::string> required_plugins;       // --require-plugin: missing is fatal
+    // [hooks]
+    std::vector<std::filesystem::path> hook_dirs;  // each holds <point>.d/ (after config_dir/hooks)
+    double hook_timeout = 60;                      // seconds, per site hook
+    int hook_priority = 1000;                      // site hooks run among plugins at this priority
+
+    // Sections of the file that the engine does not read ([backup], ...): plugins' own.
+    std::map<std::string, std::map<std::string, std::string>> sections;
+
     std::filesystem::path inventory_file() const { return prefix / "inventory.sqlite"; }
     std::filesystem::path lock_file(const std::string& version, const std::string& name) const;
+    // Plugin search path: plugin_dirs, PGFORGE_PLUGIN_PATH, then the built-in directory.
+    std::vector<std::filesystem::path> plugin_search_path() const;
+    // Site hook directories: <config_dir>/hooks, then hook_dirs.
+    std::vector<std::filesystem::path> hook_search_path() const;
     // Template search path: <config_dir>/templates, then the built-in share directory.
     std::filesystem::path find_template(const std::string& file) const;
 };
@@ -42,6 +59,7 @@ struct SettingsOverrides {
     std::optional<std::filesystem::path> prefix;
     std::optional<std::filesystem::path> settings_file;
     std::optional<std::filesystem::path> run_dir;
+    std::vector<std::string> required_plugins;  // --require-plugin
 };
 
 // Reads the settings file named by the overrides, PGFORGE_SETTINGS, or the default location

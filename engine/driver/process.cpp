@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include "engine/core/error.hpp"
@@ -157,6 +158,8 @@ ProcessResult run_process(const Command& c) {
     pid_t pid = fork();
     if (pid < 0) throw Error(Exit::failure, std::string("fork: ") + std::strerror(errno));
     if (pid == 0) {
+        // Its own process group, so that a timeout stops the program and what it started.
+        if (c.timeout > 0) setpgid(0, 0);
         dup2(in[0], 0);
         dup2(out[1], 1);
         dup2(err[1], 2);
@@ -179,9 +182,26 @@ ProcessResult run_process(const Command& c) {
     int open_outputs = 2;
     pollfd fds[3] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}, {in_fd, POLLOUT, 0}};
     char buf[8192];
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::duration<double>(c.timeout);
     while (open_outputs > 0 || in_fd >= 0) {
         fds[2].fd = in_fd;
-        if (poll(fds, 3, -1) < 0) {
+        int wait_ms = -1;
+        if (c.timeout > 0) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0) {
+                r.timed_out = true;
+                kill(-pid, SIGKILL);
+                kill(pid, SIGKILL);
+                for (auto& f : fds)
+                    if (f.fd >= 0) close(f.fd);
+                in_fd = -1;
+                break;
+            }
+            wait_ms = static_cast<int>(left.count()) + 1;
+        }
+        if (poll(fds, 3, wait_ms) < 0) {
             if (errno == EINTR) continue;
             break;
         }

@@ -28,13 +28,15 @@ struct Command {
     std::filesystem::path cwd = "/";
     std::vector<std::string> env;  // "NAME=value" sets (or replaces), a bare "NAME" unsets
     std::string input;             // written to the program's standard input
+    double timeout = 0;            // seconds; 0: none. run_process kills its process group then
 };
 
 struct ProcessResult {
     int status = 0;  // exit code, or 128 + signal number
     std::string out;
     std::string err;
-    bool ok() const { return status == 0; }
+    bool timed_out = false;  // killed after Command::timeout
+    bool ok() const { return status == 0 && !timed_out; }
 };
 
 // Runs to completion, capturing both output streams. Throws Error when it cannot be started.

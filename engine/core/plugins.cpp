@@ -1,0 +1,331 @@
+// std::filesystem paths for Boost.DLL (before any Boost.DLL header).
+#define BOOST_DLL_USE_STD_FS
+#include "engine/core/plugins.hpp"
+
+#include <dlfcn.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/dll/shared_library.hpp>
+#include <boost/program_options.hpp>
+#include <fstream>
+#include <set>
+
+#include "engine/core/error.hpp"
+#include "engine/core/log.hpp"
+
+namespace fs = std::filesystem;
+namespace po = boost::program_options;
+
+namespace pgforge {
+
+namespace {
+
+std::string sdk_text(unsigned major, unsigned minor) {
+    return std::to_string(major) + "." + std::to_string(minor);
+}
+
+const std::string engine_sdk = sdk_text(PGFORGE_SDK_VERSION_MAJOR, PGFORGE_SDK_VERSION_MINOR);
+
+bool valid_plugin_name(const std::string& name) {
+    if (name.empty() || name.size() > 63) return false;
+    return std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    });
+}
+
+}  // namespace
+
+PluginManifest read_plugin_manifest(const fs::path& file) {
+    std::ifstream in(file);
+    if (!in)
+        throw Error(Exit::usage, "cannot read plugin manifest " + file.string(),
+                    "check that it exists and is readable");
+    PluginManifest m;
+    m.file = file;
+    std::string sdk, library;
+    po::options_description d;
+    // clang-format off
+    d.add_options()
+        ("name", po::value(&m.name))
+        ("version", po::value(&m.version))
+        ("summary", po::value(&m.summary))
+        ("sdk", po::value(&sdk))
+        ("library", po::value(&library));
+    // clang-format on
+    auto where = "plugin manifest " + file.string();
+    try {
+        auto parsed = po::parse_config_file(in, d, /*allow_unregistered=*/true);
+        for (const auto& o : parsed.options) {
+            if (!o.unregistered) continue;
+            auto dot = o.string_key.find('.');
+            std::string section =
+                dot == std::string::npos ? std::string() : o.string_key.substr(0, dot);
+            std::string key =
+                dot == std::string::npos ? o.string_key : o.string_key.substr(dot + 1);
+            std::string value = o.value.empty() ? std::string() : o.value.back();
+            if (section == "hooks") {
+                auto point = sdk::parse_hook_point(key);
+                if (!point)
+                    throw Error(Exit::usage, where + ": unknown hook point '" + key + "'",
+                                "use pre_init, post_init, pre_configure, post_configure, "
+                                "pre_start, post_start, pre_stop, post_stop, pre_drop, post_drop");
+                try {
+                    size_t used = 0;
+                    int priority = std::stoi(value, &used);
+                    if (used != value.size()) throw std::invalid_argument(value);
+                    m.priorities[*point] = priority;
+                } catch (const std::logic_error&) {
+                    throw Error(
+                        Exit::usage,
+                        where + ": priority of " + key + " must be a number, not '" + value + "'",
+                        "write " + key + " = 100 (lower runs first)");
+                }
+            } else if (section == "commands") {
+                m.families[key] = value;
+            } else {
+                throw Error(Exit::usage, where + ": unknown key '" + o.string_key + "'",
+                            "keys are name, version, sdk, library, summary, [hooks], [commands]");
+            }
+        }
+        po::variables_map vm;
+        po::store(parsed, vm);
+        po::notify(vm);
+    } catch (const po::error& e) {
+        throw Error(Exit::usage, where + ": " + e.what(), "fix the manifest");
+    }
+    if (!valid_plugin_name(m.name))
+        throw Error(Exit::usage, where + ": name '" + m.name + "' is missing or invalid",
+                    "a plugin name is 1 to 63 characters of a-z, 0-9, _ and -");
+    if (file.stem() != m.name)
+        throw Error(
+            Exit::usage,
+            where + ": declares plugin '" + m.name + "' but is named " + file.filename().string(),
+            "name the manifest " + m.name + ".plugin");
+    auto dot = sdk.find('.');
+    try {
+        if (dot == std::string::npos) throw std::invalid_argument(sdk);
+        m.sdk_major = std::stoi(sdk.substr(0, dot));
+        m.sdk_minor = std::stoi(sdk.substr(dot + 1));
+    } catch (const std::logic_error&) {
+        throw Error(Exit::usage, where + ": sdk '" + sdk + "' is not MAJOR.MINOR",
+                    "write sdk = " + engine_sdk);
+    }
+    if (library.empty())
+        throw Error(Exit::usage, where + ": 'library' is missing",
+                    "write library = " + m.name + ".so");
+    m.library = fs::path(library).is_absolute() ? fs::path(library) : file.parent_path() / library;
+    if (m.version.empty()) m.version = "?";
+    return m;
+}
+
+std::string unsafe_reason(const fs::path& path) {
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0) return path.string() + " cannot be read";
+    if (st.st_uid != 0 && st.st_uid != geteuid())
+        return path.string() + " is owned by uid " + std::to_string(st.st_uid) +
+               ", neither root nor the current user";
+    if (st.st_mode & (S_IWGRP | S_IWOTH))
+        return path.string() + " is writable by others than its owner";
+    return {};
+}
+
+std::string check_descriptor(const pgforge_plugin_descriptor* d, const fs::path& file,
+                             const std::string& expected_name) {
+    const std::string where = "plugin " + file.string();
+    if (!d) return where + ": its descriptor is null";
+    // The first three fields are there in every version; read them before anything else.
+    if (d->sdk_major != PGFORGE_SDK_VERSION_MAJOR)
+        return where + " was built for pgforge SDK " + sdk_text(d->sdk_major, d->sdk_minor) +
+               ", this pgforge has SDK " + engine_sdk + " (the major versions must be equal)";
+    if (d->sdk_minor > PGFORGE_SDK_VERSION_MINOR)
+        return where + " needs pgforge SDK " + sdk_text(d->sdk_major, d->sdk_minor) +
+               ", newer than this pgforge's SDK " + engine_sdk;
+    if (d->struct_size < sizeof(pgforge_plugin_descriptor))
+        return where + ": its descriptor is " + std::to_string(d->struct_size) + " bytes, SDK " +
+               engine_sdk + " needs at least " + std::to_string(sizeof(pgforge_plugin_descriptor));
+    if (!d->name || !d->version || !d->create || !d->destroy)
+        return where + ": its descriptor lacks a name, version, create or destroy";
+    if (expected_name != d->name)
+        return where + " calls itself '" + std::string(d->name) + "' but its manifest says '" +
+               expected_name + "'";
+    return {};
+}
+
+struct LoadedPlugin::Library {
+    boost::dll::shared_library library;
+};
+
+LoadedPlugin::~LoadedPlugin() {
+    // The object goes before its library.
+    if (object_ && descriptor_) descriptor_->destroy(object_);
+}
+
+std::string LoadedPlugin::version() const {
+    return descriptor_ && descriptor_->version ? descriptor_->version : manifest_.version;
+}
+
+std::unique_ptr<LoadedPlugin> LoadedPlugin::load(const PluginManifest& m) {
+    for (const fs::path& p : {m.file.parent_path(), m.file, m.library})
+        if (auto why = unsafe_reason(p); !why.empty())
+            throw Error(Exit::failure, "plugin " + m.name + " refused: " + why,
+                        "make it owned by root (or you) and not writable by group or others");
+    if (m.sdk_major != PGFORGE_SDK_VERSION_MAJOR || m.sdk_minor > PGFORGE_SDK_VERSION_MINOR)
+        throw Error(Exit::failure,
+                    "plugin " + m.name + " (" + m.file.string() + ") declares SDK " +
+                        sdk_text(m.sdk_major, m.sdk_minor) + ", this pgforge has SDK " + engine_sdk,
+                    "rebuild the plugin against this pgforge's SDK");
+    std::unique_ptr<LoadedPlugin> p(new LoadedPlugin());
+    p->manifest_ = m;
+    p->library_ = std::make_unique<Library>();
+    std::error_code ec;
+    p->library_->library.load(
+        m.library, boost::dll::load_mode::rtld_local | boost::dll::load_mode::rtld_now, ec);
+    if (ec) {
+        const char* why = dlerror();
+        throw Error(Exit::failure,
+                    "plugin " + m.name + ": cannot load " + m.library.string() + ": " +
+                        (why ? why : ec.message()),
+                    "check the library exists and was built against this pgforge's SDK");
+    }
+    const char* symbol = BOOST_PP_STRINGIZE(PGFORGE_DESCRIPTOR_SYMBOL);
+    if (!p->library_->library.has(symbol))
+        throw Error(
+            Exit::failure,
+            "plugin " + m.library.string() + " exports no " + symbol + " (is it a pgforge plugin?)",
+            "export the descriptor with PGFORGE_PLUGIN(Class, \"name\", \"version\")");
+    p->descriptor_ = &p->library_->library.get_alias<const pgforge_plugin_descriptor>(symbol);
+    if (auto why = check_descriptor(p->descriptor_, m.library, m.name); !why.empty())
+        throw Error(Exit::failure, why, "rebuild the plugin against this pgforge's SDK");
+    void* object = p->descriptor_->create();
+    if (!object)
+        throw Error(Exit::failure, "plugin " + m.name + ": create() failed",
+                    "see the plugin's documentation");
+    p->object_ = static_cast<sdk::Plugin*>(object);
+    return p;
+}
+
+namespace {
+
+std::string what_of(std::exception_ptr e) {
+    try {
+        std::rethrow_exception(std::move(e));
+    } catch (const std::exception& x) {
+        return x.what();
+    } catch (...) {
+        return "an unknown exception";
+    }
+}
+
+}  // namespace
+
+// A throw from the plugin becomes a refusal naming it.
+#define PGFORGE_WRAPPED(call, on_throw)                                               \
+    try {                                                                             \
+        return call;                                                                  \
+    } catch (...) {                                                                   \
+        std::string why = "threw an exception: " + what_of(std::current_exception()); \
+        log::debug("plugin " + name() + " " + why);                                   \
+        return on_throw;                                                              \
+    }
+
+sdk::Result LoadedPlugin::setup(sdk::Context& ctx){PGFORGE_WRAPPED(
+    object_->setup(ctx),
+    sdk::Result::refuse(why))} sdk::Result LoadedPlugin::on_hook(sdk::HookContext& ctx){
+    PGFORGE_WRAPPED(object_->on_hook(ctx),
+                    sdk::Result::refuse(why))} std::vector<sdk::Command> LoadedPlugin::commands(){
+    PGFORGE_WRAPPED(object_->commands(),
+                    std::vector<sdk::Command>{})} std::vector<sdk::Flag> LoadedPlugin::flags() {
+    PGFORGE_WRAPPED(object_->flags(), std::vector<sdk::Flag>{})
+}
+int LoadedPlugin::run_command(const sdk::Command& command, sdk::CommandContext& ctx){
+    PGFORGE_WRAPPED(object_->run_command(command, ctx),
+                    1)} std::vector<sdk::Field> LoadedPlugin::describe(sdk::Context& ctx){
+    PGFORGE_WRAPPED(object_->describe(ctx), std::vector<sdk::Field>{})}
+#undef PGFORGE_WRAPPED
+
+PluginHost::PluginHost(const Settings& settings)
+    : settings_(settings) {
+    std::set<std::string> seen;
+    std::set<std::string> enabled(settings.enabled_plugins.begin(), settings.enabled_plugins.end());
+    for (const auto& r : settings.required_plugins) enabled.insert(r);
+    for (const fs::path& dir : settings.plugin_search_path()) {
+        std::error_code ec;
+        std::vector<fs::path> manifests;
+        for (const auto& e : fs::directory_iterator(dir, ec))
+            if (e.path().extension() == ".plugin") manifests.push_back(e.path());
+        std::sort(manifests.begin(), manifests.end());
+        for (const auto& file : manifests) {
+            PluginRecord r;
+            try {
+                r.manifest = read_plugin_manifest(file);
+            } catch (const Error& e) {
+                r.manifest.file = file;
+                r.manifest.name = file.stem().string();
+                r.error = e.what();
+            }
+            if (!seen.insert(r.manifest.name).second) continue;  // the first on the path wins
+            r.enabled = enabled.count(r.manifest.name) > 0;
+            records_.push_back(std::move(r));
+        }
+    }
+}
+
+PluginHost::~PluginHost() {
+    // Objects first (each LoadedPlugin destroys its object, then its library goes).
+    plugins_.clear();
+}
+
+void PluginHost::load(const std::function<sdk::Result(LoadedPlugin&)>& setup) {
+    if (loaded_) return;
+    loaded_ = true;
+    std::set<std::string> required(settings_.required_plugins.begin(),
+                                   settings_.required_plugins.end());
+    for (const auto& name : required)
+        if (!record(name))
+            throw Error(Exit::failure, "required plugin " + name + " is not installed",
+                        "install it in a directory of the plugin path ([plugins] path, "
+                        "PGFORGE_PLUGIN_PATH), or drop --require-plugin " +
+                            name);
+    for (auto& r : records_) {
+        if (!r.enabled) continue;
+        try {
+            if (!r.error.empty()) throw Error(Exit::failure, r.error);
+            auto p = LoadedPlugin::load(r.manifest);
+            sdk::Result ok = setup(*p);
+            if (ok.refused())
+                throw Error(Exit::failure, "plugin " + r.manifest.name + ": " + ok.message,
+                            "fix its section [" + r.manifest.name + "] in the settings file");
+            r.loaded = true;
+            plugins_.push_back(std::move(p));
+        } catch (const Error& e) {
+            r.error = e.what();
+            if (required.count(r.manifest.name))
+                throw Error(Exit::failure,
+                            "required plugin " + r.manifest.name + " failed to load: " + e.what(),
+                            e.hint());
+            log::warn(std::string(e.what()) + " (left out)");
+        }
+    }
+}
+
+std::vector<LoadedPlugin*> PluginHost::loaded() const {
+    std::vector<LoadedPlugin*> out;
+    for (const auto& p : plugins_) out.push_back(p.get());
+    return out;
+}
+
+LoadedPlugin* PluginHost::find(const std::string& name) const {
+    for (const auto& p : plugins_)
+        if (p->name() == name) return p.get();
+    return nullptr;
+}
+
+const PluginRecord* PluginHost::record(const std::string& name) const {
+    for (const auto& r : records_)
+        if (r.manifest.name == name) return &r;
+    return nullptr;
+}
+
+}  // namespace pgforge

@@ -1,0 +1,116 @@
+// Plugins: manifests found on the plugin search path, the safety check of their files, loading
+// with Boost.DLL, the descriptor check, and the plugin objects, called only through wrappers
+// that turn a throw into a refusal naming the plugin.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/core/settings.hpp"
+#include "pgforge/plugin.hpp"
+
+namespace pgforge {
+
+// <dir>/<name>.plugin, an INI file readable without loading the library:
+//   name = backup
+//   version = 1.0.0
+//   sdk = 1.0
+//   library = backup.so          (relative to the manifest's directory)
+//   summary = Backups with pgBackRest
+//   [hooks]
+//   post_start = 100             (hook point = default priority; lower runs first)
+//   [commands]
+//   backup = Backups with pgBackRest   (CLI families the plugin adds)
+struct PluginManifest {
+    std::filesystem::path file;
+    std::string name;
+    std::string version;
+    std::string summary;
+    int sdk_major = 0;
+    int sdk_minor = 0;
+    std::filesystem::path library;  // absolute
+    std::map<sdk::HookPoint, int> priorities;
+    std::map<std::string, std::string> families;  // CLI family -> summary
+};
+
+// Throws Error(Exit::usage) naming the file and the key at fault.
+PluginManifest read_plugin_manifest(const std::filesystem::path& file);
+
+// Why a file or directory must not be trusted (writable by others than its owner, owned by
+// someone other than root or the current user), or empty when it is safe.
+std::string unsafe_reason(const std::filesystem::path& path);
+
+// One plugin found on the search path.
+struct PluginRecord {
+    PluginManifest manifest;
+    bool enabled = false;
+    bool loaded = false;
+    std::string error;  // why it was not loaded (bad manifest, unsafe, descriptor, setup refused)
+};
+
+// The descriptor check, on its own so that it is tested without a library: empty when the
+// plugin may be loaded, else the message (naming `file`, the plugin's and the engine's SDK).
+std::string check_descriptor(const pgforge_plugin_descriptor* d, const std::filesystem::path& file,
+                             const std::string& expected_name);
+
+class LoadedPlugin;
+
+// The plugins of one run. Libraries stay loaded until the host is destroyed; plugin objects are
+// destroyed before their libraries.
+class PluginHost {
+  public:
+    explicit PluginHost(const Settings& settings);
+    ~PluginHost();
+    PluginHost(const PluginHost&) = delete;
+    PluginHost& operator=(const PluginHost&) = delete;
+
+    // Everything on the search path (the first manifest of a name wins), loaded or not.
+    const std::vector<PluginRecord>& records() const { return records_; }
+    // Loads the enabled plugins (once) and calls `setup` on each (which calls its setup()). A
+    // required plugin that is missing or fails is Error(Exit::failure); another failure is
+    // logged, recorded, and leaves the plugin out.
+    void load(const std::function<sdk::Result(LoadedPlugin&)>& setup);
+    std::vector<LoadedPlugin*> loaded() const;
+    LoadedPlugin* find(const std::string& name) const;
+    const PluginRecord* record(const std::string& name) const;
+
+  private:
+    const Settings& settings_;
+    std::vector<PluginRecord> records_;
+    std::vector<std::unique_ptr<LoadedPlugin>> plugins_;
+    bool loaded_ = false;
+};
+
+// A loaded plugin: its library and its object. Every call is wrapped: a throw becomes a
+// refusal (or an exit status 1) naming the plugin.
+class LoadedPlugin {
+  public:
+    ~LoadedPlugin();
+    const PluginManifest& manifest() const { return manifest_; }
+    const std::string& name() const { return manifest_.name; }
+    std::string version() const;  // the descriptor's
+
+    sdk::Result setup(sdk::Context& ctx);
+    sdk::Result on_hook(sdk::HookContext& ctx);
+    std::vector<sdk::Command> commands();
+    std::vector<sdk::Flag> flags();
+    int run_command(const sdk::Command& command, sdk::CommandContext& ctx);
+    std::vector<sdk::Field> describe(sdk::Context& ctx);
+
+    // Loads and checks; Error(Exit::failure) with the reason.
+    static std::unique_ptr<LoadedPlugin> load(const PluginManifest& manifest);
+
+  private:
+    LoadedPlugin() = default;
+    struct Library;
+    PluginManifest manifest_;
+    std::unique_ptr<Library> library_;
+    const pgforge_plugin_descriptor* descriptor_ = nullptr;
+    sdk::Plugin* object_ = nullptr;
+};
+
+}  // namespace pgforge
