@@ -12,11 +12,14 @@
 #include <set>
 #include <sstream>
 
+#include "engine/conf/parameters.hpp"
 #include "engine/conf/template.hpp"
 #include "engine/core/error.hpp"
 #include "engine/core/log.hpp"
+#include "engine/core/plugins.hpp"
 #include "engine/driver/postmaster_pid.hpp"
 #include "engine/inventory/inventory.hpp"
+#include "engine/pipeline.hpp"
 #include "engine/server.hpp"
 
 namespace fs = std::filesystem;
@@ -27,64 +30,26 @@ Context::Context(Settings settings, std::unique_ptr<ClusterDriver> driver)
     : settings_(std::move(settings)),
       driver_(driver ? std::move(driver) : std::make_unique<PostgresDriver>()) {}
 
-Context::~Context() = default;
+// Plugin objects and libraries go before the inventory and the driver they may still use.
+Context::~Context() {
+    plugins_.reset();
+}
 
 Inventory& Context::inventory() {
     if (!inventory_) inventory_ = std::make_unique<Inventory>(settings_.inventory_file());
     return *inventory_;
 }
 
+PluginHost& Context::plugins() {
+    if (!plugins_) {
+        plugins_ = std::make_unique<PluginHost>(settings_);
+        plugins_->load([this](LoadedPlugin& p) { return setup_plugin(*this, p); });
+    }
+    return *plugins_;
+}
+
 namespace instances {
 namespace {
-
-// Steps of an operation that can be undone; on failure the undos run in reverse order.
-class UndoStack {
-  public:
-    void push(std::string what, std::function<void()> undo) {
-        steps_.emplace_back(std::move(what), std::move(undo));
-    }
-    void commit() { steps_.clear(); }
-    ~UndoStack() {
-        for (auto it = steps_.rbegin(); it != steps_.rend(); ++it) {
-            try {
-                log::info("undoing: " + it->first);
-                it->second();
-            } catch (const std::exception& e) {
-                log::warn("could not undo " + it->first + ": " + e.what());
-            }
-        }
-    }
-
-  private:
-    std::vector<std::pair<std::string, std::function<void()>>> steps_;
-};
-
-// Records an operation in the journal; it ends "failed" unless ok() is called.
-class JournalScope {
-  public:
-    JournalScope(Context& ctx, const std::string& op, const std::string& instance) : ctx_(ctx) {
-        id_ = ctx.inventory().begin_operation(op, instance);
-    }
-    void ok() {
-        done_ = true;
-        ctx_.inventory().end_operation(id_, true);
-    }
-    void failed(const std::string& message) {
-        done_ = true;
-        ctx_.inventory().end_operation(id_, false, message);
-    }
-    ~JournalScope() {
-        if (!done_) try {
-                ctx_.inventory().end_operation(id_, false, "interrupted");
-            } catch (...) {
-            }
-    }
-
-  private:
-    Context& ctx_;
-    std::int64_t id_ = 0;
-    bool done_ = false;
-};
 
 int choose_port(Context& ctx, int requested) {
     auto taken = ctx.inventory().ports();
@@ -150,8 +115,10 @@ void check_auth_method(const std::string& method, const std::string& option) {
                     "use peer, scram-sha-256, md5, trust, reject, ...");
 }
 
-void write_configuration(const Cluster& c, const Settings& s, const std::string& auth_local,
-                         const std::string& auth_host) {
+// The three files rendered from the templates, by file name.
+std::map<std::string, std::string> render_configuration(const Cluster& c, const Settings& s,
+                                                        const std::string& auth_local,
+                                                        const std::string& auth_host) {
     const Instance& i = c.instance;
     std::map<std::string, std::string> v = {
         {"instance", i.qualified_name()},
@@ -169,11 +136,12 @@ void write_configuration(const Cluster& c, const Settings& s, const std::string&
         {"version", i.version},
     };
     v["initdb_settings"] = active_settings(read_text_file(i.data_dir / "postgresql.conf"));
+    std::map<std::string, std::string> out;
     for (const char* file : {"postgresql.conf", "pg_hba.conf", "pg_ident.conf"}) {
         fs::path tmpl = s.find_template(file);
-        std::string text = render_template(read_text_file(tmpl), v, tmpl.string());
-        write_file_atomically(i.data_dir / file, text, &c.owner, fs::perms(0600));
+        out[file] = render_template(read_text_file(tmpl), v, tmpl.string());
     }
+    return out;
 }
 
 void remove_tree(const fs::path& p) {
@@ -196,14 +164,10 @@ bool wal_dir_made_by_pgforge(const Instance& i) {
 
 void journaled(Context& ctx, const std::string& operation, const Instance& i,
                const std::function<void()>& body) {
-    JournalScope j(ctx, operation, i.qualified_name());
-    try {
-        body();
-        j.ok();
-    } catch (const std::exception& e) {
-        j.failed(e.what());
-        throw;
-    }
+    Instance target = i;
+    Pipeline p(ctx, operation, target);
+    p.step(operation, body);
+    p.finish();
 }
 
 std::unique_ptr<FileLock> lock(Context& ctx, const Instance& i) {
@@ -275,43 +239,42 @@ Instance create(Context& ctx, const CreateOptions& o) {
         waldir_created = !fs::exists(i.wal_dir, ec);
     }
 
-    JournalScope journal(ctx, "create", i.qualified_name());
-    try {
-        UndoStack undo;
-        // The entry goes in first, under a site-wide lock, so that two creates at once never
-        // pick the same port; undo removes it.
-        {
-            FileLock ports(s.prefix / "locks" / "ports.lock",
-                           std::chrono::milliseconds(long(s.lock_timeout * 1000)), "port choice");
-            i.port = choose_port(ctx, o.port);
-            i.created_at = utc_timestamp();
-            nlohmann::json opts = {{"encoding", o.encoding},
-                                   {"locale", o.locale.empty() ? "C.UTF-8" : o.locale},
-                                   {"data_checksums", o.data_checksums},
-                                   {"auth_local", auth_local},
-                                   {"auth_host", auth_host},
-                                   {"superuser_password", !o.superuser_password_file.empty()},
-                                   {"waldir_created", waldir_created}};
-            i.options = opts.dump();
-            inv.add(i);
-        }
-        undo.push("inventory entry", [&] { inv.remove(i.version, i.name); });
+    Pipeline p(ctx, "create", i);
+    p.first_configure = true;
+    // The entry goes in first, under a site-wide lock, so that two creates at once never pick the
+    // same port; undo removes it.
+    p.step("inventory entry", [&] {
+        FileLock ports(s.prefix / "locks" / "ports.lock",
+                       std::chrono::milliseconds(long(s.lock_timeout * 1000)), "port choice");
+        i.port = choose_port(ctx, o.port);
+        i.created_at = utc_timestamp();
+        nlohmann::json opts = {{"encoding", o.encoding},
+                               {"locale", o.locale.empty() ? "C.UTF-8" : o.locale},
+                               {"data_checksums", o.data_checksums},
+                               {"auth_local", auth_local},
+                               {"auth_host", auth_host},
+                               {"superuser_password", !o.superuser_password_file.empty()},
+                               {"waldir_created", waldir_created}};
+        i.options = opts.dump();
+        inv.add(i);
+    });
+    p.on_undo("inventory entry", [&] { inv.remove(i.version, i.name); });
 
+    Cluster cluster{i, installation, owner};
+    p.around(sdk::HookPoint::pre_init, "initdb", [&] {
         fs::path version_dir = i.base_dir.parent_path();
         bool version_dir_created = !fs::exists(version_dir, ec);
-        Cluster cluster{i, installation, owner};
+        cluster.instance = i;
         make_owned_directory(i.base_dir, owner, fs::perms(0700));
-        // Undos capture by value what is declared after the stack: they run after it is gone.
-        undo.push("instance directory " + i.base_dir.string(),
+        p.on_undo("instance directory " + i.base_dir.string(),
                   [&, version_dir, version_dir_created] {
                       remove_tree(i.base_dir);
                       if (version_dir_created) remove_if_empty(version_dir);
                   });
         if (waldir_created) {
             make_owned_directory(i.wal_dir, owner, fs::perms(0700));
-            undo.push("WAL directory " + i.wal_dir.string(), [&] { remove_tree(i.wal_dir); });
+            p.on_undo("WAL directory " + i.wal_dir.string(), [&] { remove_tree(i.wal_dir); });
         }
-
         InitOptions init;
         init.encoding = o.encoding;
         init.locale = o.locale;
@@ -320,25 +283,46 @@ Instance create(Context& ctx, const CreateOptions& o) {
         init.auth_host = auth_host;
         init.password_file = o.superuser_password_file;
         ctx.driver().initdb(cluster, init, ctx.progress);
+    });
 
-        if (ctx.progress) ctx.progress("writing configuration");
-        write_configuration(cluster, s, auth_local, auth_host);
-        make_owned_directory(i.log_file.parent_path(), owner, fs::perms(0700));
+    // The configuration is rendered from the templates, plugins contribute to it at
+    // pre_configure, and each file is written once.
+    auto texts = render_configuration(cluster, s, auth_local, auth_host);
+    const fs::path main_conf = i.data_dir / "postgresql.conf";
+    std::map<fs::path, conf::ConfDocument> docs;
+    docs.emplace(main_conf, conf::ConfDocument::parse(texts["postgresql.conf"], main_conf));
+    conf::HbaFile hba = conf::HbaFile::parse(texts["pg_hba.conf"], i.data_dir / "pg_hba.conf");
+    ConfigureDraft draft(i, docs, hba, [&](const std::string&) { return main_conf; });
+    p.around(
+        sdk::HookPoint::pre_configure, "write configuration",
+        [&] {
+            if (ctx.progress) ctx.progress("writing configuration");
+            draft.apply_parameters();
+            if (!draft.parameters().empty()) {
+                std::map<std::string, std::string> values;
+                for (const auto& [name, v] : draft.parameters()) values[name] = v.first;
+                conf::validate_values(installation, owner, values);
+            }
+            write_file_atomically(main_conf, docs.at(main_conf).print(), &owner, fs::perms(0600));
+            write_file_atomically(i.data_dir / "pg_hba.conf", hba.print(), &owner, fs::perms(0600));
+            write_file_atomically(i.data_dir / "pg_ident.conf", texts["pg_ident.conf"], &owner,
+                                  fs::perms(0600));
+            draft.write_files(owner);
+            make_owned_directory(i.log_file.parent_path(), owner, fs::perms(0700));
+        },
+        &draft);
 
-        if (o.start) {
-            ctx.driver().start(cluster, s.start_timeout, ctx.progress);
-            undo.push("server start", [&, cluster] {
-                ctx.driver().stop(cluster, StopMode::immediate, s.stop_timeout);
-                remove_if_empty(i.socket_dir);
-            });
-        }
-        undo.commit();
-        journal.ok();
-        return i;
-    } catch (const std::exception& e) {
-        journal.failed(e.what());
-        throw;
+    if (o.start) {
+        p.around(sdk::HookPoint::pre_start, "start", [&] {
+            if (ctx.driver().start(cluster, s.start_timeout, ctx.progress))
+                p.on_undo("server start", [&, cluster] {
+                    ctx.driver().stop(cluster, StopMode::immediate, s.stop_timeout);
+                    remove_if_empty(i.socket_dir);
+                });
+        });
     }
+    p.finish();
+    return i;
 }
 
 Instance get(Context& ctx, const std::string& text) {
@@ -422,62 +406,87 @@ ServerStatus status(Context& ctx, const Instance& i) {
     return ctx.driver().status(c);
 }
 
-bool start(Context& ctx, const Instance& i, std::optional<double> timeout) {
-    auto held = lock(ctx, i);
+bool start(Context& ctx, const Instance& inst, std::optional<double> timeout) {
+    auto held = lock(ctx, inst);
     std::error_code ec;
-    if (!fs::exists(i.data_dir / "PG_VERSION", ec))
-        throw Error(Exit::not_found,
-                    "instance " + i.qualified_name() + ": data directory " + i.data_dir.string() +
-                        " is missing",
-                    "restore it, or remove the entry: pgforge instance drop " + i.qualified_name());
+    if (!fs::exists(inst.data_dir / "PG_VERSION", ec))
+        throw Error(
+            Exit::not_found,
+            "instance " + inst.qualified_name() + ": data directory " + inst.data_dir.string() +
+                " is missing",
+            "restore it, or remove the entry: pgforge instance drop " + inst.qualified_name());
+    Instance i = inst;
     Cluster c = cluster_for(ctx, i);
     bool started = false;
-    journaled(ctx, "start", i, [&] {
+    Pipeline p(ctx, "start", i);
+    p.around(sdk::HookPoint::pre_start, "start", [&] {
         started =
             ctx.driver().start(c, timeout.value_or(ctx.settings().start_timeout), ctx.progress);
     });
+    p.finish();
     return started;
 }
 
-bool stop(Context& ctx, const Instance& i, StopMode mode, std::optional<double> timeout) {
-    auto held = lock(ctx, i);
-    Cluster c{i, {}, {}};
-    c.owner.name = i.owner;
+namespace {
+
+bool stop_step(Context& ctx, Pipeline& p, StopMode mode, std::optional<double> timeout) {
+    Cluster c{p.instance(), {}, {}};
+    c.owner.name = p.instance().owner;
     bool stopped = false;
-    journaled(ctx, "stop", i, [&] {
+    p.around(sdk::HookPoint::pre_stop, "stop", [&] {
+        if (ctx.progress) ctx.progress("stopping the server");
         stopped = ctx.driver().stop(c, mode, timeout.value_or(ctx.settings().stop_timeout));
     });
     return stopped;
 }
 
-void restart(Context& ctx, const Instance& i, StopMode mode, std::optional<double> timeout) {
-    auto held = lock(ctx, i);
+}  // namespace
+
+bool stop(Context& ctx, const Instance& inst, StopMode mode, std::optional<double> timeout) {
+    auto held = lock(ctx, inst);
+    Instance i = inst;
+    Pipeline p(ctx, "stop", i);
+    bool stopped = stop_step(ctx, p, mode, timeout);
+    p.finish();
+    return stopped;
+}
+
+void restart(Context& ctx, const Instance& inst, StopMode mode, std::optional<double> timeout) {
+    auto held = lock(ctx, inst);
+    Instance i = inst;
     Cluster c = cluster_for(ctx, i);
-    journaled(ctx, "restart", i, [&] {
-        ctx.driver().stop(c, mode, timeout.value_or(ctx.settings().stop_timeout));
+    Pipeline p(ctx, "restart", i);
+    stop_step(ctx, p, mode, timeout);
+    p.around(sdk::HookPoint::pre_start, "start", [&] {
         ctx.driver().start(c, timeout.value_or(ctx.settings().start_timeout), ctx.progress);
     });
+    p.finish();
 }
 
-void reload(Context& ctx, const Instance& i) {
+void reload(Context& ctx, const Instance& inst) {
+    Instance i = inst;
     Cluster c{i, {}, {}};
-    journaled(ctx, "reload", i, [&] { ctx.driver().reload(c); });
+    Pipeline p(ctx, "reload", i);
+    p.around(sdk::HookPoint::pre_configure, "reload", [&] { ctx.driver().reload(c); });
+    p.finish();
 }
 
-void drop(Context& ctx, const Instance& i) {
-    auto held = lock(ctx, i);
-    journaled(ctx, "drop", i, [&] {
-        Cluster c{i, {}, {}};
-        c.owner.name = i.owner;
-        if (ctx.progress) ctx.progress("stopping the server");
-        ctx.driver().stop(c, StopMode::fast, ctx.settings().stop_timeout);
+void drop(Context& ctx, const Instance& inst) {
+    auto held = lock(ctx, inst);
+    Instance i = inst;
+    Pipeline p(ctx, "drop", i);
+    p.hooks(sdk::HookPoint::pre_drop);
+    stop_step(ctx, p, StopMode::fast, std::nullopt);
+    p.step("remove files", [&] {
         if (ctx.progress) ctx.progress("removing files");
         if (!i.wal_dir.empty() && wal_dir_made_by_pgforge(i)) remove_tree(i.wal_dir);
         remove_tree(i.base_dir);
         remove_if_empty(i.base_dir.parent_path());
         remove_tree(i.socket_dir);
-        ctx.inventory().remove(i.version, i.name);
     });
+    p.hooks(sdk::HookPoint::post_drop);
+    p.step("inventory entry", [&] { ctx.inventory().remove(i.version, i.name); });
+    p.finish();
 }
 
 std::vector<std::pair<std::string, std::string>> environment(Context& ctx, const Instance& i) {

@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@ namespace pgforge {
 
 class Inventory;
 class FileLock;
+class PluginHost;
 
 // What every operation runs with: the site settings, the driver, a progress reporter.
 class Context {
@@ -26,12 +28,21 @@ class Context {
     const Settings& settings() const { return settings_; }
     ClusterDriver& driver() { return *driver_; }
     Inventory& inventory();  // opened on first use
-    Progress progress;       // may be empty
+    // The plugins found on the search path, the enabled ones loaded and set up (on first use).
+    PluginHost& plugins();
+    // Whether any plugin is enabled or required (without looking at the disk).
+    bool plugins_wanted() const {
+        return !settings_.enabled_plugins.empty() || !settings_.required_plugins.empty();
+    }
+    Progress progress;            // may be empty
+    bool quiet = false;           // --json or no terminal: plugins show no progress
+    std::set<std::string> flags;  // plugin flags given on the command line ("purge-backups")
 
   private:
     Settings settings_;
     std::unique_ptr<ClusterDriver> driver_;
     std::unique_ptr<Inventory> inventory_;
+    std::unique_ptr<PluginHost> plugins_;
 };
 
 namespace instances {

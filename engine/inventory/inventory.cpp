@@ -20,7 +20,7 @@ namespace {
 
 // Each entry is applied once, in order; PRAGMA user_version counts how many have been.
 // Never edit an entry that has shipped: add a new one.
-constexpr std::array<const char*, 2> migrations = {
+constexpr std::array<const char*, 3> migrations = {
     // 1: instances and the journal of operations.
     R"sql(
 CREATE TABLE instances (
@@ -59,6 +59,20 @@ CREATE TABLE plugin_config (
     config  TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (version, name, plugin),
     FOREIGN KEY (version, name) REFERENCES instances (version, name) ON DELETE CASCADE
+);
+)sql",
+    // 3: what each operation did: its engine steps, plugin handlers, site hooks, programs.
+    R"sql(
+CREATE TABLE journal_steps (
+    operation_id INTEGER NOT NULL REFERENCES journal (id) ON DELETE CASCADE,
+    seq          INTEGER NOT NULL,
+    kind         TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    started_at   TEXT NOT NULL,
+    duration_ms  REAL NOT NULL,
+    outcome      TEXT NOT NULL,
+    message      TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (operation_id, seq)
 );
 )sql",
 };
@@ -110,6 +124,10 @@ class Statement {
         check(sqlite3_bind_int64(stmt_, index, value));
         return *this;
     }
+    Statement& bind(int index, double value) {
+        check(sqlite3_bind_double(stmt_, index, value));
+        return *this;
+    }
 
     // True while there is a row to read.
     bool step() {
@@ -127,6 +145,12 @@ class Statement {
                  : std::string();
     }
     std::int64_t integer(int column) const { return sqlite3_column_int64(stmt_, column); }
+    double real(int column) const { return sqlite3_column_double(stmt_, column); }
+    // For reuse with new bindings.
+    void reset() {
+        sqlite3_reset(stmt_);
+        sqlite3_clear_bindings(stmt_);
+    }
 
   private:
     void check(int rc) const {
@@ -363,6 +387,80 @@ void Inventory::end_operation(std::int64_t id, bool ok, const std::string& messa
         .bind(3, std::string(ok ? "ok" : "failed"))
         .bind(4, message);
     statement.step();
+}
+
+void Inventory::record_steps(std::int64_t operation_id, const std::vector<JournalStep>& steps) {
+    if (steps.empty()) return;
+    exec(db_, "BEGIN IMMEDIATE");
+    try {
+        Statement next(db_,
+                       "SELECT coalesce(max(seq), 0) FROM journal_steps WHERE operation_id = ?1");
+        next.bind(1, operation_id);
+        std::int64_t seq = next.step() ? next.integer(0) : 0;
+        Statement insert(db_,
+                         "INSERT INTO journal_steps (operation_id, seq, kind, name, started_at, "
+                         "duration_ms, outcome, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+        for (const auto& st : steps) {
+            insert.reset();
+            insert.bind(1, operation_id)
+                .bind(2, ++seq)
+                .bind(3, st.kind)
+                .bind(4, st.name)
+                .bind(5, st.started_at)
+                .bind(6, st.duration_ms)
+                .bind(7, st.outcome)
+                .bind(8, st.message);
+            insert.step();
+        }
+        exec(db_, "COMMIT");
+    } catch (...) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+    }
+}
+
+std::vector<JournalStep> Inventory::steps(std::int64_t operation_id) const {
+    Statement statement(db_,
+                        "SELECT kind, name, started_at, duration_ms, outcome, message FROM "
+                        "journal_steps WHERE operation_id = ?1 ORDER BY seq");
+    statement.bind(1, operation_id);
+    std::vector<JournalStep> out;
+    while (statement.step()) {
+        JournalStep st;
+        st.kind = statement.text(0);
+        st.name = statement.text(1);
+        st.started_at = statement.text(2);
+        st.duration_ms = statement.real(3);
+        st.outcome = statement.text(4);
+        st.message = statement.text(5);
+        out.push_back(std::move(st));
+    }
+    return out;
+}
+
+std::string Inventory::plugin_state(const Instance& instance, const std::string& plugin) const {
+    Statement statement(
+        db_, "SELECT config FROM plugin_config WHERE version = ?1 AND name = ?2 AND plugin = ?3");
+    statement.bind(1, instance.version).bind(2, instance.name).bind(3, plugin);
+    return statement.step() ? statement.text(0) : std::string("{}");
+}
+
+void Inventory::set_plugin_state(const Instance& instance, const std::string& plugin,
+                                 const std::string& json) {
+    Statement statement(db_,
+                        "INSERT INTO plugin_config (version, name, plugin, config) VALUES (?1, ?2, "
+                        "?3, ?4) ON CONFLICT (version, name, plugin) DO UPDATE SET config = ?4");
+    statement.bind(1, instance.version).bind(2, instance.name).bind(3, plugin).bind(4, json);
+    statement.step();
+}
+
+std::vector<int> Inventory::plugin_ports() const {
+    Statement statement(db_,
+                        "SELECT CAST(json_extract(config, '$.port') AS INTEGER) FROM plugin_config "
+                        "WHERE json_valid(config) AND json_extract(config, '$.port') IS NOT NULL");
+    std::vector<int> ports;
+    while (statement.step()) ports.push_back(static_cast<int>(statement.integer(0)));
+    return ports;
 }
 
 std::vector<JournalEntry> Inventory::journal(const std::string& instance, int limit) const {

@@ -28,6 +28,17 @@ struct JournalEntry {
     long pid = 0;
 };
 
+// One thing an operation did: an engine step ("initdb"), a plugin handler ("pre_start backup"),
+// a site hook ("pre_start hooks/pre_start.d/10-check") or a program a plugin ran.
+struct JournalStep {
+    std::string kind;  // "step", "plugin", "hook", "run"
+    std::string name;
+    std::string started_at;
+    double duration_ms = 0;
+    std::string outcome;  // "ok", "refused", "failed"
+    std::string message;
+};
+
 class Inventory {
   public:
     // Opens (creating it and its parent directory if needed) and migrates the schema forward.
@@ -56,6 +67,17 @@ class Inventory {
 
     std::int64_t begin_operation(const std::string& operation, const std::string& instance);
     void end_operation(std::int64_t id, bool ok, const std::string& message = {});
+    // Appends to an operation's steps, in one transaction.
+    void record_steps(std::int64_t operation_id, const std::vector<JournalStep>& steps);
+    std::vector<JournalStep> steps(std::int64_t operation_id) const;
+
+    // A plugin's per-instance state (a JSON object, "{}" when none); gone with the instance.
+    std::string plugin_state(const Instance& instance, const std::string& plugin) const;
+    void set_plugin_state(const Instance& instance, const std::string& plugin,
+                          const std::string& json);
+    // Ports plugins reserved (the "port" key of their states).
+    std::vector<int> plugin_ports() const;
+
     // Newest first; empty `instance` means all.
     std::vector<JournalEntry> journal(const std::string& instance = {}, int limit = 50) const;
 
