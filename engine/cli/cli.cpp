@@ -1,11 +1,16 @@
 #include "engine/cli/cli.hpp"
 
+#include <algorithm>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
 
 #include "engine/cli/command.hpp"
 #include "engine/core/log.hpp"
+#include "engine/core/plugins.hpp"
 #include "engine/core/text.hpp"
+#include "engine/pipeline.hpp"
 
 using json = nlohmann::ordered_json;
 
@@ -36,7 +41,8 @@ void print_table(std::ostream& out, const std::vector<std::vector<std::string>>&
 }
 
 std::vector<const std::vector<CommandSpec>*> all_command_tables() {
-    return {&instance_commands(), &conf_commands(), &database_commands(), &role_commands()};
+    return {&instance_commands(), &conf_commands(), &database_commands(), &role_commands(),
+            &plugin_commands()};
 }
 
 namespace {
@@ -51,6 +57,7 @@ void global_options(po::options_description& d) {
         ("quiet,q", po::bool_switch(), "print nothing but errors")
         ("log-level", po::value<std::string>()->default_value("warn"), "trace, debug, info, warn, error, off")
         ("log-file", po::value<std::string>(), "also log to this file")
+        ("require-plugin", po::value<std::vector<std::string>>()->composing(), "fail unless this plugin loads (repeatable)")
         ("help,h", po::bool_switch(), "show help");
     // clang-format on
 }
@@ -69,20 +76,132 @@ void print_help(std::ostream& out) {
         << "5 conflict, 6 busy, 7 server did not start or stop (docs/cli.md)\n";
 }
 
-const CommandSpec& find_command(const std::string& object, const std::string& verb) {
-    const CommandSpec* best = nullptr;
-    size_t best_d = 99;
+const CommandSpec* find_command(const std::string& object, const std::string& verb) {
     for (const auto* table : all_command_tables())
-        for (const auto& c : *table) {
-            if (object == c.object && verb == c.verb) return c;
-            size_t d = edit_distance(object + " " + verb, std::string(c.object) + " " + c.verb);
-            if (d < best_d) best = &c, best_d = d;
-        }
+        for (const auto& c : *table)
+            if (object == c.object && verb == c.verb) return &c;
+    return nullptr;
+}
+
+[[noreturn]] void unknown_command(const std::string& object, const std::string& verb,
+                                  const std::vector<std::string>& plugin_commands) {
+    std::vector<std::string> known = plugin_commands;
+    for (const auto* table : all_command_tables())
+        for (const auto& c : *table) known.push_back(std::string(c.object) + " " + c.verb);
+    const std::string* best = nullptr;
+    size_t best_d = 99;
+    for (const auto& k : known) {
+        size_t d = edit_distance(object + " " + verb, k);
+        if (d < best_d) best = &k, best_d = d;
+    }
     std::string hint = "see pgforge --help";
-    if (best && best_d <= 3)
-        hint = std::string("did you mean 'pgforge ") + best->object + " " + best->verb + "'?";
+    if (best && best_d <= 3) hint = "did you mean 'pgforge " + *best + "'?";
     throw Error(Exit::usage, "unknown command '" + object + (verb.empty() ? "" : " " + verb) + "'",
                 hint);
+}
+
+// Global options read by hand, for commands that plugins add (their own arguments are theirs
+// to parse): sets the invocation's overrides and flags, fills `instance` from -i/--instance,
+// and returns the other arguments in order.
+std::vector<std::string> take_globals(const std::vector<std::string>& rest, Invocation& inv,
+                                      std::string& instance) {
+    std::vector<std::string> args;
+    std::vector<std::string> required;
+    std::string log_level = "warn", log_file;
+    for (size_t k = 0; k < rest.size(); ++k) {
+        std::string a = rest[k], value;
+        bool has_value = false;
+        if (auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {
+            value = a.substr(eq + 1);
+            a = a.substr(0, eq);
+            has_value = true;
+        }
+        auto take = [&]() -> std::string {
+            if (has_value) return value;
+            if (k + 1 >= rest.size())
+                throw Error(Exit::usage, "option " + a + " needs a value", "see pgforge --help");
+            return rest[++k];
+        };
+        if (a == "--prefix")
+            inv.overrides.prefix = take();
+        else if (a == "--run-dir")
+            inv.overrides.run_dir = take();
+        else if (a == "--settings")
+            inv.overrides.settings_file = take();
+        else if (a == "--log-level")
+            log_level = take();
+        else if (a == "--log-file")
+            log_file = take();
+        else if (a == "--require-plugin")
+            inv.overrides.required_plugins.push_back(take());
+        else if (a == "-i" || a == "--instance")
+            instance = take();
+        else if (a == "--json")
+            inv.json = true;
+        else if (a == "--quiet" || a == "-q")
+            inv.quiet = true;
+        else
+            args.push_back(rest[k]);
+    }
+    log::configure(log::parse_level(log_level), log_file);
+    return args;
+}
+
+// pgforge FAMILY VERB for a family an enabled plugin adds.
+std::optional<int> run_plugin_command_line(const std::vector<std::string>& words,
+                                           const std::vector<std::string>& rest, Invocation& inv) {
+    std::string instance_ref;
+    std::vector<std::string> args = take_globals(rest, inv, instance_ref);
+    Context& ctx = inv.ctx();
+    std::vector<std::string> names;
+    if (ctx.plugins_wanted()) {
+        for (LoadedPlugin* p : ctx.plugins().loaded()) {
+            for (const auto& c : p->commands()) {
+                names.push_back(c.family + " " + c.verb);
+                if (c.family != words[0] || words.size() < 2 || c.verb != words[1]) continue;
+                if (std::find(args.begin(), args.end(), "--help") != args.end() ||
+                    std::find(args.begin(), args.end(), "-h") != args.end()) {
+                    inv.out << "usage: pgforge " << c.family << " " << c.verb << " " << c.args
+                            << "\n"
+                            << c.summary << " (plugin " << p->name() << ")\n";
+                    return 0;
+                }
+                if (!c.needs_instance)
+                    return run_plugin_command(ctx, *p, c, nullptr, args, inv.json, inv.out,
+                                              inv.err);
+                if (instance_ref.empty())
+                    throw Error(
+                        Exit::usage, "pgforge " + c.family + " " + c.verb + " needs -i NAME",
+                        "name the instance: pgforge " + c.family + " " + c.verb + " -i main");
+                Instance i = instances::get(ctx, instance_ref);
+                auto held = instances::lock(ctx, i);
+                int rc = run_plugin_command(ctx, *p, c, &i, args, inv.json, inv.out, inv.err);
+                inv.end_progress();
+                return rc;
+            }
+        }
+    }
+    unknown_command(words[0], words.size() > 1 ? words[1] : "", names);
+}
+
+// Options that are not the command's own may be flags an enabled plugin adds to it
+// ("instance drop --purge-backups"); anything else is a usage error.
+void accept_plugin_flags(const CommandSpec& cmd, const std::vector<std::string>& unrecognized,
+                         Invocation& inv) {
+    std::string command = std::string(cmd.object) + " " + cmd.verb;
+    std::set<std::string> offered;
+    Context& ctx = inv.ctx();
+    if (ctx.plugins_wanted())
+        for (LoadedPlugin* p : ctx.plugins().loaded())
+            for (const auto& f : p->flags())
+                if (f.command == command) offered.insert(f.name);
+    for (const auto& u : unrecognized) {
+        std::string name = u.rfind("--", 0) == 0 ? u.substr(2) : u;
+        if (!offered.count(name))
+            throw Error(Exit::usage, "unrecognised option '" + u + "' (pgforge " + command + ")",
+                        "see pgforge " + command + " --help");
+        ctx.flags.insert(name);
+    }
 }
 
 int dispatch(const std::vector<std::string>& args, Invocation& inv) {
@@ -116,7 +235,22 @@ int dispatch(const std::vector<std::string>& args, Invocation& inv) {
         print_help(inv.out);
         return vm.count("help") && vm["help"].as<bool>() ? 0 : static_cast<int>(Exit::usage);
     }
-    const CommandSpec& cmd = find_command(words[0], words.size() > 1 ? words[1] : "");
+    const CommandSpec* found = find_command(words[0], words.size() > 1 ? words[1] : "");
+    if (!found) {
+        // A plugin's family, or a word after the verb that belongs to the plugin's command.
+        std::vector<std::string> all_rest(all.begin(), all.end());
+        std::vector<std::string> after;
+        size_t seen = 0;
+        for (const auto& a : all_rest) {
+            if (seen < 2 && !a.empty() && a[0] != '-' && a == words[seen]) {
+                ++seen;
+                continue;
+            }
+            after.push_back(a);
+        }
+        return *run_plugin_command_line(words, after, inv);
+    }
+    const CommandSpec& cmd = *found;
 
     po::options_description own;
     cmd.options(own);
@@ -125,9 +259,16 @@ int dispatch(const std::vector<std::string>& args, Invocation& inv) {
     all_opts.add_options()("args", po::value<std::vector<std::string>>());
     po::positional_options_description pos;
     pos.add("args", -1);
+    std::vector<std::string> unrecognized;
     try {
-        po::store(po::command_line_parser(rest).options(all_opts).positional(pos).run(), inv.vm);
+        auto parsed = po::command_line_parser(rest)
+                          .options(all_opts)
+                          .positional(pos)
+                          .allow_unregistered()
+                          .run();
+        po::store(parsed, inv.vm);
         po::notify(inv.vm);
+        unrecognized = po::collect_unrecognized(parsed.options, po::exclude_positional);
     } catch (const po::error& e) {
         throw Error(Exit::usage,
                     std::string(e.what()) + " (pgforge " + cmd.object + " " + cmd.verb + ")",
@@ -145,8 +286,11 @@ int dispatch(const std::vector<std::string>& args, Invocation& inv) {
     if (auto p = inv.opt<std::string>("prefix")) inv.overrides.prefix = *p;
     if (auto p = inv.opt<std::string>("run-dir")) inv.overrides.run_dir = *p;
     if (auto p = inv.opt<std::string>("settings")) inv.overrides.settings_file = *p;
+    if (auto r = inv.opt<std::vector<std::string>>("require-plugin"))
+        inv.overrides.required_plugins = *r;
     log::configure(log::parse_level(*inv.opt<std::string>("log-level")),
                    inv.opt<std::string>("log-file").value_or(""));
+    if (!unrecognized.empty()) accept_plugin_flags(cmd, unrecognized, inv);
     return cmd.run(inv);
 }
 

@@ -35,7 +35,8 @@ struct Invocation {
     Context& ctx() {
         if (!context) {
             context = std::make_unique<Context>(load_settings(overrides));
-            if (!json && !quiet && isatty(STDERR_FILENO)) context->progress = progress_printer();
+            context->quiet = json || quiet || !isatty(STDERR_FILENO);
+            if (!context->quiet) context->progress = progress_printer();
         }
         return *context;
     }
@@ -95,6 +96,7 @@ const std::vector<CommandSpec>& instance_commands();
 const std::vector<CommandSpec>& conf_commands();
 const std::vector<CommandSpec>& database_commands();
 const std::vector<CommandSpec>& role_commands();
+const std::vector<CommandSpec>& plugin_commands();
 // Every table, in the order help lists them.
 std::vector<const std::vector<CommandSpec>*> all_command_tables();
 

@@ -1,4 +1,6 @@
 // instance and installation commands.
+#include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -7,6 +9,8 @@
 #include "engine/cli/command.hpp"
 #include "engine/driver/installations.hpp"
 #include "engine/driver/postmaster_pid.hpp"
+#include "engine/inventory/inventory.hpp"
+#include "engine/pipeline.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::ordered_json;
@@ -294,9 +298,11 @@ int instance_status(Invocation& inv) {
 int instance_get(Invocation& inv) {
     Instance i = instances::get(inv.ctx(), inv.arg(0, "instance name"));
     ServerStatus s = instances::status(inv.ctx(), i);
+    auto fields = plugin_fields(inv.ctx(), i);
     if (inv.json) {
         json j = instance_json(i);
         j["status"] = status_json(s);
+        for (const auto& [plugin, key, value] : fields) j["plugins"][plugin][key] = value;
         inv.out << j.dump(2) << "\n";
         return 0;
     }
@@ -314,7 +320,71 @@ int instance_get(Invocation& inv) {
         {"created:", i.created_at},
         {"connect:", connect_hint(i)},
     };
+    for (const auto& [plugin, key, value] : fields)
+        rows.push_back({plugin + " " + key + ":", value});
     print_table(inv.out, rows);
+    return 0;
+}
+
+void history_options(po::options_description& d) {
+    d.add_options()("limit", po::value<int>()->default_value(20), "how many operations");
+}
+
+// What happened to an instance: each operation, and with --verbose... each of its steps.
+int instance_history(Invocation& inv) {
+    std::string ref = inv.arg(0, "instance name");
+    std::string name;
+    try {
+        name = instances::get(inv.ctx(), ref).qualified_name();
+    } catch (const Error& e) {
+        // A dropped instance still has a history.
+        if (e.code() != Exit::not_found || ref.find('/') == std::string::npos) throw;
+        name = ref;
+    }
+    auto& inventory = inv.ctx().inventory();
+    auto entries = inventory.journal(name, *inv.opt<int>("limit"));
+    std::reverse(entries.begin(), entries.end());
+    auto state_of = [](const JournalEntry& e) {
+        if (!e.outcome.empty()) return e.outcome;
+        return std::string(process_exists(static_cast<pid_t>(e.pid)) ? "running" : "unfinished");
+    };
+    if (inv.json) {
+        json arr = json::array();
+        for (const auto& e : entries) {
+            json steps = json::array();
+            for (const auto& st : inventory.steps(e.id))
+                steps.push_back({{"kind", st.kind},
+                                 {"name", st.name},
+                                 {"started_at", st.started_at},
+                                 {"duration_ms", st.duration_ms},
+                                 {"outcome", st.outcome},
+                                 {"message", st.message}});
+            arr.push_back({{"id", e.id},
+                           {"operation", e.operation},
+                           {"started_at", e.started_at},
+                           {"ended_at", e.ended_at},
+                           {"outcome", state_of(e)},
+                           {"message", e.message},
+                           {"pid", e.pid},
+                           {"steps", steps}});
+        }
+        inv.out << arr.dump(2) << "\n";
+        return 0;
+    }
+    for (const auto& e : entries) {
+        inv.out << e.started_at << "  " << e.operation << "  " << state_of(e);
+        if (!e.message.empty()) inv.out << ": " << e.message;
+        inv.out << "\n";
+        std::vector<std::vector<std::string>> rows;
+        for (const auto& st : inventory.steps(e.id)) {
+            char ms[32];
+            std::snprintf(ms, sizeof ms, "%.1f ms", st.duration_ms);
+            std::string msg = st.message;
+            if (auto nl = msg.find('\n'); nl != std::string::npos) msg = msg.substr(0, nl) + " ...";
+            rows.push_back({"    " + st.kind, st.name, ms, st.outcome, msg});
+        }
+        print_table(inv.out, rows);
+    }
     return 0;
 }
 
@@ -456,6 +526,8 @@ const std::vector<CommandSpec> kInstanceCommands = {
     {"instance", "drop", "NAME", "stop an instance and remove its files and entry", no_options,
      instance_drop},
     {"instance", "logs", "NAME", "the server's log", logs_options, instance_logs},
+    {"instance", "history", "NAME", "operations on an instance, their steps and hook calls",
+     history_options, instance_history},
     {"instance", "env", "NAME", "PGHOST, PGPORT, PGDATA, PGUSER lines to eval", no_options,
      instance_env},
     {"instance", "exec", "NAME -- CMD...", "run a command with the instance's environment",

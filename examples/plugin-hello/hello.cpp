@@ -1,0 +1,42 @@
+// The smallest useful pgforge plugin: it contributes a file beside each instance when it is
+// configured, logs when it starts, and adds `pgforge hello greet -i NAME`.
+#include <pgforge/plugin.hpp>
+
+namespace {
+
+using namespace pgforge::sdk;
+
+class Hello final : public Plugin {
+  public:
+    Result on_hook(HookContext& ctx) override {
+        const Instance& i = *ctx.instance();
+        if (ctx.point() == HookPoint::pre_configure && ctx.configuration()) {
+            std::string greeting = ctx.setting("greeting").value_or("hello");
+            ctx.configuration()->add_file("greeting", greeting + ", " + i.qualified_name() + "\n",
+                                          0644);
+        }
+        if (ctx.point() == HookPoint::post_start)
+            ctx.log(LogLevel::info,
+                    i.qualified_name() + " is up on port " + std::to_string(i.port()));
+        return Result::proceed();
+    }
+
+    std::vector<Command> commands() const override {
+        return {{"hello", "greet", "-i NAME", "say hello to a running instance", true}};
+    }
+
+    int run_command(const Command&, CommandContext& ctx) override {
+        QueryResult r = ctx.query("SELECT current_setting('server_version_num')");
+        if (!r.ok) {
+            ctx.err("hello: " + r.error + "\n");
+            return 1;
+        }
+        ctx.out("hello, " + ctx.instance()->qualified_name() + " (server " +
+                r.rows.at(0).at(0).value_or("?") + ")\n");
+        return 0;
+    }
+};
+
+}  // namespace
+
+PGFORGE_PLUGIN(Hello, "hello", "1.0.0");
