@@ -292,7 +292,9 @@ Instance create(Context& ctx, const CreateOptions& o) {
     std::map<fs::path, conf::ConfDocument> docs;
     docs.emplace(main_conf, conf::ConfDocument::parse(texts["postgresql.conf"], main_conf));
     conf::HbaFile hba = conf::HbaFile::parse(texts["pg_hba.conf"], i.data_dir / "pg_hba.conf");
-    ConfigureDraft draft(i, docs, hba, [&](const std::string&) { return main_conf; });
+    conf::IdentFile ident =
+        conf::IdentFile::parse(texts["pg_ident.conf"], i.data_dir / "pg_ident.conf");
+    ConfigureDraft draft(i, docs, hba, ident, [&](const std::string&) { return main_conf; });
     p.around(
         sdk::HookPoint::pre_configure, "write configuration",
         [&] {
@@ -305,7 +307,7 @@ Instance create(Context& ctx, const CreateOptions& o) {
             }
             write_file_atomically(main_conf, docs.at(main_conf).print(), &owner, fs::perms(0600));
             write_file_atomically(i.data_dir / "pg_hba.conf", hba.print(), &owner, fs::perms(0600));
-            write_file_atomically(i.data_dir / "pg_ident.conf", texts["pg_ident.conf"], &owner,
+            write_file_atomically(i.data_dir / "pg_ident.conf", ident.print(), &owner,
                                   fs::perms(0600));
             draft.write_files(owner);
             make_owned_directory(i.log_file.parent_path(), owner, fs::perms(0700));

@@ -452,8 +452,25 @@ std::vector<HookHandler> handlers_at(Context& ctx, sdk::HookPoint point) {
 
 ConfigureDraft::ConfigureDraft(const Instance& instance,
                                std::map<fs::path, conf::ConfDocument>& docs, conf::HbaFile& hba,
+                               conf::IdentFile& ident,
                                std::function<fs::path(const std::string&)> file_for)
-    : instance_(instance), docs_(docs), hba_(hba), file_for_(std::move(file_for)) {}
+    : instance_(instance), docs_(docs), hba_(hba), ident_(ident), file_for_(std::move(file_for)) {}
+
+void ConfigureDraft::add_ident_mapping(std::string_view map, std::string_view system_user,
+                                       std::string_view database_user) {
+    try {
+        conf::IdentEntry e;
+        e.map = std::string(map);
+        e.system_user = std::string(system_user);
+        e.pg_user = std::string(database_user);
+        if (e.map.empty() || e.system_user.empty() || e.pg_user.empty())
+            throw Error(Exit::usage, "a mapping needs a map name, a system user and a role");
+        if (ident_.add(e)) ident_changed_ = true;
+    } catch (const std::exception& e) {
+        conflicts_.push_back("plugin " + contributor_ +
+                             " contributes an invalid ident mapping: " + e.what());
+    }
+}
 
 void ConfigureDraft::user_sets(const std::string& name, std::optional<std::string> value) {
     user_[to_lower(name)] = std::move(value);

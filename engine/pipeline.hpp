@@ -45,6 +45,7 @@ class ConfigureDraft final : public sdk::Configuration {
     // pg_hba.conf as it will be written; `file_for(name)`: which document sets `name`.
     ConfigureDraft(const Instance& instance,
                    std::map<std::filesystem::path, conf::ConfDocument>& docs, conf::HbaFile& hba,
+                   conf::IdentFile& ident,
                    std::function<std::filesystem::path(const std::string&)> file_for);
 
     // What the command itself sets (nullopt: removes), to report conflicts with contributions.
@@ -56,6 +57,9 @@ class ConfigureDraft final : public sdk::Configuration {
     void add_file(std::string_view relative_name, std::string_view content, unsigned mode) override;
     std::optional<std::string> parameter(std::string_view name) const override;
     std::string hba_text() const override;
+    void add_ident_mapping(std::string_view map, std::string_view system_user,
+                           std::string_view database_user) override;
+    bool ident_changed() const { return ident_changed_; }
 
     // Conflicts found so far ("parameter X: plugin a sets '1', plugin b sets '2'").
     const std::vector<std::string>& conflicts() const { return conflicts_; }
@@ -73,6 +77,8 @@ class ConfigureDraft final : public sdk::Configuration {
     const Instance& instance_;
     std::map<std::filesystem::path, conf::ConfDocument>& docs_;
     conf::HbaFile& hba_;
+    conf::IdentFile& ident_;
+    bool ident_changed_ = false;
     std::function<std::filesystem::path(const std::string&)> file_for_;
     std::string contributor_;
     std::map<std::string, std::optional<std::string>> user_;

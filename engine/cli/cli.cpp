@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <sstream>
 
 #include "engine/cli/command.hpp"
 #include "engine/core/log.hpp"
@@ -169,6 +170,27 @@ std::optional<int> run_plugin_command_line(const std::vector<std::string>& words
                 if (!c.needs_instance)
                     return run_plugin_command(ctx, *p, c, nullptr, args, inv.json, inv.out,
                                               inv.err);
+                auto all = std::find(args.begin(), args.end(), "--all");
+                if (all != args.end() && instance_ref.empty()) {
+                    // Once per instance; under --json, the outputs make one array.
+                    args.erase(all);
+                    int worst = 0;
+                    json results = json::array();
+                    for (Instance& i : ctx.inventory().list()) {
+                        auto held = instances::lock(ctx, i);
+                        std::ostringstream captured;
+                        int rc = run_plugin_command(ctx, *p, c, &i, args, inv.json,
+                                                    inv.json ? captured : inv.out, inv.err);
+                        worst = std::max(worst, rc);
+                        if (inv.json) {
+                            auto parsed = json::parse(captured.str(), nullptr, false);
+                            results.push_back(parsed.is_discarded() ? json(captured.str())
+                                                                    : parsed);
+                        }
+                    }
+                    if (inv.json) inv.out << results.dump(2) << "\n";
+                    return worst;
+                }
                 if (instance_ref.empty())
                     throw Error(
                         Exit::usage, "pgforge " + c.family + " " + c.verb + " needs -i NAME",

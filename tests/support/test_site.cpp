@@ -49,6 +49,11 @@ Settings TestSite::settings() const {
     return load_settings(o);
 }
 
+void TestSite::add_settings(const std::string& text) const {
+    std::ofstream s(settings_file_, std::ios::app);
+    s << "\n" << text << "\n";
+}
+
 TestSite::Output TestSite::cli(std::vector<std::string> args) const {
     args.insert(args.begin(), {"--settings", settings_file_.string()});
     std::ostringstream out, err;
@@ -61,11 +66,23 @@ TestSite::Output TestSite::cli(std::vector<std::string> args) const {
 
 void TestSite::stop_all_servers() const {
     std::error_code ec;
-    std::vector<fs::path> data_dirs;
+    std::vector<fs::path> data_dirs, pid_files;
     for (auto it = fs::recursive_directory_iterator(root_, ec);
          !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
         if (it->path().filename() == "postmaster.pid")
             data_dirs.push_back(it->path().parent_path());
+        else if (it->path().extension() == ".pid")
+            pid_files.push_back(it->path());
+    }
+    for (const auto& file : pid_files) {
+        std::ifstream in(file);
+        long pid = 0;
+        if (!(in >> pid) || pid <= 1 || !process_exists(static_cast<pid_t>(pid))) continue;
+        kill(static_cast<pid_t>(pid), SIGTERM);
+        auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        while (process_exists(static_cast<pid_t>(pid)) && std::chrono::steady_clock::now() < until)
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        if (process_exists(static_cast<pid_t>(pid))) kill(static_cast<pid_t>(pid), SIGKILL);
     }
     for (const auto& dir : data_dirs) {
         auto pm = read_postmaster_pid(dir);

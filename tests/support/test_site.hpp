@@ -28,10 +28,14 @@ class TestSite {
         std::string out;
         std::string err;
     };
+    // Appends INI text to the site's settings file (a plugin's section, [plugins] enabled = ...).
+    void add_settings(const std::string& text) const;
+
     // Runs the CLI in-process with --settings of this site.
     Output cli(std::vector<std::string> args) const;
 
-    // Stops (immediately) every server whose data directory lies under the site.
+    // Stops (immediately) every server whose data directory lies under the site, and every
+    // process named by another *.pid file under it (a plugin's exporter, say).
     void stop_all_servers() const;
 
   private:

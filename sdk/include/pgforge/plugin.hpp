@@ -240,6 +240,11 @@ class Configuration {
     virtual std::optional<std::string> parameter(std::string_view name) const = 0;
     // The pg_hba.conf text as it will be written (contributions so far included).
     virtual std::string hba_text() const = 0;
+    // A pg_ident.conf mapping (MAPNAME SYSTEM-USERNAME PG-USERNAME), added unless present; with
+    // an HBA record "local all ROLE peer map=MAPNAME", a program running as the instance owner
+    // connects as ROLE without a password.
+    virtual void add_ident_mapping(std::string_view map, std::string_view system_user,
+                                   std::string_view database_user) = 0;
 
   protected:
     ~Configuration() = default;
