@@ -295,6 +295,23 @@ class PluginCall : public Base {
         }
     }
     bool quiet() const override { return ctx_.quiet; }
+    bool make_directory(const fs::path& path, unsigned mode, std::string& error) override {
+        try {
+            std::error_code ec;
+            if (fs::is_directory(path, ec)) return true;
+            if (engine_instance_ && running_as_root())
+                make_owned_directory(path, lookup_os_user(engine_instance_->owner),
+                                     fs::perms(mode & 07777));
+            else {
+                fs::create_directories(path);
+                fs::permissions(path, fs::perms(mode & 07777));
+            }
+            return true;
+        } catch (const std::exception& e) {
+            error = e.what();
+            return false;
+        }
+    }
 
   protected:
     pgforge::Context& ctx_;

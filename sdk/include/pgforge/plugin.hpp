@@ -212,6 +212,10 @@ class Context {
                             unsigned mode, std::string& error) = 0;
     // Whether pgforge runs with --json or without a terminal: no progress output then.
     virtual bool quiet() const = 0;
+    // Makes a directory (and missing parents, 0755) owned by the instance owner with `mode`
+    // (an existing one is left as it is). False with the reason in `error`.
+    virtual bool make_directory(const std::filesystem::path& path, unsigned mode,
+                                std::string& error) = 0;
 
   protected:
     ~Context() = default;
