@@ -11,6 +11,7 @@
 #include "engine/core/log.hpp"
 #include "engine/inventory/inventory.hpp"
 #include "engine/pg/connection.hpp"
+#include "engine/pipeline.hpp"
 
 namespace fs = std::filesystem;
 
@@ -89,63 +90,147 @@ bool is_running(Context& ctx, const Instance& i) {
     return instances::status(ctx, i).running;
 }
 
-// Applies edited postgresql.conf-format documents to an instance: write, let the server check
-// the files (pg_file_settings reads them afresh), reload, report pending restarts.
-void apply_to_instance(Context& ctx, const Instance& i,
-                       std::map<fs::path, conf::ConfDocument>& docs, Outcome& out,
-                       const Options& o) {
-    std::vector<Saved> saved;
-    for (auto& [file, doc] : docs) saved.push_back(save(file));
-    for (size_t k = 0; k < saved.size(); ++k) {
-        auto it = std::next(docs.begin(), static_cast<long>(k));
-        write_like(saved[k], it->second.print());
-    }
-    out.changed = true;
-    // The server reads the new files as its next start or reload would; a refusal puts them back.
-    Cluster cluster = instances::cluster_for(ctx, i);
-    std::string complaints =
-        conf::check_data_directory(cluster.installation, cluster.owner, i.data_dir);
-    if (!complaints.empty()) {
-        restore(saved);
-        throw Error(
-            Exit::usage,
-            "instance " + i.qualified_name() + " refuses the new configuration:\n" + complaints,
-            "the files were put back as they were");
-    }
-    if (!is_running(ctx, i)) return;
+// The files of one configure: postgresql.conf documents (edited by the command), and the
+// pg_hba.conf and pg_ident.conf texts as the command leaves them.
+struct Proposal {
+    std::map<fs::path, conf::ConfDocument> docs;
+    std::map<std::string, std::optional<std::string>> user;  // what the command sets or removes
+    std::string hba;
+    std::string ident;
+};
 
-    pg::Connection c(i);
-    // What the running server thinks of the files; "setting could not be applied" on a
-    // postmaster-context parameter only means that it waits for a restart.
-    auto errors = c.exec(
-        "SELECT f.sourcefile || ':' || f.sourceline, f.name, f.error FROM pg_file_settings f "
-        "LEFT JOIN pg_settings s ON s.name = f.name WHERE f.error IS NOT NULL AND NOT "
-        "(f.error = 'setting could not be applied' AND s.context = 'postmaster') ORDER BY f.seqno");
-    if (!errors.rows.empty()) {
-        restore(saved);
-        throw Error(Exit::usage,
-                    "instance " + i.qualified_name() + " refuses the new configuration:\n" +
-                        join_rows(errors),
+// The configure pipeline on an existing instance: pre_configure handlers contribute, the engine
+// merges and writes each changed file once, the server checks the files (pg_file_settings,
+// pg_hba_file_rules, pg_ident_file_mappings read them afresh) before a reload, a refusal puts
+// every file back, and post_configure handlers see the outcome.
+void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outcome& out,
+                        const Options& o, const conf::ConfTree* tree) {
+    Instance i = inst;
+    const fs::path main_conf = i.data_dir / "postgresql.conf";
+    const fs::path hba_file = i.data_dir / "pg_hba.conf";
+    const fs::path ident_file = i.data_dir / "pg_ident.conf";
+    conf::HbaFile hba = conf::HbaFile::parse(prop.hba, hba_file);
+    conf::IdentFile ident = conf::IdentFile::parse(prop.ident, ident_file);
+    ConfigureDraft draft(i, prop.docs, hba, ident, [&](const std::string& name) {
+        return tree ? tree->file_to_edit(name) : main_conf;
+    });
+    for (const auto& [name, value] : prop.user) draft.user_sets(name, value);
+
+    Pipeline p(ctx, "configure", i);
+    p.around(
+        sdk::HookPoint::pre_configure, "write configuration",
+        [&] {
+            Cluster cluster = instances::cluster_for(ctx, i);
+            auto contributed = draft.apply_parameters();
+            if (!contributed.empty()) {
+                std::map<std::string, std::string> values;
+                for (const auto& name : contributed)
+                    values[name] = draft.parameters().at(name).first;
+                conf::validate_values(cluster.installation, cluster.owner, values);
+                for (const auto& name : contributed) {
+                    Change ch;
+                    ch.name = name;
+                    ch.after = values[name];
+                    ch.effect = "reload";
+                    ch.note = "contributed by plugin " + draft.parameters().at(name).second;
+                    out.changes.push_back(ch);
+                }
+            }
+            // Only what differs from the disk is written.
+            std::vector<Saved> saved;
+            std::vector<std::string> texts;
+            bool conf_changed = false, hba_changed = false, ident_changed = false;
+            for (auto& [file, doc] : prop.docs) {
+                std::string text = doc.print();
+                Saved sv = save(file);
+                if (sv.existed && sv.content == text) continue;
+                saved.push_back(sv);
+                texts.push_back(text);
+                conf_changed = true;
+            }
+            for (auto [file, text, flag] :
+                 {std::tuple{hba_file, hba.print(), &hba_changed},
+                  std::tuple{ident_file, ident.print(), &ident_changed}}) {
+                Saved sv = save(file);
+                if (sv.existed && sv.content == text) continue;
+                saved.push_back(sv);
+                texts.push_back(text);
+                *flag = true;
+            }
+            auto written = draft.write_files(cluster.owner);
+            if (saved.empty()) {
+                out.changed = out.changed || !written.empty();
+                return;
+            }
+            for (size_t k = 0; k < saved.size(); ++k) write_like(saved[k], texts[k]);
+            out.changed = true;
+            if (conf_changed) {
+                std::string complaints =
+                    conf::check_data_directory(cluster.installation, cluster.owner, i.data_dir);
+                if (!complaints.empty()) {
+                    restore(saved);
+                    throw Error(Exit::usage,
+                                "instance " + i.qualified_name() +
+                                    " refuses the new configuration:\n" + complaints,
+                                "the files were put back as they were");
+                }
+            }
+            if (!is_running(ctx, i)) return;
+            pg::Connection c(i);
+            std::string errors;
+            if (conf_changed)
+                // "setting could not be applied" on a postmaster-context parameter only means
+                // that it waits for a restart.
+                errors += join_rows(c.exec(
+                    "SELECT f.sourcefile || ':' || f.sourceline, f.name, f.error FROM "
+                    "pg_file_settings f LEFT JOIN pg_settings s ON s.name = f.name WHERE f.error "
+                    "IS NOT NULL AND NOT (f.error = 'setting could not be applied' AND s.context = "
+                    "'postmaster') ORDER BY f.seqno"));
+            if (hba_changed)
+                errors +=
+                    join_rows(c.exec("SELECT 'pg_hba.conf line ' || line_number, error FROM "
+                                     "pg_hba_file_rules WHERE error IS NOT NULL"));
+            if (ident_changed)
+                errors +=
+                    join_rows(c.exec("SELECT 'pg_ident.conf line ' || line_number, error FROM "
+                                     "pg_ident_file_mappings WHERE error IS NOT NULL"));
+            if (!errors.empty()) {
+                restore(saved);
+                throw Error(
+                    Exit::usage,
+                    "instance " + i.qualified_name() + " refuses the new configuration:\n" + errors,
                     "the files were put back as they were");
-    }
-    reload_and_wait(c);
-    out.reloaded = true;
-    std::vector<std::string> names;
-    for (const auto& ch : out.changes)
-        if (ch.effect != "unchanged") names.push_back(ch.name);
-    std::string list = "{";
-    for (size_t k = 0; k < names.size(); ++k) list += (k ? "," : "") + c.quote_identifier(names[k]);
-    list += "}";
-    auto pending =
-        c.exec("SELECT count(*) FROM pg_settings WHERE pending_restart AND name = ANY($1::text[])",
-               {list});
-    out.pending_restart = pending.rows.at(0).at(0).value_or("0") != "0";
-    if (out.pending_restart && o.restart) {
-        ctx.driver().stop(cluster, StopMode::fast, ctx.settings().stop_timeout);
-        ctx.driver().start(cluster, ctx.settings().start_timeout, ctx.progress);
-        out.restarted = true;
-        out.pending_restart = false;
-    }
+            }
+            reload_and_wait(c);
+            out.reloaded = true;
+            if (!conf_changed) return;
+            std::vector<std::string> names;
+            for (const auto& ch : out.changes)
+                if (ch.effect != "unchanged") names.push_back(ch.name);
+            std::string list = "{";
+            for (size_t k = 0; k < names.size(); ++k)
+                list += (k ? "," : "") + c.quote_identifier(names[k]);
+            list += "}";
+            auto pending = c.exec(
+                "SELECT count(*) FROM pg_settings WHERE pending_restart AND name = ANY($1::text[])",
+                {list});
+            out.pending_restart = pending.rows.at(0).at(0).value_or("0") != "0";
+            if (out.pending_restart && o.restart) {
+                ctx.driver().stop(cluster, StopMode::fast, ctx.settings().stop_timeout);
+                ctx.driver().start(cluster, ctx.settings().start_timeout, ctx.progress);
+                out.restarted = true;
+                out.pending_restart = false;
+            }
+        },
+        &draft);
+    p.finish();
+}
+
+Proposal proposal_for(const Instance& i) {
+    Proposal prop;
+    prop.hba = read_text_file(i.data_dir / "pg_hba.conf");
+    prop.ident = read_text_file(i.data_dir / "pg_ident.conf");
+    return prop;
 }
 
 std::string canonical_name(const conf::ParameterCatalog& catalog, const std::string& name) {
@@ -190,8 +275,10 @@ Outcome set(Context& ctx, const Instance& i, const std::map<std::string, std::st
     conf::ConfTree tree = load(i);
     const fs::path auto_file = i.data_dir / "postgresql.auto.conf";
     Outcome out;
-    std::map<fs::path, conf::ConfDocument> docs;
+    Proposal prop = proposal_for(i);
+    auto& docs = prop.docs;
     for (const auto& [name, value] : values) {
+        prop.user[name] = value;
         Change ch;
         ch.name = canonical_name(catalog, name);
         ch.after = value;
@@ -212,7 +299,7 @@ Outcome set(Context& ctx, const Instance& i, const std::map<std::string, std::st
         out.changes.push_back(ch);
     }
     if (docs.empty() || o.dry_run) return out;
-    instances::journaled(ctx, "configure", i, [&] { apply_to_instance(ctx, i, docs, out, o); });
+    configure_instance(ctx, i, prop, out, o, &tree);
     return out;
 }
 
@@ -224,8 +311,10 @@ Outcome remove(Context& ctx, const Instance& i, const std::vector<std::string>& 
     conf::ConfTree tree = load(i);
     const fs::path auto_file = i.data_dir / "postgresql.auto.conf";
     Outcome out;
-    std::map<fs::path, conf::ConfDocument> docs;
+    Proposal prop = proposal_for(i);
+    auto& docs = prop.docs;
     for (const auto& name : names) {
+        prop.user[name] = std::nullopt;
         Change ch;
         ch.name = canonical_name(catalog, name);
         auto effective = tree.get(name);
@@ -250,7 +339,7 @@ Outcome remove(Context& ctx, const Instance& i, const std::vector<std::string>& 
             ++it;
     }
     if (docs.empty() || o.dry_run) return out;
-    instances::journaled(ctx, "configure", i, [&] { apply_to_instance(ctx, i, docs, out, o); });
+    configure_instance(ctx, i, prop, out, o, &tree);
     return out;
 }
 
@@ -304,38 +393,25 @@ Outcome remove_file(const fs::path& file, const std::vector<std::string>& names,
 
 namespace {
 
-// Writes an edited HBA or ident file; on a running instance the server checks it through
-// `check_sql` before the reload, and a refused file is put back.
+// Edits pg_hba.conf or pg_ident.conf through the configure pipeline.
 template <typename File>
 HbaOutcome edit_auth_file(Context& ctx, const Instance& i, const fs::path& file,
-                          const std::function<void(File&)>& edit, bool dry_run,
-                          const char* check_sql) {
+                          const std::function<void(File&)>& edit, bool dry_run, bool is_hba) {
     auto held = instances::lock(ctx, i);
-    Saved saved = save(file);
-    File parsed = File::parse(saved.content, file);
+    Proposal prop = proposal_for(i);
+    std::string& text = is_hba ? prop.hba : prop.ident;
+    File parsed = File::parse(text, file);
     edit(parsed);
     std::string after = parsed.print();
     HbaOutcome out;
-    if (after == saved.content) return out;
+    if (after == text) return out;
     File::parse(after, file);  // what we write must read back
     out.changed = true;
     if (dry_run) return out;
-    instances::journaled(ctx, "configure", i, [&] {
-        write_like(saved, after);
-        if (is_running(ctx, i)) {
-            pg::Connection c(i);
-            auto errors = c.exec(check_sql);
-            if (!errors.rows.empty()) {
-                restore({saved});
-                throw Error(Exit::usage,
-                            "instance " + i.qualified_name() + " refuses the new " +
-                                file.filename().string() + ":\n" + join_rows(errors),
-                            "the file was put back as it was");
-            }
-            reload_and_wait(c);
-            out.reloaded = true;
-        }
-    });
+    text = after;
+    Outcome result;
+    configure_instance(ctx, i, prop, result, {}, nullptr);
+    out.reloaded = result.reloaded;
     return out;
 }
 
@@ -343,16 +419,13 @@ HbaOutcome edit_auth_file(Context& ctx, const Instance& i, const fs::path& file,
 
 HbaOutcome edit_hba(Context& ctx, const Instance& i,
                     const std::function<void(conf::HbaFile&)>& edit, bool dry_run) {
-    return edit_auth_file<conf::HbaFile>(
-        ctx, i, i.data_dir / "pg_hba.conf", edit, dry_run,
-        "SELECT 'line ' || line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL");
+    return edit_auth_file<conf::HbaFile>(ctx, i, i.data_dir / "pg_hba.conf", edit, dry_run, true);
 }
 
 HbaOutcome edit_ident(Context& ctx, const Instance& i,
                       const std::function<void(conf::IdentFile&)>& edit, bool dry_run) {
-    return edit_auth_file<conf::IdentFile>(
-        ctx, i, i.data_dir / "pg_ident.conf", edit, dry_run,
-        "SELECT 'line ' || line_number, error FROM pg_ident_file_mappings WHERE error IS NOT NULL");
+    return edit_auth_file<conf::IdentFile>(ctx, i, i.data_dir / "pg_ident.conf", edit, dry_run,
+                                           false);
 }
 
 }  // namespace pgforge::configuration

@@ -1,0 +1,376 @@
+// The pipeline with a fake driver: order of steps and hook points, refusals, undo at every step,
+// configure contributions and their conflicts, site hooks, the journal. No server.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <sstream>
+
+#include "engine/core/error.hpp"
+#include "engine/core/plugins.hpp"
+#include "engine/instances.hpp"
+#include "engine/inventory/inventory.hpp"
+#include "engine/pipeline.hpp"
+#include "fake_driver.hpp"
+#include "temp_dir.hpp"
+
+namespace fs = std::filesystem;
+using namespace pgforge;
+using pgforge::test::FakeDriver;
+using pgforge::test::TempDir;
+
+namespace {
+
+std::vector<std::string> lines_of(const fs::path& file) {
+    std::ifstream in(file);
+    std::vector<std::string> out;
+    std::string line;
+    while (std::getline(in, line)) out.push_back(line);
+    return out;
+}
+
+void write_file(const fs::path& file, const std::string& text, unsigned mode = 0644) {
+    fs::create_directories(file.parent_path());
+    std::ofstream(file) << text;
+    fs::permissions(file, fs::perms(mode));
+}
+
+// A site under a temporary directory: settings naming the fixture plugins, a recorder log, and
+// a hooks directory; contexts over a fake driver.
+struct Site {
+    TempDir dir{"pipeline"};
+    FakeDriver::Log driver;
+    std::string extra;
+
+    Site() {
+        // Site hooks run as the instance owner when the tests run as root.
+        fs::permissions(dir.path(), fs::perms(0755));
+        fs::create_directories(dir / "out");
+        fs::permissions(dir / "out", fs::perms(0777));
+        // Plugins (in this process) and site hooks (as the owner) append to one log.
+        write_file(log(), "", 0666);
+    }
+    fs::path log() const { return dir / "out" / "recorder.log"; }
+    fs::path hooks() const { return dir / "hooks"; }
+
+    Context context(const std::string& settings = {}) {
+        std::string plugins = PGFORGE_TEST_PLUGIN_DIR;
+        write_file(
+            dir / "settings.ini",
+            "prefix = " + (dir / "prefix").string() + "\nrun_dir = " + (dir / "run").string() +
+                "\n[postgresql]\nport_min = 47000\nport_max = 47999\n"
+                "[plugins]\npath = " +
+                plugins + "/recorder\npath = " + plugins + "/recorder_b\npath = " + plugins +
+                "/thrower\n[hooks]\ndir = " + hooks().string() + "\n[recorder]\nlog = " +
+                log().string() + "\n[recorder_b]\nlog = " + log().string() + "\n" + settings);
+        SettingsOverrides o;
+        o.settings_file = dir / "settings.ini";
+        return Context(load_settings(o), std::make_unique<FakeDriver>(driver));
+    }
+
+    instances::CreateOptions options(const std::string& name = "main") {
+        instances::CreateOptions o;
+        o.name = name;
+        return o;
+    }
+
+    void hook(const std::string& point, const std::string& name, const std::string& script) {
+        fs::path d = hooks() / (point + ".d");
+        fs::create_directories(d);
+        fs::permissions(hooks(), fs::perms(0755));
+        fs::permissions(d, fs::perms(0755));
+        write_file(d / name, "#!/bin/sh\n" + script + "\n", 0755);
+    }
+
+    bool nothing_left(Context& ctx) {
+        std::error_code ec;
+        return !fs::exists(dir / "prefix" / "15" / "main", ec) && !instances::exists(ctx, "main");
+    }
+};
+
+}  // namespace
+
+TEST_CASE("create runs its steps with the hook points around them, in order") {
+    Site site;
+    Context ctx = site.context("[plugins]\nenabled = recorder\n");
+    instances::create(ctx, site.options());
+    CHECK(lines_of(site.log()) == std::vector<std::string>{
+                                      "recorder pre_init create 15/main ok",
+                                      "recorder post_init create 15/main ok",
+                                      "recorder pre_configure create 15/main ok",
+                                      "recorder post_configure create 15/main ok",
+                                      "recorder pre_start create 15/main ok",
+                                      "recorder post_start create 15/main ok",
+                                  });
+    CHECK(site.driver.calls == std::vector<std::string>{"initdb 15/main", "start 15/main"});
+
+    // The journal holds each step and handler, in order.
+    auto& inv = ctx.inventory();
+    auto entry = inv.journal("15/main").at(0);
+    CHECK(entry.operation == "create");
+    CHECK(entry.outcome == "ok");
+    std::vector<std::string> names;
+    for (const auto& st : inv.steps(entry.id)) names.push_back(st.kind + ":" + st.name);
+    CHECK(names == std::vector<std::string>{
+                       "step:inventory entry", "plugin:pre_init recorder", "step:initdb",
+                       "plugin:post_init recorder", "plugin:pre_configure recorder",
+                       "step:write configuration", "plugin:post_configure recorder",
+                       "plugin:pre_start recorder", "step:start", "plugin:post_start recorder"});
+}
+
+TEST_CASE("a failure at any point of create undoes exactly what create made") {
+    // Each way create can fail, and whether the server had been started by then.
+    struct Case {
+        std::string settings;
+        std::string fail_at;
+        std::string message;
+        bool stopped;
+    };
+    std::vector<Case> cases = {
+        {"refuse = pre_init\n", "", "refused at pre_init by plugin recorder", false},
+        {"", "initdb", "fake initdb failed", false},
+        {"refuse = post_init\n", "", "refused at post_init by plugin recorder", false},
+        {"refuse = pre_configure\n", "", "refused at pre_configure by plugin recorder", false},
+        {"refuse = post_configure\n", "", "refused at post_configure by plugin recorder", false},
+        {"refuse = pre_start\n", "", "refused at pre_start by plugin recorder", false},
+        {"", "start", "fake start failed", false},
+        {"refuse = post_start\n", "", "refused at post_start by plugin recorder", true},
+    };
+    for (const auto& c : cases) {
+        DYNAMIC_SECTION("failing with: " << c.message) {
+            Site site;
+            site.driver.fail_at = c.fail_at;
+            Context ctx = site.context("[plugins]\nenabled = recorder\n[recorder]\n" + c.settings);
+            try {
+                instances::create(ctx, site.options());
+                FAIL("create succeeded");
+            } catch (const Error& e) {
+                CHECK_THAT(e.what(), Catch::Contains(c.message));
+            }
+            CHECK(site.nothing_left(ctx));
+            bool stop_called = std::find(site.driver.calls.begin(), site.driver.calls.end(),
+                                         "stop 15/main") != site.driver.calls.end();
+            CHECK(stop_called == c.stopped);
+            CHECK_FALSE(site.driver.running);
+            auto entry = ctx.inventory().journal("15/main").at(0);
+            CHECK(entry.outcome == "failed");
+            CHECK_THAT(entry.message, Catch::Contains(c.message));
+        }
+    }
+}
+
+TEST_CASE("a pre_* refusal stops the step: the refused step never reaches the driver") {
+    Site site;
+    Context ctx = site.context("[plugins]\nenabled = recorder\n[recorder]\nrefuse = pre_init\n");
+    CHECK_THROWS(instances::create(ctx, site.options()));
+    CHECK(site.driver.calls.empty());
+    // No later handler at any point ran.
+    CHECK(lines_of(site.log()) == std::vector<std::string>{"recorder pre_init create 15/main ok"});
+}
+
+TEST_CASE("post_* handlers all run, see the outcome, and a failed step still reaches them") {
+    Site site;
+    site.driver.fail_at = "start";
+    Context ctx = site.context("[plugins]\nenabled = recorder, recorder_b\n");
+    CHECK_THROWS(instances::create(ctx, site.options()));
+    auto log = lines_of(site.log());
+    CHECK(std::find(log.begin(), log.end(), "recorder post_start create 15/main failed") !=
+          log.end());
+    CHECK(std::find(log.begin(), log.end(), "recorder_b post_start create 15/main failed") !=
+          log.end());
+
+    Site other;
+    Context ctx2 = other.context(
+        "[plugins]\nenabled = recorder, recorder_b\n[recorder]\nrefuse = post_start\n");
+    try {
+        instances::create(ctx2, other.options());
+        FAIL("create succeeded");
+    } catch (const Error& e) {
+        CHECK_THAT(e.what(), Catch::Contains("by plugin recorder: recorder says no"));
+    }
+    // recorder refused first; recorder_b still ran after it.
+    auto log2 = lines_of(other.log());
+    CHECK(std::find(log2.begin(), log2.end(), "recorder_b post_start create 15/main ok") !=
+          log2.end());
+}
+
+TEST_CASE("handlers at one point run by priority, then by name, never by load order") {
+    Site site;
+    site.hook("pre_start", "20-second", "echo hook-20 >> " + site.log().string());
+    site.hook("pre_start", "10-first", "echo hook-10 >> " + site.log().string());
+    // The settings list recorder_b first: the order must not follow it.
+    {
+        Context ctx = site.context(
+            "[plugins]\nenabled = recorder_b, recorder\n[hooks]\n"
+            "priority = 10\n");
+        instances::create(ctx, site.options());
+    }
+    auto log = lines_of(site.log());
+    std::vector<std::string> pre_start;
+    for (const auto& l : log)
+        if (l.find("pre_start") != std::string::npos || l.rfind("hook-", 0) == 0)
+            pre_start.push_back(l);
+    // Site hooks at priority 10 come before the plugins' 50, in name order.
+    CHECK(pre_start == std::vector<std::string>{"hook-10", "hook-20",
+                                                "recorder pre_start create 15/main ok",
+                                                "recorder_b pre_start create 15/main ok"});
+}
+
+TEST_CASE("two plugins setting one parameter differently are a conflict that names both") {
+    Site site;
+    Context ctx = site.context(
+        "[plugins]\nenabled = recorder, recorder_b\n[recorder]\nparameter = work_mem=8MB\n"
+        "[recorder_b]\nparameter = work_mem=16MB\n");
+    try {
+        instances::create(ctx, site.options());
+        FAIL("create succeeded");
+    } catch (const Error& e) {
+        CHECK(e.code() == Exit::conflict);
+        CHECK_THAT(e.what(), Catch::Contains("parameter work_mem: plugin recorder sets '8MB', "
+                                             "plugin recorder_b sets '16MB'"));
+    }
+    CHECK(site.nothing_left(ctx));
+}
+
+TEST_CASE("contributions are merged into the files create writes, each once") {
+    Site site;
+    Context ctx = site.context(
+        "[plugins]\nenabled = recorder, recorder_b\n[recorder]\nparameter = work_mem=8MB\n"
+        "hba = host all all 10.1.0.0/16 scram-sha-256\nfile = notes.txt\n"
+        "[recorder_b]\nparameter = work_mem=8MB\n");
+    Instance i = instances::create(ctx, site.options());
+    std::ifstream conf(i.data_dir / "postgresql.conf");
+    std::string text((std::istreambuf_iterator<char>(conf)), {});
+    CHECK_THAT(text, Catch::Contains("work_mem = 8MB"));
+    std::ifstream hba(i.data_dir / "pg_hba.conf");
+    std::string first_record;
+    for (std::string line; std::getline(hba, line);)
+        if (!line.empty() && line[0] != '#') {
+            first_record = line;
+            break;
+        }
+    CHECK_THAT(first_record, Catch::StartsWith("host"));
+    CHECK_THAT(first_record, Catch::Contains("10.1.0.0/16"));
+    struct stat st {};
+    REQUIRE(stat((i.base_dir / "recorder" / "notes.txt").c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+}
+
+TEST_CASE("a plugin that throws is a refusal naming it") {
+    Site site;
+    Context ctx = site.context("[plugins]\nenabled = thrower\n");
+    try {
+        instances::create(ctx, site.options());
+        FAIL("create succeeded");
+    } catch (const Error& e) {
+        CHECK_THAT(e.what(), Catch::Contains("refused at pre_init by plugin thrower: threw an "
+                                             "exception: boom in thrower"));
+    }
+    CHECK(site.nothing_left(ctx));
+}
+
+TEST_CASE("drop runs pre_drop, the stop with its hooks, removes files, then post_drop") {
+    Site site;
+    {
+        Context ctx = site.context("[plugins]\nenabled = recorder\n");
+        instances::create(ctx, site.options());
+    }
+    fs::remove(site.log());
+    Context ctx = site.context("[plugins]\nenabled = recorder\n");
+    ctx.flags.insert("recorder-flag");
+    instances::drop(ctx, instances::get(ctx, "main"));
+    CHECK(lines_of(site.log()) == std::vector<std::string>{
+                                      "recorder pre_drop drop 15/main ok flag",
+                                      "recorder pre_stop drop 15/main ok flag",
+                                      "recorder post_stop drop 15/main ok flag",
+                                      "recorder post_drop drop 15/main ok flag",
+                                  });
+    CHECK(site.nothing_left(ctx));
+}
+
+TEST_CASE("a refused drop keeps the instance") {
+    Site site;
+    Context ctx = site.context("[plugins]\nenabled = recorder\n[recorder]\nrefuse = pre_drop\n");
+    instances::create(ctx, site.options());
+    CHECK_THROWS_WITH(instances::drop(ctx, instances::get(ctx, "main")),
+                      Catch::Contains("refused at pre_drop"));
+    CHECK(instances::exists(ctx, "main"));
+    CHECK(fs::exists(site.dir / "prefix" / "15" / "main" / "data" / "PG_VERSION"));
+}
+
+TEST_CASE("stop and start: a pre_start refusal leaves the server stopped") {
+    Site site;
+    Context ctx = site.context("[plugins]\nenabled = recorder\n");
+    Instance i = instances::create(ctx, site.options());
+    instances::stop(ctx, i);
+    Context refusing =
+        site.context("[plugins]\nenabled = recorder\n[recorder]\nrefuse = pre_start\n");
+    site.driver.calls.clear();
+    CHECK_THROWS_WITH(instances::start(refusing, i), Catch::Contains("recorder says no"));
+    CHECK(site.driver.calls.empty());
+    CHECK_FALSE(site.driver.running);
+}
+
+// ---------------------------------------------------------------- site hooks
+
+TEST_CASE("a site hook sees the instance in its environment, as the owner") {
+    Site site;
+    site.hook("pre_start", "env",
+              "{ echo \"$PGFORGE_HOOK $PGFORGE_OPERATION $PGFORGE_INSTANCE $PGFORGE_VERSION\"; "
+              "echo \"$PGDATA\"; echo \"$PGPORT $PGHOST $PGUSER\"; id -un; } > " +
+                  (site.dir / "out" / "env").string());
+    Context ctx = site.context();
+    Instance i = instances::create(ctx, site.options());
+    auto env = lines_of(site.dir / "out" / "env");
+    REQUIRE(env.size() == 4);
+    CHECK(env[0] == "pre_start create 15/main 15");
+    CHECK(env[1] == i.data_dir.string());
+    CHECK(env[2] == std::to_string(i.port) + " " + i.socket_dir.string() + " postgres");
+    CHECK(env[3] == i.owner);
+}
+
+TEST_CASE("a failing pre_* site hook refuses with its stderr") {
+    Site site;
+    site.hook("pre_init", "check", "echo 'no space left for this site' >&2; exit 3");
+    Context ctx = site.context();
+    try {
+        instances::create(ctx, site.options());
+        FAIL("create succeeded");
+    } catch (const Error& e) {
+        CHECK_THAT(e.what(), Catch::Contains("site hook hooks/pre_init.d/check: exited with status "
+                                             "3: no space left for this site"));
+    }
+    CHECK(site.driver.calls.empty());
+    CHECK(site.nothing_left(ctx));
+}
+
+TEST_CASE("a site hook that runs too long is killed and refuses") {
+    Site site;
+    site.hook("pre_init", "slow", "sleep 30");
+    Context ctx = site.context("[hooks]\ntimeout = 0.3\n");
+    auto began = std::chrono::steady_clock::now();
+    CHECK_THROWS_WITH(instances::create(ctx, site.options()), Catch::Contains("timed out after"));
+    CHECK(std::chrono::steady_clock::now() - began < std::chrono::seconds(5));
+}
+
+TEST_CASE("site hooks: unsafe files refuse, non-executables and backups are skipped") {
+    Site site;
+    site.hook("pre_init", "ok", "exit 0");
+    write_file(site.hooks() / "pre_init.d" / "notes.txt~", "#!/bin/sh\nexit 1\n", 0755);
+    write_file(site.hooks() / "pre_init.d" / "readme", "not a program\n", 0644);
+    Settings s;
+    s.config_dir = site.dir / "nowhere";
+    s.hook_dirs = {site.hooks()};
+    auto found = find_site_hooks(s, sdk::HookPoint::pre_init);
+    REQUIRE(found.size() == 1);
+    CHECK(found[0].filename() == "ok");
+
+    fs::permissions(site.hooks() / "pre_init.d" / "ok", fs::perms(0777));
+    CHECK_THROWS_WITH(find_site_hooks(s, sdk::HookPoint::pre_init),
+                      Catch::Contains("is writable by others than its owner"));
+    fs::permissions(site.hooks() / "pre_init.d" / "ok", fs::perms(0755));
+    fs::permissions(site.hooks() / "pre_init.d", fs::perms(0775));
+    CHECK_THROWS_WITH(find_site_hooks(s, sdk::HookPoint::pre_init),
+                      Catch::Contains("pre_init.d is writable by others than its owner"));
+}

@@ -1,0 +1,201 @@
+// The plugin boundary: manifests, the safety check, the descriptor check, and each fixture that
+// breaks one rule, with the message it gets.
+#include <catch2/catch.hpp>
+#include <fstream>
+
+#include "engine/core/error.hpp"
+#include "engine/core/plugins.hpp"
+#include "engine/instances.hpp"
+#include "engine/pipeline.hpp"
+#include "temp_dir.hpp"
+
+namespace fs = std::filesystem;
+using namespace pgforge;
+using pgforge::test::TempDir;
+
+namespace {
+
+const fs::path fixtures = PGFORGE_TEST_PLUGIN_DIR;
+
+fs::path manifest_of(const std::string& name) {
+    return fixtures / name / (name + ".plugin");
+}
+
+std::string load_error(const std::string& name) {
+    try {
+        LoadedPlugin::load(read_plugin_manifest(manifest_of(name)));
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+fs::path write_manifest(const TempDir& dir, const std::string& name, const std::string& text) {
+    fs::path file = dir / (name + ".plugin");
+    std::ofstream(file) << text;
+    return file;
+}
+
+std::string manifest_error(const TempDir& dir, const std::string& name, const std::string& text) {
+    try {
+        read_plugin_manifest(write_manifest(dir, name, text));
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+}  // namespace
+
+TEST_CASE("a good plugin loads: manifest, descriptor, object, hooks") {
+    auto m = read_plugin_manifest(manifest_of("recorder"));
+    CHECK(m.name == "recorder");
+    CHECK(m.sdk_major == 1);
+    CHECK(m.priorities.at(sdk::HookPoint::pre_start) == 50);
+    CHECK(m.families.count("recorder") == 1);
+    CHECK(m.library == fixtures / "recorder" / "recorder.so");
+    auto p = LoadedPlugin::load(m);
+    CHECK(p->version() == "0.1");
+    auto commands = p->commands();
+    REQUIRE(commands.size() == 2);
+    CHECK(commands[0].verb == "echo");
+}
+
+TEST_CASE("a plugin built for another SDK major version is refused naming both versions") {
+    std::string e = load_error("bad_major");
+    CHECK_THAT(e, Catch::Contains("bad_major.so was built for pgforge SDK 2.0, this pgforge has "
+                                  "SDK 1.0 (the major versions must be equal)"));
+}
+
+TEST_CASE("a plugin needing a newer SDK minor version is refused") {
+    CHECK_THAT(load_error("newer_minor"),
+               Catch::Contains("needs pgforge SDK 1.1, newer than this pgforge's SDK 1.0"));
+}
+
+TEST_CASE("a descriptor smaller than the SDK's is refused before anything is called") {
+    CHECK_THAT(load_error("bad_size"),
+               Catch::Contains("its descriptor is 12 bytes, SDK 1.0 needs at least"));
+}
+
+TEST_CASE("a library without the descriptor symbol is refused") {
+    CHECK_THAT(
+        load_error("no_symbol"),
+        Catch::Contains("exports no pgforge_plugin_descriptor_v1 (is it a pgforge plugin?)"));
+}
+
+TEST_CASE("a descriptor whose name differs from the manifest is refused") {
+    CHECK_THAT(load_error("misnamed"),
+               Catch::Contains("calls itself 'someone_else' but its manifest says 'misnamed'"));
+}
+
+TEST_CASE("a plugin file or directory writable by others is refused") {
+    TempDir dir("plugin-unsafe");
+    fs::permissions(dir.path(), fs::perms(0755));
+    for (const char* f : {"recorder.so", "recorder.plugin"})
+        fs::copy_file(fixtures / "recorder" / f, dir / f);
+    auto m = read_plugin_manifest(dir / "recorder.plugin");
+    CHECK_NOTHROW(LoadedPlugin::load(m));
+
+    fs::permissions(dir / "recorder.so", fs::perms(0775));
+    CHECK_THROWS_WITH(LoadedPlugin::load(m),
+                      Catch::Contains("plugin recorder refused: " + (dir / "recorder.so").string() +
+                                      " is writable by others than its owner"));
+    fs::permissions(dir / "recorder.so", fs::perms(0755));
+    fs::permissions(dir.path(), fs::perms(0777));
+    CHECK_THROWS_WITH(LoadedPlugin::load(m), Catch::Contains("is writable by others"));
+    fs::permissions(dir.path(), fs::perms(0755));
+    fs::permissions(dir / "recorder.plugin", fs::perms(0666));
+    CHECK_THROWS_WITH(LoadedPlugin::load(m), Catch::Contains("recorder.plugin is writable"));
+}
+
+TEST_CASE("manifest errors name the file and the key") {
+    TempDir dir("manifest");
+    CHECK_THAT(manifest_error(dir, "a", "name = a\nsdk = 1.0\n"),
+               Catch::Contains("a.plugin: 'library' is missing"));
+    CHECK_THAT(manifest_error(dir, "b", "name = b\nsdk = one\nlibrary = b.so\n"),
+               Catch::Contains("sdk 'one' is not MAJOR.MINOR"));
+    CHECK_THAT(
+        manifest_error(dir, "c", "name = c\nsdk = 1.0\nlibrary = c.so\n[hooks]\npre_fly = 1\n"),
+        Catch::Contains("unknown hook point 'pre_fly'"));
+    CHECK_THAT(manifest_error(dir, "d",
+                              "name = d\nsdk = 1.0\nlibrary = d.so\n[hooks]\npre_start = soon\n"),
+               Catch::Contains("priority of pre_start must be a number, not 'soon'"));
+    CHECK_THAT(manifest_error(dir, "e", "name = other\nsdk = 1.0\nlibrary = e.so\n"),
+               Catch::Contains("declares plugin 'other' but is named e.plugin"));
+    CHECK_THAT(manifest_error(dir, "f", "name = f\nsdk = 1.0\nlibrary = f.so\ncolour = red\n"),
+               Catch::Contains("unknown key 'colour'"));
+    CHECK_THAT(manifest_error(dir, "Bad", "name = Bad\nsdk = 1.0\nlibrary = b.so\n"),
+               Catch::Contains("name 'Bad' is missing or invalid"));
+}
+
+TEST_CASE("check_descriptor: the first fields decide before anything else is read") {
+    pgforge_plugin_descriptor d{1,       0,      sizeof(pgforge_plugin_descriptor), "x", "1",
+                                nullptr, nullptr};
+    CHECK_THAT(check_descriptor(&d, "x.so", "x"), Catch::Contains("lacks a name, version, create"));
+    CHECK_THAT(check_descriptor(nullptr, "x.so", "x"), Catch::Contains("descriptor is null"));
+}
+
+namespace {
+
+Settings site_with(const TempDir& dir, const std::vector<std::string>& enabled,
+                   const std::vector<std::string>& required = {}) {
+    Settings s;
+    s.prefix = dir / "prefix";
+    s.plugin_dirs = {fixtures / "recorder", fixtures / "bad_major", fixtures / "recorder_b"};
+    s.enabled_plugins = enabled;
+    s.required_plugins = required;
+    s.sections["recorder_b"]["fail_setup"] = "yes";
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("only enabled plugins load; a broken one is left out with its error") {
+    TempDir dir("host");
+    Context ctx(site_with(dir, {"recorder", "bad_major"}));
+    auto& host = ctx.plugins();
+    REQUIRE(host.loaded().size() == 1);
+    CHECK(host.loaded()[0]->name() == "recorder");
+    const PluginRecord* bad = host.record("bad_major");
+    REQUIRE(bad);
+    CHECK_FALSE(bad->loaded);
+    CHECK_THAT(bad->error, Catch::Contains("SDK 2.0"));
+    const PluginRecord* off = host.record("recorder_b");
+    REQUIRE(off);
+    CHECK_FALSE(off->enabled);
+}
+
+TEST_CASE("a setup refusal leaves the plugin out, naming its settings section") {
+    TempDir dir("host");
+    Context ctx(site_with(dir, {"recorder_b"}));
+    CHECK(ctx.plugins().loaded().empty());
+    CHECK_THAT(ctx.plugins().record("recorder_b")->error,
+               Catch::Contains("plugin recorder_b: setup refused by its settings"));
+}
+
+TEST_CASE("--require-plugin makes a missing or broken plugin fatal") {
+    TempDir dir("host");
+    {
+        Context ctx(site_with(dir, {}, {"nosuch"}));
+        CHECK_THROWS_WITH(ctx.plugins(),
+                          Catch::Contains("required plugin nosuch is not installed"));
+    }
+    {
+        Context ctx(site_with(dir, {}, {"bad_major"}));
+        CHECK_THROWS_WITH(ctx.plugins(),
+                          Catch::Contains("required plugin bad_major failed to load"));
+    }
+    {
+        // Required means enabled too.
+        Context ctx(site_with(dir, {}, {"recorder"}));
+        CHECK(ctx.plugins().loaded().size() == 1);
+    }
+}
+
+TEST_CASE("the first manifest of a name on the search path wins") {
+    TempDir dir("host");
+    Settings s = site_with(dir, {"recorder"});
+    s.plugin_dirs.insert(s.plugin_dirs.begin(), fixtures / "recorder");
+    Context ctx(s);
+    CHECK(ctx.plugins().records().front().manifest.file == manifest_of("recorder"));
+}
