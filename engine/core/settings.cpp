@@ -46,7 +46,7 @@ fs::path builtin_plugin_dir() {
     std::error_code ec;
     fs::path exe = fs::read_symlink("/proc/self/exe", ec);
     if (!ec) {
-        fs::path beside = exe.parent_path().parent_path() / "lib" / "pgforge" / "plugins";
+        fs::path beside = exe.parent_path().parent_path() / PGFORGE_PLUGIN_RELDIR;
         if (fs::is_directory(beside, ec)) return beside;
     }
     if (fs::is_directory(PGFORGE_BUILD_PLUGIN_DIR, ec)) return PGFORGE_BUILD_PLUGIN_DIR;

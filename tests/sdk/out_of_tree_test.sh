@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The example plugin (examples/plugin-hello), built out of tree against the SDK that
+# `cmake --install` installs, is found in the installed plugin directory by the installed
+# pgforge, loads, and its hooks and command run on a real instance.
+# Usage: out_of_tree_test.sh BUILD_DIR SOURCE_DIR
+set -euo pipefail
+build=$1
+src=$2
+work=$(mktemp -d /tmp/pgforge-sdk.XXXXXX)
+chmod 755 "$work"
+settings=$work/settings.ini
+pgforge() { "$work/usr/bin/pgforge" --settings "$settings" "$@"; }
+cleanup() {
+  pgforge instance drop hi >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "out_of_tree_test: $*" >&2; exit 1; }
+
+cmake --install "$build" --prefix "$work/usr" >/dev/null
+cmake -S "$src/examples/plugin-hello" -B "$work/hello-build" -DCMAKE_PREFIX_PATH="$work/usr" \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$work/hello-build" >/dev/null
+cmake --install "$work/hello-build" >/dev/null
+[ -f "$work/usr/lib/pgforge/plugins/hello.so" ] || fail "hello.so was not installed beside pgforge"
+# Hidden visibility: the descriptor alias is the only exported symbol of ours.
+exported=$(nm -D --defined-only "$work/usr/lib/pgforge/plugins/hello.so" | awk '{print $3}' |
+  grep -v '^_' | grep -vi 'boost\|^pgforge_plugin_descriptor_v1$' || true)
+[ -z "$exported" ] || fail "hello.so exports more than its descriptor: $exported"
+
+port=$((61000 + ($$ % 40) * 100))
+cat >"$settings" <<INI
+prefix = $work/prefix
+run_dir = $work/run
+[postgresql]
+port_min = $port
+port_max = $((port + 99))
+[plugins]
+enabled = hello
+[hello]
+greeting = bonjour
+INI
+
+pgforge plugin list | grep -E '^hello +1\.0\.0 +1\.0 +loaded' >/dev/null ||
+  fail "hello is not loaded: $(pgforge plugin list 2>&1)"
+pgforge --log-level info instance create hi >"$work/create.log" 2>&1 ||
+  fail "create failed: $(cat "$work/create.log")"
+grep -q "hello: 15/hi is up on port $port" "$work/create.log" ||
+  fail "post_start handler did not log: $(cat "$work/create.log")"
+[ "$(cat "$work/prefix/15/hi/hello/greeting")" = "bonjour, 15/hi" ] ||
+  fail "pre_configure contribution missing"
+out=$(pgforge hello greet -i hi)
+[[ "$out" == "hello, 15/hi (server 15"* ]] || fail "hello greet said: $out"
+pgforge instance drop hi >/dev/null
+echo "out_of_tree_test: ok"
