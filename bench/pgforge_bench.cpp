@@ -105,7 +105,8 @@ struct Options {
     std::string bindir = "/usr/lib/postgresql/15/bin";
     int rounds = 7;
     int instances = 30;
-    std::string unit_tests;                 // pgforge_unit_tests; empty: skip the pgconf 10k row
+    std::string unit_tests;    // pgforge_unit_tests; empty: skip the pgconf 10k row
+    std::string noop_plugins;  // directory of noop0..noop9; empty: skip the plugins row
     std::string pg_conftool = kPgConftool;  // conf set's raw side; missing: said in its row
     bool json = false;
     std::string workdir;  // internal: the directory a root parent made for the re-executed bench
@@ -113,7 +114,8 @@ struct Options {
 
 void print_usage(std::ostream& out) {
     out << "usage: pgforge-bench --pgforge PATH [--bindir DIR] [--rounds N] [--instances N]\n"
-           "                     [--unit-tests PATH] [--pg-conftool PATH] [--json]\n\n"
+           "                     [--unit-tests PATH] [--noop-plugins DIR] [--pg-conftool PATH]\n"
+           "                     [--json]\n\n"
            "Times pgforge's instance create/start/stop/list next to initdb and pg_ctl, and\n"
            "conf set next to pg_conftool, in the same run, and prints medians, ratios\n"
            "(pgforge / raw) and whether targets are met.\n\n"
@@ -126,6 +128,9 @@ void print_usage(std::ostream& out) {
            "  --unit-tests PATH   pgforge_unit_tests: its hidden [.bench] case times the\n"
            "                      library's parse + set + write of a 10,000-line file (not\n"
            "                      given: that row is skipped)\n"
+           "  --noop-plugins DIR  ten plugins noop0..noop9 that do nothing at pre_start and\n"
+           "                      post_start: instance start with them enabled is timed next\n"
+           "                      to instance start without (not given: that row is skipped)\n"
            "  --pg-conftool PATH  Debian's pg_conftool (default /usr/bin/pg_conftool)\n"
            "  --json              machine-readable results on stdout\n\n"
            "As root, everything (pgforge and the raw tools) runs as the postgres OS user.\n";
@@ -162,6 +167,8 @@ std::optional<Options> parse_options(int argc, char** argv) {
             o.instances = parse_count(a, value(), 0);
         else if (a == "--unit-tests")
             o.unit_tests = value();
+        else if (a == "--noop-plugins")
+            o.noop_plugins = value();
         else if (a == "--pg-conftool")
             o.pg_conftool = value();
         else if (a == "--json")
@@ -521,6 +528,7 @@ struct Result {
     std::vector<double> pgforge_ms{};
     std::vector<double> raw_ms{};
     bool absolute = false;          // target on pgforge's median in ms, else on the ratio
+    bool difference = false;        // target on pgforge's median minus raw's, in ms
     bool raw_is_reference = false;  // raw does something else: shown, not compared
     double target = 0;
     bool has_target = true;  // false: reported, not judged ("-" as target and met)
@@ -535,10 +543,12 @@ struct Result {
     // Rows without a target (or not measured) count as met: they cannot miss anything.
     bool met() const {
         if (!judged()) return true;
+        if (difference) return pgforge_median() - raw_median() <= target;
         return absolute ? pgforge_median() <= target : ratio() <= target;
     }
     std::string target_text() const {
         if (!has_target) return "-";
+        if (difference) return "+<= " + fixed(target, 0) + " ms";
         return absolute ? "<= " + fixed(target, 0) + " ms" : "ratio <= " + fixed(target, 2);
     }
 };
@@ -627,7 +637,10 @@ void print_json(std::ostream& out, const Report& r) {
             << ", \"raw_is_reference\": " << (x.raw_is_reference ? "true" : "false")
             << ",\n     \"target\": ";
         if (x.has_target)
-            out << "{\"kind\": " << (x.absolute ? "\"max_ms\"" : "\"max_ratio\"")
+            out << "{\"kind\": "
+                << (x.difference ? "\"max_extra_ms\""
+                    : x.absolute ? "\"max_ms\""
+                                 : "\"max_ratio\"")
                 << ", \"value\": " << fixed(x.target, 2) << "}";
         else
             out << "null";
@@ -685,6 +698,7 @@ class Benchmark {
           initdb_(fs::path(o.bindir) / "initdb"),
           pg_ctl_(fs::path(o.bindir) / "pg_ctl"),
           settings_(dir / "settings.ini"),
+          plugin_settings_(dir / "settings-plugins.ini"),
           runner_(dir) {}
 
     Report run() {
@@ -712,12 +726,25 @@ class Benchmark {
                      .pgforge_command = "instance start NAME (of a stopped instance)",
                      .raw_command = "pg_ctl -w start (of a stopped cluster)",
                      .target = 0.5};
+        Result plugins{.operation = "start+10 plugins",
+                       .pgforge_command =
+                           "instance start NAME with 10 no-op plugins enabled "
+                           "(each handles pre_start and post_start)",
+                       .raw_command = "instance start NAME, no plugin (the same pgforge)",
+                       .difference = true,
+                       .target = 2};
+        if (o_.noop_plugins.empty())
+            plugins.skipped = "not measured (bench/run passes --noop-plugins)";
         for (int r = 0; r < o_.rounds; ++r) {
             progress("round " + std::to_string(r + 1) + "/" + std::to_string(o_.rounds) +
                      ": create, stop, start");
-            one_round(r, create, stop, start);
+            one_round(r, create, stop, start, plugins);
         }
-        report.results = {create, start, stop};
+        if (plugins.skipped.empty())
+            plugins.remark =
+                "overhead: " + fixed(plugins.pgforge_median() - plugins.raw_median(), 2) +
+                " ms (plugin discovery, 10 loads, 20 hook calls, their journal)";
+        report.results = {create, start, stop, plugins};
         if (o_.instances > 0) report.results.push_back(list_benchmark());
         report.results.push_back(conf_set_benchmark());
         if (!o_.unit_tests.empty()) report.results.push_back(pgconf_benchmark());
@@ -726,7 +753,10 @@ class Benchmark {
 
   private:
     Argv pgforge(std::initializer_list<std::string> args) const {
-        Argv argv = {pgforge_.string(), "--settings", settings_.string(), "instance"};
+        return pgforge_with(settings_, args);
+    }
+    Argv pgforge_with(const fs::path& settings, std::initializer_list<std::string> args) const {
+        Argv argv = {pgforge_.string(), "--settings", settings.string(), "instance"};
         argv.insert(argv.end(), args);
         return argv;
     }
@@ -743,6 +773,14 @@ class Benchmark {
         out << "listen_addresses = localhost\nport_min = " << kPgforgePortMin
             << "\nport_max = " << kPgforgePortMax << "\n";
         if (!out.flush()) throw Failure("cannot write " + settings_.string());
+        if (o_.noop_plugins.empty()) return;
+        // The same site with ten no-op plugins enabled.
+        fs::copy_file(settings_, plugin_settings_, fs::copy_options::overwrite_existing);
+        std::ofstream more(plugin_settings_, std::ios::app);
+        more << "\n[plugins]\npath = " << o_.noop_plugins << "\nenabled = ";
+        for (int k = 0; k < 10; ++k) more << (k ? ", " : "") << "noop" << k;
+        more << "\n";
+        if (!more.flush()) throw Failure("cannot write " + plugin_settings_.string());
     }
 
     // Brings the programs into the page cache so that the first round is not the odd one out.
@@ -947,7 +985,7 @@ class Benchmark {
         }
     }
 
-    void one_round(int round, Result& create, Result& stop, Result& start) {
+    void one_round(int round, Result& create, Result& stop, Result& start, Result& plugins) {
         const std::string name = "b" + std::to_string(round);
         const bool pgforge_first = round % 2 == 0;
         RawCluster raw = make_raw_cluster(name);
@@ -970,6 +1008,20 @@ class Benchmark {
         measure(pgforge_first, start, pgforge_start, raw_start_again);
         expect_server(data, true, "pgforge instance start");
         expect_server(raw.data, true, "pg_ctl start");
+
+        if (!o_.noop_plugins.empty()) {
+            // Both sides are pgforge; the stops between them are not timed.
+            auto with = [&] {
+                runner_.run(pgforge({"stop", name}));
+                return runner_.timed({pgforge_with(plugin_settings_, {"start", name})});
+            };
+            auto without = [&] {
+                runner_.run(pgforge({"stop", name}));
+                return runner_.timed({pgforge({"start", name})});
+            };
+            measure(pgforge_first, plugins, with, without);
+            expect_server(data, true, "pgforge instance start with plugins");
+        }
 
         // Not timed: make room for the next round.
         runner_.run(pgforge({"drop", name}));
@@ -1014,7 +1066,7 @@ class Benchmark {
 
     const Options& o_;
     fs::path dir_;
-    fs::path pgforge_, initdb_, pg_ctl_, settings_;
+    fs::path pgforge_, initdb_, pg_ctl_, settings_, plugin_settings_;
     Runner runner_;
     std::string major_;
     int next_raw_port_ = kRawPortMin;
@@ -1096,6 +1148,9 @@ int rerun_as_postgres(const Options& o, char** argv) {
                  "--workdir",
                  dir.string()};
     if (!unit_tests.empty()) args.insert(args.end(), {"--unit-tests", unit_tests});
+    if (!o.noop_plugins.empty())
+        args.insert(args.end(),
+                    {"--noop-plugins", fs::absolute(o.noop_plugins).lexically_normal().string()});
     if (o.json) args.push_back("--json");
     std::vector<char*> cargs;
     for (auto& a : args) cargs.push_back(a.data());

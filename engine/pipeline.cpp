@@ -628,9 +628,9 @@ Pipeline::~Pipeline() {
         }
     }
     try {
-        flush();
+        auto steps = std::move(pending_);
         ctx_.inventory().end_operation(journal_id_, false,
-                                       failure_.empty() ? "interrupted" : failure_);
+                                       failure_.empty() ? "interrupted" : failure_, steps);
     } catch (...) {
     }
 }
@@ -653,8 +653,9 @@ void Pipeline::on_undo(std::string what, std::function<void()> undo) {
 void Pipeline::finish() {
     finished_ = true;
     undo_.clear();
-    flush();
-    ctx_.inventory().end_operation(journal_id_, true);
+    auto steps = std::move(pending_);
+    pending_.clear();
+    ctx_.inventory().end_operation(journal_id_, true, {}, steps);
 }
 
 void Pipeline::step(const std::string& name, const std::function<void()>& body) {

@@ -393,29 +393,47 @@ void Inventory::record_steps(std::int64_t operation_id, const std::vector<Journa
     if (steps.empty()) return;
     exec(db_, "BEGIN IMMEDIATE");
     try {
-        Statement next(db_,
-                       "SELECT coalesce(max(seq), 0) FROM journal_steps WHERE operation_id = ?1");
-        next.bind(1, operation_id);
-        std::int64_t seq = next.step() ? next.integer(0) : 0;
-        Statement insert(db_,
-                         "INSERT INTO journal_steps (operation_id, seq, kind, name, started_at, "
-                         "duration_ms, outcome, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
-        for (const auto& st : steps) {
-            insert.reset();
-            insert.bind(1, operation_id)
-                .bind(2, ++seq)
-                .bind(3, st.kind)
-                .bind(4, st.name)
-                .bind(5, st.started_at)
-                .bind(6, st.duration_ms)
-                .bind(7, st.outcome)
-                .bind(8, st.message);
-            insert.step();
-        }
+        insert_steps(operation_id, steps);
         exec(db_, "COMMIT");
     } catch (...) {
         sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
         throw;
+    }
+}
+
+void Inventory::end_operation(std::int64_t id, bool ok, const std::string& message,
+                              const std::vector<JournalStep>& steps) {
+    // One transaction (one sync) for the last steps and the end.
+    exec(db_, "BEGIN IMMEDIATE");
+    try {
+        insert_steps(id, steps);
+        end_operation(id, ok, message);
+        exec(db_, "COMMIT");
+    } catch (...) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+    }
+}
+
+void Inventory::insert_steps(std::int64_t operation_id, const std::vector<JournalStep>& steps) {
+    if (steps.empty()) return;
+    Statement next(db_, "SELECT coalesce(max(seq), 0) FROM journal_steps WHERE operation_id = ?1");
+    next.bind(1, operation_id);
+    std::int64_t seq = next.step() ? next.integer(0) : 0;
+    Statement insert(db_,
+                     "INSERT INTO journal_steps (operation_id, seq, kind, name, started_at, "
+                     "duration_ms, outcome, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+    for (const auto& st : steps) {
+        insert.reset();
+        insert.bind(1, operation_id)
+            .bind(2, ++seq)
+            .bind(3, st.kind)
+            .bind(4, st.name)
+            .bind(5, st.started_at)
+            .bind(6, st.duration_ms)
+            .bind(7, st.outcome)
+            .bind(8, st.message);
+        insert.step();
     }
 }
 

@@ -70,6 +70,9 @@ class Inventory {
     // Appends to an operation's steps, in one transaction.
     void record_steps(std::int64_t operation_id, const std::vector<JournalStep>& steps);
     std::vector<JournalStep> steps(std::int64_t operation_id) const;
+    // end_operation with the operation's last steps, in one transaction.
+    void end_operation(std::int64_t id, bool ok, const std::string& message,
+                       const std::vector<JournalStep>& steps);
 
     // A plugin's per-instance state (a JSON object, "{}" when none); gone with the instance.
     std::string plugin_state(const Instance& instance, const std::string& plugin) const;
@@ -84,6 +87,7 @@ class Inventory {
   private:
     sqlite3* db_ = nullptr;
     void migrate();
+    void insert_steps(std::int64_t operation_id, const std::vector<JournalStep>& steps);
 };
 
 // An exclusive advisory lock (flock) on a file, held for the object's lifetime.
