@@ -63,12 +63,13 @@ void global_options(po::options_description& d) {
     // clang-format on
 }
 
-void print_help(std::ostream& out) {
+void print_help(std::ostream& out, const std::vector<std::vector<std::string>>& plugin_rows) {
     out << "usage: pgforge [global options] OBJECT VERB [ARGS]\n\ncommands:\n";
     std::vector<std::vector<std::string>> rows;
     for (const auto* table : all_command_tables())
         for (const auto& c : *table)
             rows.push_back({std::string("  ") + c.object + " " + c.verb, c.args, c.help});
+    rows.insert(rows.end(), plugin_rows.begin(), plugin_rows.end());
     print_table(out, rows);
     po::options_description g("global options");
     global_options(g);
@@ -254,7 +255,20 @@ int dispatch(const std::vector<std::string>& args, Invocation& inv) {
     if (words.empty()) {
         po::variables_map vm;
         po::store(po::command_line_parser(rest).options(globals).run(), vm);
-        print_help(inv.out);
+        // Commands of enabled plugins are listed too, when the site's settings can be read.
+        std::vector<std::vector<std::string>> extra;
+        try {
+            std::string ignored;
+            take_globals(rest, inv, ignored);
+            Context& ctx = inv.ctx();
+            if (ctx.plugins_wanted())
+                for (LoadedPlugin* p : ctx.plugins().loaded())
+                    for (const auto& c : p->commands())
+                        extra.push_back({"  " + c.family + " " + c.verb, c.args,
+                                         c.summary + " (plugin " + p->name() + ")"});
+        } catch (const std::exception&) {
+        }
+        print_help(inv.out, extra);
         return vm.count("help") && vm["help"].as<bool>() ? 0 : static_cast<int>(Exit::usage);
     }
     const CommandSpec* found = find_command(words[0], words.size() > 1 ? words[1] : "");
