@@ -103,8 +103,10 @@ struct Proposal {
 // merges and writes each changed file once, the server checks the files (pg_file_settings,
 // pg_hba_file_rules, pg_ident_file_mappings read them afresh) before a reload, a refusal puts
 // every file back, and post_configure handlers see the outcome.
+// `reload`: the operation is instance reload, which re-applies the contributions and makes the
+// server re-read its files even when nothing changed.
 void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outcome& out,
-                        const Options& o, const conf::ConfTree* tree) {
+                        const Options& o, const conf::ConfTree* tree, bool reload = false) {
     Instance i = inst;
     const fs::path main_conf = i.data_dir / "postgresql.conf";
     const fs::path hba_file = i.data_dir / "pg_hba.conf";
@@ -116,7 +118,7 @@ void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outc
     });
     for (const auto& [name, value] : prop.user) draft.user_sets(name, value);
 
-    Pipeline p(ctx, "configure", i);
+    Pipeline p(ctx, reload ? "reload" : "configure", i);
     p.around(
         sdk::HookPoint::pre_configure, "write configuration",
         [&] {
@@ -160,6 +162,10 @@ void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outc
             auto written = draft.write_files(cluster.owner);
             if (saved.empty()) {
                 out.changed = out.changed || !written.empty();
+                if (reload) {
+                    ctx.driver().reload(cluster);
+                    out.reloaded = true;
+                }
                 return;
             }
             for (size_t k = 0; k < saved.size(); ++k) write_like(saved[k], texts[k]);
@@ -175,7 +181,10 @@ void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outc
                                 "the files were put back as they were");
                 }
             }
-            if (!is_running(ctx, i)) return;
+            if (!is_running(ctx, i)) {
+                if (reload) ctx.driver().reload(cluster);  // says the instance is not running
+                return;
+            }
             pg::Connection c(i);
             std::string errors;
             if (conf_changed)
@@ -196,9 +205,12 @@ void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outc
                                      "pg_ident_file_mappings WHERE error IS NOT NULL"));
             if (!errors.empty()) {
                 restore(saved);
+                std::string what = conf_changed || (hba_changed && ident_changed) ? "configuration"
+                                   : hba_changed                                  ? "pg_hba.conf"
+                                                                                  : "pg_ident.conf";
                 throw Error(
                     Exit::usage,
-                    "instance " + i.qualified_name() + " refuses the new configuration:\n" + errors,
+                    "instance " + i.qualified_name() + " refuses the new " + what + ":\n" + errors,
                     "the files were put back as they were");
             }
             reload_and_wait(c);
@@ -416,6 +428,15 @@ HbaOutcome edit_auth_file(Context& ctx, const Instance& i, const fs::path& file,
 }
 
 }  // namespace
+
+Outcome reload(Context& ctx, const Instance& i) {
+    auto held = instances::lock(ctx, i);
+    Proposal prop = proposal_for(i);
+    conf::ConfTree tree = load(i);
+    Outcome out;
+    configure_instance(ctx, i, prop, out, {}, &tree, true);
+    return out;
+}
 
 HbaOutcome edit_hba(Context& ctx, const Instance& i,
                     const std::function<void(conf::HbaFile&)>& edit, bool dry_run) {

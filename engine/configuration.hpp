@@ -63,6 +63,11 @@ HbaOutcome edit_hba(Context& ctx, const Instance& instance,
 HbaOutcome edit_ident(Context& ctx, const Instance& instance,
                       const std::function<void(conf::IdentFile&)>& edit, bool dry_run = false);
 
+// instance reload: the configure pipeline with no change of the command's own, so that plugins'
+// contributions are re-applied (files written only if they changed), then the server re-reads
+// its files. Error(Exit::stopped) when it is not running.
+Outcome reload(Context& ctx, const Instance& instance);
+
 // Parses "name=value" words; Error(Exit::usage) for a word without '='.
 std::map<std::string, std::string> parse_assignments(const std::vector<std::string>& words);
 

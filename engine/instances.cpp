@@ -19,6 +19,7 @@
 #include "engine/core/plugins.hpp"
 #include "engine/driver/postmaster_pid.hpp"
 #include "engine/inventory/inventory.hpp"
+#include "engine/configuration.hpp"
 #include "engine/pipeline.hpp"
 #include "engine/server.hpp"
 
@@ -465,12 +466,8 @@ void restart(Context& ctx, const Instance& inst, StopMode mode, std::optional<do
     p.finish();
 }
 
-void reload(Context& ctx, const Instance& inst) {
-    Instance i = inst;
-    Cluster c{i, {}, {}};
-    Pipeline p(ctx, "reload", i);
-    p.around(sdk::HookPoint::pre_configure, "reload", [&] { ctx.driver().reload(c); });
-    p.finish();
+void reload(Context& ctx, const Instance& i) {
+    configuration::reload(ctx, i);
 }
 
 void drop(Context& ctx, const Instance& inst) {

@@ -151,6 +151,24 @@ TEST_CASE("configure contributions reach a running instance and conflicts are re
     CHECK(s.cli({"conf", "set", "-i", "contrib", "maintenance_work_mem=80MB"}).status == 0);
     pg::Connection again(i);
     CHECK(again.exec("SHOW maintenance_work_mem").rows.at(0).at(0) == "80MB");
+
+    // A hand edit of a contributed parameter is put back by the next reload.
+    fs::path conf = i.data_dir / "postgresql.conf";
+    std::string text;
+    {
+        std::ifstream in(conf);
+        text.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    auto at = text.find("work_mem = 12MB");
+    REQUIRE(at != std::string::npos);
+    text.replace(at, 15, "work_mem = 1MB");
+    std::ofstream(conf) << text;
+    REQUIRE(s.cli({"instance", "reload", "contrib"}).status == 0);
+    pg::Connection after(i);
+    CHECK(after.exec("SHOW work_mem").rows.at(0).at(0) == "12MB");
+    std::ifstream in(conf);
+    std::string now((std::istreambuf_iterator<char>(in)), {});
+    CHECK(now.find("work_mem = 12MB") != std::string::npos);
 }
 
 TEST_CASE("plugin list, show, commands, flags and fields through the CLI") {

@@ -37,8 +37,9 @@ namespace pgforge::sdk {
 //   instance create: pre_init [initdb] post_init, pre_configure [write files] post_configure,
 //                    pre_start [start] post_start
 //   configure (conf set, hba add, ...): pre_configure [write files] post_configure
-//   start, stop, restart, reload, drop: pre_start/post_start, pre_stop/post_stop, ...
-//   (restart is stop then start; reload is a configure without file changes)
+//   start, stop, restart, drop: pre_start/post_start, pre_stop/post_stop, ...
+//   (restart is stop then start; reload is a configure with no change of its own: the
+//   contributions are applied again, then the server re-reads its files)
 enum class HookPoint {
     pre_init,
     post_init,
@@ -266,7 +267,7 @@ class HookContext : public Context {
     // "create", "configure", "start", "stop", "restart", "reload", "drop".
     virtual std::string_view operation() const = 0;
     virtual const Outcome& outcome() const = 0;
-    // Non-null at pre_configure: where contributions go.
+    // Non-null at every pre_configure (create, configure, reload): where contributions go.
     virtual Configuration* configuration() = 0;
     // True when this configure is part of `instance create` (the first one).
     virtual bool first_configure() const = 0;
