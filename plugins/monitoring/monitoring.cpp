@@ -1,0 +1,817 @@
+// monitoring: a Prometheus postgres_exporter for each instance, supervised by pgforge.
+//
+// The exporter runs as the instance owner and connects over the instance's unix socket as a
+// monitoring role (member of pg_monitor) with peer authentication: no password anywhere. It
+// listens on 127.0.0.1 only, on a port reserved for it in the inventory. pgforge starts it after
+// the instance starts, stops it before the instance stops, and restarts it only when its
+// configuration changed. Its files are in <base_dir>/monitoring/: exporter.env (what it runs
+// with, for humans and systemd), exporter.pid, exporter.log.
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <pgforge/plugin.hpp>
+#include <set>
+#include <sstream>
+#include <thread>
+
+extern char** environ;
+
+namespace {
+
+using namespace pgforge::sdk;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+// The pg_ident.conf map that lets the instance owner log in as the monitoring role.
+constexpr const char* ident_map = "pgforge_monitor";
+constexpr const char* listen_flag = "--web.listen-address=";
+
+// ---------------------------------------------------------------- settings
+
+struct Options {
+    std::string role = "pgforge_monitor";
+    int port_min = 9200;
+    int port_max = 9299;
+    std::string exporter = "/usr/bin/prometheus-postgres-exporter";
+    std::vector<std::string> extra_args;
+    double start_timeout = 10;
+    double stop_timeout = 10;
+};
+
+std::vector<std::string> split_words(const std::string& text) {
+    std::istringstream in(text);
+    std::vector<std::string> words;
+    for (std::string w; in >> w;) words.push_back(w);
+    return words;
+}
+
+bool parse_number(const std::string& text, double& out) {
+    try {
+        size_t used = 0;
+        out = std::stod(text, &used);
+        return used == text.size();
+    } catch (const std::exception&) {
+        return false;
+    }
+}
+
+// The [monitoring] section, checked; an error message names the key and says what it takes.
+std::string read_options(const Context& ctx, Options& o) {
+    for (const auto& [key, value] : ctx.settings()) {
+        if (key == "role") {
+            bool ok = !value.empty() && value.size() <= 63 &&
+                      (std::islower(static_cast<unsigned char>(value[0])) || value[0] == '_');
+            for (char c : value)
+                ok = ok && (std::islower(static_cast<unsigned char>(c)) ||
+                            std::isdigit(static_cast<unsigned char>(c)) || c == '_');
+            if (!ok)
+                return "[monitoring] role = '" + value +
+                       "' is not a plain role name: use lower-case letters, digits and _ (at most "
+                       "63), e.g. pgforge_monitor";
+            o.role = value;
+        } else if (key == "port_min" || key == "port_max") {
+            double n = 0;
+            if (!parse_number(value, n) || n != static_cast<int>(n) || n < 1024 || n > 65535)
+                return "[monitoring] " + key + " = '" + value +
+                       "' is not a port: use a whole number between 1024 and 65535";
+            (key == "port_min" ? o.port_min : o.port_max) = static_cast<int>(n);
+        } else if (key == "exporter") {
+            if (value.empty() || value[0] != '/')
+                return "[monitoring] exporter = '" + value +
+                       "' is not an absolute path: name the program, e.g. "
+                       "/usr/bin/prometheus-postgres-exporter";
+            o.exporter = value;
+        } else if (key == "extra_args") {
+            o.extra_args = split_words(value);
+            for (const auto& a : o.extra_args)
+                if (a.rfind("--web.listen-address", 0) == 0 ||
+                    a.rfind("--web.systemd-socket", 0) == 0)
+                    return "[monitoring] extra_args may not set " + a +
+                           ": pgforge chooses the listen address (port_min/port_max)";
+        } else if (key == "start_timeout" || key == "stop_timeout") {
+            double n = 0;
+            if (!parse_number(value, n) || n <= 0 || n > 3600)
+                return "[monitoring] " + key + " = '" + value +
+                       "' is not a duration: use seconds, more than 0 (e.g. 10)";
+            (key == "start_timeout" ? o.start_timeout : o.stop_timeout) = n;
+        } else {
+            return "[monitoring] has no setting '" + key +
+                   "': the settings are role, port_min, port_max, exporter, extra_args, "
+                   "start_timeout, stop_timeout";
+        }
+    }
+    if (o.port_min > o.port_max)
+        return "[monitoring] port_min (" + std::to_string(o.port_min) + ") is above port_max (" +
+               std::to_string(o.port_max) + "): swap them";
+    return {};
+}
+
+// ---------------------------------------------------------------- files
+
+fs::path files_dir(const Instance& i) {
+    return i.base_dir() / "monitoring";
+}
+fs::path pid_file(const Instance& i) {
+    return files_dir(i) / "exporter.pid";
+}
+fs::path env_file(const Instance& i) {
+    return files_dir(i) / "exporter.env";
+}
+fs::path log_file(const Instance& i) {
+    return files_dir(i) / "exporter.log";
+}
+
+long read_pid(const fs::path& file) {
+    std::ifstream in(file);
+    long pid = 0;
+    if (!(in >> pid) || pid <= 1) return 0;
+    return pid;
+}
+
+std::string read_from(const fs::path& file, std::uintmax_t offset, size_t keep = 2000) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) return {};
+    in.seekg(static_cast<std::streamoff>(offset));
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    return text.size() <= keep ? text : "..." + text.substr(text.size() - keep);
+}
+
+// ---------------------------------------------------------------- processes
+
+// Whether the process runs (a zombie does not; a child of ours is collected here).
+bool alive(long pid) {
+    if (pid <= 1) return false;
+    int status = 0;
+    if (waitpid(static_cast<pid_t>(pid), &status, WNOHANG) == pid) return false;
+    if (kill(static_cast<pid_t>(pid), 0) != 0 && errno != EPERM) return false;
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string text;
+    if (!std::getline(stat, text)) return true;
+    auto paren = text.rfind(')');
+    return paren == std::string::npos || paren + 2 >= text.size() || text[paren + 2] != 'Z';
+}
+
+std::vector<std::string> command_line(long pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
+    std::vector<std::string> args;
+    for (std::string a; std::getline(in, a, '\0');) args.push_back(a);
+    return args;
+}
+
+// Whether `pid` is an exporter pgforge started (not a process that reused its number).
+bool is_exporter(long pid, const Options& o) {
+    if (!alive(pid)) return false;
+    auto args = command_line(pid);
+    if (args.empty()) return true;  // unreadable (hidepid): trust the pid file
+    bool listens = false;
+    for (const auto& a : args)
+        if (a.rfind(std::string(listen_flag) + "127.0.0.1:", 0) == 0) listens = true;
+    return listens && fs::path(args[0]).filename() == fs::path(o.exporter).filename();
+}
+
+// The pid of the instance's exporter when it runs, else 0.
+long exporter_pid(const Instance& i, const Options& o) {
+    long pid = read_pid(pid_file(i));
+    return pid && is_exporter(pid, o) ? pid : 0;
+}
+
+bool wait_gone(long pid, double seconds) {
+    auto until = Clock::now() + std::chrono::milliseconds(static_cast<long>(seconds * 1000));
+    while (alive(pid)) {
+        if (Clock::now() >= until) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return true;
+}
+
+// ---------------------------------------------------------------- network
+
+sockaddr_in loopback(int port) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return a;
+}
+
+// Whether another socket listens on (or holds) 127.0.0.1:port.
+bool port_taken(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // as the exporter does
+    sockaddr_in a = loopback(port);
+    bool taken = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 && errno == EADDRINUSE;
+    close(fd);
+    return taken;
+}
+
+bool answers(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    sockaddr_in a = loopback(port);
+    bool ok = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+// Which process listens on the TCP port, when /proc lets us see it: "pid 123 (nginx)".
+std::string port_holder(int port) {
+    std::set<std::string> inodes;
+    for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+        std::ifstream in(table);
+        std::string line;
+        std::getline(in, line);  // header
+        while (std::getline(in, line)) {
+            std::istringstream f(line);
+            std::string slot, local, remote, state, queues, timer, retrans, uid, timeout, inode;
+            f >> slot >> local >> remote >> state >> queues >> timer >> retrans >> uid >> timeout >>
+                inode;
+            auto colon = local.rfind(':');
+            if (state != "0A" || colon == std::string::npos) continue;  // 0A: LISTEN
+            if (std::stoi(local.substr(colon + 1), nullptr, 16) == port) inodes.insert(inode);
+        }
+    }
+    if (inodes.empty()) return {};
+    DIR* proc = opendir("/proc");
+    if (!proc) return {};
+    std::string found;
+    while (dirent* e = readdir(proc)) {
+        std::string pid = e->d_name;
+        if (pid.empty() || !std::isdigit(static_cast<unsigned char>(pid[0]))) continue;
+        std::error_code ec;
+        for (auto it = fs::directory_iterator("/proc/" + pid + "/fd", ec);
+             !ec && it != fs::directory_iterator(); it.increment(ec)) {
+            auto target = fs::read_symlink(it->path(), ec);
+            if (ec) {
+                ec.clear();
+                continue;
+            }
+            std::string t = target.string();
+            if (t.rfind("socket:[", 0) == 0 && inodes.count(t.substr(8, t.size() - 9))) {
+                std::ifstream comm("/proc/" + pid + "/comm");
+                std::string name;
+                std::getline(comm, name);
+                found = "pid " + pid + (name.empty() ? "" : " (" + name + ")");
+                break;
+            }
+        }
+        if (!found.empty()) break;
+    }
+    closedir(proc);
+    return found;
+}
+
+struct HttpReply {
+    bool reached = false;
+    int status = 0;
+    std::string body;
+    std::string error;
+};
+
+// GET http://127.0.0.1:port/path, HTTP/1.0, read to the end.
+HttpReply http_get(int port, const std::string& path, double timeout) {
+    HttpReply r;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        r.error = std::strerror(errno);
+        return r;
+    }
+    sockaddr_in a = loopback(port);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        r.error = std::string("cannot connect: ") + std::strerror(errno);
+        close(fd);
+        return r;
+    }
+    r.reached = true;
+    std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+        static_cast<ssize_t>(request.size())) {
+        r.error = std::string("cannot send: ") + std::strerror(errno);
+        close(fd);
+        return r;
+    }
+    std::string reply;
+    auto until = Clock::now() + std::chrono::milliseconds(static_cast<long>(timeout * 1000));
+    char buf[65536];
+    while (true) {
+        auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
+        if (left <= 0) {
+            r.error =
+                "no complete answer within " + std::to_string(static_cast<int>(timeout)) + " s";
+            break;
+        }
+        pollfd p{fd, POLLIN, 0};
+        if (poll(&p, 1, static_cast<int>(left)) <= 0) continue;
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        reply.append(buf, static_cast<size_t>(n));
+    }
+    close(fd);
+    auto space = reply.find(' ');
+    if (reply.rfind("HTTP/", 0) == 0 && space != std::string::npos)
+        r.status = std::atoi(reply.c_str() + space + 1);
+    auto head_end = reply.find("\r\n\r\n");
+    if (head_end != std::string::npos) r.body = reply.substr(head_end + 4);
+    if (r.status == 0 && r.error.empty()) r.error = "not an HTTP answer";
+    return r;
+}
+
+// The value of an unlabelled metric in Prometheus' text format.
+std::optional<double> metric(const std::string& body, const std::string& name) {
+    std::istringstream in(body);
+    for (std::string line; std::getline(in, line);) {
+        if (line.size() > name.size() && line.compare(0, name.size(), name) == 0 &&
+            line[name.size()] == ' ') {
+            double v = 0;
+            if (parse_number(line.substr(name.size() + 1), v)) return v;
+        }
+    }
+    return std::nullopt;
+}
+
+// ---------------------------------------------------------------- the exporter's command
+
+// A value of a libpq-style key=value connection string.
+std::string dsn_value(const std::string& v) {
+    bool plain = !v.empty();
+    for (char c : v)
+        if (c == ' ' || c == '\'' || c == '\\' || c == '=') plain = false;
+    if (plain) return v;
+    std::string out = "'";
+    for (char c : v) {
+        if (c == '\'' || c == '\\') out += '\\';
+        out += c;
+    }
+    return out + "'";
+}
+
+struct Launch {
+    std::vector<std::string> argv;
+    std::string dsn;
+    std::vector<std::string> env;  // for RunOptions: our variables set, inherited ones unset
+    std::string hash;              // of what the exporter runs with
+};
+
+std::string fnv1a(const std::string& text) {
+    std::uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : text) {
+        h ^= c;
+        h *= 1099511628211ull;
+    }
+    char out[17];
+    std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(h));
+    return out;
+}
+
+Launch launch_for(const Options& o, const Instance& i, int port) {
+    Launch l;
+    l.dsn = "host=" + dsn_value(i.socket_dir().string()) + " port=" + std::to_string(i.port()) +
+            " user=" + dsn_value(o.role) + " dbname=postgres sslmode=disable";
+    l.argv = {o.exporter, std::string(listen_flag) + "127.0.0.1:" + std::to_string(port)};
+    l.argv.insert(l.argv.end(), o.extra_args.begin(), o.extra_args.end());
+    // What pgforge's own environment holds for libpq or for the exporter stays out of it: the
+    // exporter runs with exactly the connection and flags written in exporter.env.
+    for (char** e = environ; e && *e; ++e) {
+        std::string entry = *e;
+        std::string name = entry.substr(0, entry.find('='));
+        if (name.rfind("PG", 0) == 0 || name.rfind("DATA_SOURCE_", 0) == 0) l.env.push_back(name);
+    }
+    l.env.push_back("DATA_SOURCE_NAME=" + l.dsn);
+    std::string all;
+    for (const auto& a : l.argv) all += a + '\0';
+    l.hash = fnv1a(all + "\n" + l.dsn);
+    return l;
+}
+
+std::string env_file_text(const Instance& i, const Launch& l) {
+    std::string args;
+    for (size_t k = 1; k < l.argv.size(); ++k) args += (k > 1 ? " " : "") + l.argv[k];
+    return "# The Prometheus exporter of instance " + i.qualified_name() +
+           ", supervised by pgforge (plugin monitoring).\n"
+           "# Written by pgforge when the exporter starts; edits are overwritten. No password:\n"
+           "# the exporter runs as " +
+           i.owner() +
+           " and logs in over the unix socket with peer authentication.\n"
+           "# Usable as a systemd EnvironmentFile: ExecStart=" +
+           l.argv[0] + " $ARGS\nDATA_SOURCE_NAME=\"" + l.dsn + "\"\nARGS=\"" + args +
+           "\"\n# configuration " + l.hash + "\n";
+}
+
+// ---------------------------------------------------------------- supervision
+
+// Stops the instance's exporter, if it runs; an error says why it could not.
+std::string stop_exporter(Context& ctx, const Options& o) {
+    const Instance& i = *ctx.instance();
+    long pid = read_pid(pid_file(i));
+    if (pid && is_exporter(pid, o)) {
+        ctx.progress("stopping the exporter");
+        if (kill(static_cast<pid_t>(pid), SIGTERM) != 0 && errno != ESRCH)
+            return "cannot stop the exporter (pid " + std::to_string(pid) +
+                   "): " + std::strerror(errno) + "; run pgforge as root or as " + i.owner();
+        if (!wait_gone(pid, o.stop_timeout)) {
+            ctx.log(LogLevel::warning,
+                    "the exporter (pid " + std::to_string(pid) + ") did not stop within " +
+                        std::to_string(static_cast<int>(o.stop_timeout)) + " s: killed");
+            kill(static_cast<pid_t>(pid), SIGKILL);
+            if (!wait_gone(pid, 5))
+                return "the exporter (pid " + std::to_string(pid) + ") survives SIGKILL";
+        }
+        ctx.log(LogLevel::info, "stopped the exporter of " + i.qualified_name() + " (pid " +
+                                    std::to_string(pid) + ")");
+    }
+    std::error_code ec;
+    fs::remove(pid_file(i), ec);
+    ctx.erase_state("config");
+    return {};
+}
+
+// Makes the monitoring role exist, log in and read what pg_monitor reads.
+std::string ensure_role(Context& ctx, const Options& o) {
+    const Instance& i = *ctx.instance();
+    auto r = ctx.query(
+        "SELECT pg_is_in_recovery()::text, (SELECT rolcanlogin::text FROM pg_roles WHERE rolname "
+        "= $1), (SELECT pg_has_role(oid, 'pg_monitor', 'MEMBER')::text FROM pg_roles WHERE "
+        "rolname = $1)",
+        {o.role});
+    if (!r.ok || r.rows.empty())
+        return "cannot read the roles of " + i.qualified_name() + ": " + r.error;
+    const auto& row = r.rows.at(0);
+    bool standby = row.at(0).value_or("") == "true";
+    bool exists = row.at(1).has_value();
+    bool login = row.at(1).value_or("") == "true";
+    bool member = row.at(2).value_or("") == "true";
+    if (exists && login && member) return {};
+    if (standby) {
+        ctx.log(LogLevel::warning,
+                "role " + o.role + " is not ready on " + i.qualified_name() +
+                    ", a standby: it comes from the primary once monitoring runs there");
+        return {};
+    }
+    std::string role = ctx.quote_identifier(o.role);
+    std::vector<std::string> statements;
+    if (!exists) statements.push_back("CREATE ROLE " + role + " LOGIN");
+    if (exists && !login) statements.push_back("ALTER ROLE " + role + " LOGIN");
+    if (!member) statements.push_back("GRANT pg_monitor TO " + role);
+    for (const auto& sql : statements) {
+        auto done = ctx.query(sql);
+        if (!done.ok)
+            return "cannot set up the monitoring role " + o.role + " on " + i.qualified_name() +
+                   " (" + sql + "): " + done.error;
+    }
+    ctx.log(LogLevel::info, (exists ? "made role " : "created role ") + o.role + " on " +
+                                i.qualified_name() + " (login, member of pg_monitor)");
+    return {};
+}
+
+// What the server reads lacks for the exporter to log in (an instance created before the plugin
+// was enabled, or the role renamed since): the commands that add it, or empty.
+std::string login_gaps(Context& ctx, const Options& o) {
+    const Instance& i = *ctx.instance();
+    auto count = [&](const std::string& sql, const std::vector<std::string>& params) {
+        auto r = ctx.query(sql, params);
+        return r.ok && !r.rows.empty() ? std::atoi(r.rows[0].at(0).value_or("0").c_str()) : -1;
+    };
+    std::string fixes;
+    // pg_ident_file_mappings is PostgreSQL 15's; before, the mapping is not checked.
+    if (count("SELECT (to_regclass('pg_catalog.pg_ident_file_mappings') IS NOT NULL)::int", {}) ==
+            1 &&
+        count("SELECT count(*) FROM pg_ident_file_mappings WHERE map_name = $1 AND sys_name = $2 "
+              "AND pg_username = $3 AND error IS NULL",
+              {ident_map, i.owner(), o.role}) == 0)
+        fixes += "\n  pgforge ident add -i " + i.qualified_name() + " " + ident_map + " " +
+                 i.owner() + " " + o.role;
+    if (count("SELECT count(*) FROM pg_hba_file_rules WHERE type = 'local' AND auth_method = "
+              "'peer' AND $1 = ANY(user_name) AND ('map=' || $2) = ANY(options) AND error IS NULL",
+              {o.role, ident_map}) == 0)
+        fixes += "\n  pgforge hba add -i " + i.qualified_name() + " --position 1 local all " +
+                 o.role + " peer map=" + ident_map;
+    if (fixes.empty()) return {};
+    return "the exporter of " + i.qualified_name() + " cannot log in as " + o.role +
+           ": the server's pg_hba.conf/pg_ident.conf lack the record and mapping monitoring "
+           "contributes (the instance predates the plugin, or [monitoring] role changed); "
+           "pgforge instance reload " +
+           i.qualified_name() + " adds them, or by hand:" + fixes;
+}
+
+// The reserved port, within the current range (a port outside it, after the range changed, is
+// given back and another one taken). 0: none free.
+int exporter_port(Context& ctx, const Options& o) {
+    if (auto mine = ctx.state("port")) {
+        int p = std::atoi(mine->c_str());
+        if (p >= o.port_min && p <= o.port_max) return p;
+        ctx.erase_state("port");
+    }
+    return ctx.reserve_port(o.port_min, o.port_max);
+}
+
+std::string clash_message(const Instance& i, int port) {
+    std::string who = port_holder(port);
+    return "port " + std::to_string(port) + " on 127.0.0.1, reserved for the exporter of " +
+           i.qualified_name() + ", is in use by " + (who.empty() ? "another program" : who) +
+           ": stop that program, or move the exporter to another free port: pgforge monitoring "
+           "restart -i " +
+           i.qualified_name() + " --new-port";
+}
+
+// Makes the exporter of a running instance run with the current configuration: started when it
+// does not run, restarted when its configuration changed (or `restart`), else left alone.
+Result ensure_exporter(Context& ctx, const Options& o, bool restart) {
+    const Instance& i = *ctx.instance();
+    if (!i.running()) return Result::proceed();
+    if (::access(o.exporter.c_str(), X_OK) != 0)
+        return Result::refuse("the exporter " + o.exporter +
+                              " is not installed: apt-get install prometheus-postgres-exporter, "
+                              "or name the program with [monitoring] exporter = PATH");
+    if (auto why = ensure_role(ctx, o); !why.empty()) return Result::refuse(why);
+    if (auto gaps = login_gaps(ctx, o); !gaps.empty()) ctx.log(LogLevel::warning, gaps);
+    int port = exporter_port(ctx, o);
+    if (port == 0)
+        return Result::refuse("no free port between " + std::to_string(o.port_min) + " and " +
+                              std::to_string(o.port_max) + " for the exporter of " +
+                              i.qualified_name() +
+                              ": widen [monitoring] port_min/port_max in the settings file");
+    Launch l = launch_for(o, i, port);
+    if (long pid = exporter_pid(i, o)) {
+        if (!restart && ctx.state("config") == l.hash) {
+            ctx.log(LogLevel::debug, "the exporter runs with this configuration (pid " +
+                                         std::to_string(pid) + "): left alone");
+            return Result::proceed();
+        }
+        ctx.log(LogLevel::info, restart ? "restarting the exporter"
+                                        : "the exporter's configuration changed: restarting it");
+        if (auto why = stop_exporter(ctx, o); !why.empty()) return Result::refuse(why);
+    }
+    if (port_taken(port)) return Result::refuse(clash_message(i, port));
+
+    std::string error;
+    if (!ctx.make_directory(files_dir(i), 0700, error) ||
+        !ctx.write_file(env_file(i), env_file_text(i, l), 0600, error))
+        return Result::refuse("cannot write " + env_file(i).string() + ": " + error);
+    std::error_code ec;
+    std::uintmax_t offset = fs::file_size(log_file(i), ec);
+    if (ec) offset = 0;
+    ctx.progress("starting the exporter on 127.0.0.1:" + std::to_string(port));
+    RunOptions run;
+    run.env = l.env;
+    run.cwd = files_dir(i);
+    long pid = ctx.spawn(l.argv, run, log_file(i), error);
+    if (pid <= 0) return Result::refuse("cannot start the exporter " + o.exporter + ": " + error);
+    if (!ctx.write_file(pid_file(i), std::to_string(pid) + "\n", 0644, error)) {
+        kill(static_cast<pid_t>(pid), SIGTERM);
+        wait_gone(pid, o.stop_timeout);
+        return Result::refuse("cannot write " + pid_file(i).string() + ": " + error);
+    }
+    ctx.set_state("config", l.hash);
+
+    auto until =
+        Clock::now() + std::chrono::milliseconds(static_cast<long>(o.start_timeout * 1000));
+    std::string why;
+    while (true) {
+        if (!alive(pid)) {
+            std::string said = read_from(log_file(i), offset);
+            why = "the exporter of " + i.qualified_name() + " exited before it listened" +
+                  (said.empty() ? "" : ":\n" + said) + "\n(log: " + log_file(i).string() + ")";
+            break;
+        }
+        if (answers(port)) {
+            ctx.log(LogLevel::info, "exporter of " + i.qualified_name() +
+                                        " on http://127.0.0.1:" + std::to_string(port) +
+                                        "/metrics (pid " + std::to_string(pid) + ")");
+            return Result::proceed();
+        }
+        if (Clock::now() >= until) {
+            why = "the exporter of " + i.qualified_name() +
+                  " does not listen on 127.0.0.1:" + std::to_string(port) + " after " +
+                  std::to_string(static_cast<int>(o.start_timeout)) + " s: stopped; see " +
+                  log_file(i).string() +
+                  " (raise [monitoring] start_timeout if the machine is slow)";
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    stop_exporter(ctx, o);
+    return Result::refuse(why);
+}
+
+// ---------------------------------------------------------------- the plugin
+
+class Monitoring final : public Plugin {
+  public:
+    Result setup(Context& ctx) override {
+        Options o;
+        if (auto why = read_options(ctx, o); !why.empty()) return Result::refuse(why);
+        return Result::proceed();
+    }
+
+    Result on_hook(HookContext& ctx) override {
+        Options o;
+        if (auto why = read_options(ctx, o); !why.empty()) return Result::refuse(why);
+        const Instance& i = *ctx.instance();
+        switch (ctx.point()) {
+            case HookPoint::pre_configure:
+                // Peer authentication through a map of our own: the owner (who runs the
+                // exporter) logs in as the monitoring role over the socket, with no password.
+                if (Configuration* c = ctx.configuration()) {
+                    c->add_hba_record("local all " + o.role + " peer map=" + ident_map,
+                                      HbaPlace::first);
+                    c->add_ident_mapping(ident_map, i.owner(), o.role);
+                }
+                return Result::proceed();
+            case HookPoint::post_configure:
+                // A running exporter whose configuration changed (a reload after the settings
+                // changed) is restarted; nothing else.
+                if (ctx.outcome().ok && i.running() && exporter_pid(i, o))
+                    return ensure_exporter(ctx, o, false);
+                return Result::proceed();
+            case HookPoint::post_start:
+                if (!ctx.outcome().ok) return Result::proceed();
+                return ensure_exporter(ctx, o, false);
+            case HookPoint::pre_stop:
+            case HookPoint::pre_drop:
+                if (auto why = stop_exporter(ctx, o); !why.empty()) ctx.log(LogLevel::warning, why);
+                return Result::proceed();
+            case HookPoint::post_stop:
+                // The server did not stop: its exporter comes back.
+                if (!ctx.outcome().ok && i.running()) {
+                    Result r = ensure_exporter(ctx, o, false);
+                    if (r.refused()) ctx.log(LogLevel::warning, r.message);
+                }
+                return Result::proceed();
+            default:
+                return Result::proceed();
+        }
+    }
+
+    std::vector<Command> commands() const override {
+        return {
+            {"monitoring", "status", "-i NAME [--json]",
+             "whether the instance's exporter runs, its port, and whether a scrape works", true},
+            {"monitoring", "restart", "-i NAME [--new-port]",
+             "restart the instance's exporter (--new-port: on another free port)", true}};
+    }
+
+    int run_command(const Command& command, CommandContext& ctx) override {
+        Options o;
+        if (auto why = read_options(ctx, o); !why.empty()) {
+            ctx.err("monitoring: " + why + "\n");
+            return 1;
+        }
+        if (command.verb == "status") return status(ctx, o);
+        if (command.verb == "restart") return restart(ctx, o);
+        return 2;
+    }
+
+    std::vector<Field> describe(Context& ctx) override {
+        Options o;
+        if (!ctx.instance() || !read_options(ctx, o).empty()) return {};
+        const Instance& i = *ctx.instance();
+        auto port = ctx.state("port");
+        if (!port) return {{"exporter", "not started yet (it starts with the instance)"}};
+        long pid = exporter_pid(i, o);
+        return {{"address", "127.0.0.1:" + *port},
+                {"metrics", "http://127.0.0.1:" + *port + "/metrics"},
+                {"exporter", pid ? "running (pid " + std::to_string(pid) + ")" : "stopped"}};
+    }
+
+  private:
+    static int status(CommandContext& ctx, const Options& o) {
+        for (const auto& a : ctx.args()) {
+            ctx.err("monitoring status: unexpected argument '" + a +
+                    "'\nusage: pgforge monitoring status -i NAME [--json]\n");
+            return 2;
+        }
+        const Instance& i = *ctx.instance();
+        nlohmann::json j = {{"instance", i.qualified_name()}};
+        auto port_text = ctx.state("port");
+        int port = port_text ? std::atoi(port_text->c_str()) : 0;
+        long pid = exporter_pid(i, o);
+        j["running"] = pid != 0;
+        j["pid"] = pid ? nlohmann::json(pid) : nlohmann::json(nullptr);
+        j["port"] = port ? nlohmann::json(port) : nlohmann::json(nullptr);
+        j["address"] = port ? nlohmann::json("127.0.0.1:" + std::to_string(port)) : nullptr;
+        j["role"] = o.role;
+        j["log_file"] = log_file(i).string();
+        j["instance_running"] = i.running();
+        bool current = false;
+        if (pid && port) current = ctx.state("config") == launch_for(o, i, port).hash;
+        j["configuration_current"] = current;
+        bool scrape_ok = false;
+        std::string scrape_text = "not tried (the exporter does not run)";
+        nlohmann::json scrape = nullptr;
+        if (pid && port) {
+            HttpReply r = http_get(port, "/metrics", 15);
+            auto up = metric(r.body, "pg_up");
+            auto last_error = metric(r.body, "pg_exporter_last_scrape_error");
+            scrape_ok = r.status == 200 && up && *up == 1;
+            scrape = {{"http_status", r.status}};
+            scrape["pg_up"] = up ? nlohmann::json(static_cast<int>(*up)) : nullptr;
+            scrape["last_scrape_error"] =
+                last_error ? nlohmann::json(static_cast<int>(*last_error)) : nullptr;
+            if (!r.error.empty()) scrape["error"] = r.error;
+            if (scrape_ok)
+                scrape_text = "ok (pg_up 1)";
+            else if (r.status != 200)
+                scrape_text =
+                    "failed: " +
+                    (r.error.empty() ? "HTTP status " + std::to_string(r.status) : r.error);
+            else
+                scrape_text =
+                    "failed: pg_up " +
+                    (up ? std::to_string(static_cast<int>(*up)) : std::string("missing")) +
+                    " (the exporter cannot reach the server; see " + log_file(i).string() + ")";
+        }
+        j["scrape_ok"] = scrape_ok;
+        j["scrape"] = scrape;
+        if (ctx.json()) {
+            ctx.out(j.dump(2) + "\n");
+        } else {
+            std::string text = "instance:    " + i.qualified_name() + "\n";
+            text +=
+                "exporter:    " +
+                (pid ? "running (pid " + std::to_string(pid) + ")" +
+                           (current ? "" : ", configuration changed since it started")
+                     : std::string("stopped") + (i.running() ? "" : " (the instance is stopped)")) +
+                "\n";
+            text += "address:     " +
+                    (port ? "http://127.0.0.1:" + std::to_string(port) + "/metrics"
+                          : std::string("none yet (reserved when the instance starts)")) +
+                    "\n";
+            text += "last scrape: " + scrape_text + "\n";
+            ctx.out(text);
+        }
+        return pid && scrape_ok ? 0 : 1;
+    }
+
+    static int restart(CommandContext& ctx, const Options& o) {
+        bool new_port = false;
+        for (const auto& a : ctx.args()) {
+            if (a == "--new-port") {
+                new_port = true;
+                continue;
+            }
+            ctx.err("monitoring restart: unexpected argument '" + a +
+                    "'\nusage: pgforge monitoring restart -i NAME [--new-port]\n");
+            return 2;
+        }
+        const Instance& i = *ctx.instance();
+        if (auto why = stop_exporter(ctx, o); !why.empty()) {
+            ctx.err("monitoring: " + why + "\n");
+            return 1;
+        }
+        if (new_port) {
+            // Given back first, so that the reservation can take the next free one; a port
+            // someone else holds is not free, so it is not taken again.
+            auto old = ctx.state("port");
+            ctx.erase_state("port");
+            int port = ctx.reserve_port(o.port_min, o.port_max);
+            if (port == 0) {
+                if (old) ctx.set_state("port", *old);
+                ctx.err("monitoring: no free port between " + std::to_string(o.port_min) + " and " +
+                        std::to_string(o.port_max) +
+                        ": widen [monitoring] port_min/port_max in the settings file\n");
+                return 1;
+            }
+        }
+        if (!i.running()) {
+            ctx.err("monitoring: instance " + i.qualified_name() +
+                    " is stopped; its exporter starts with it: pgforge instance start " +
+                    i.qualified_name() + "\n");
+            return 1;
+        }
+        Result r = ensure_exporter(ctx, o, true);
+        if (r.refused()) {
+            ctx.err("monitoring: " + r.message + "\n");
+            return 1;
+        }
+        auto port = ctx.state("port").value_or("?");
+        if (ctx.json())
+            ctx.out(nlohmann::json({{"instance", i.qualified_name()},
+                                    {"pid", exporter_pid(i, o)},
+                                    {"address", "127.0.0.1:" + port}})
+                        .dump(2) +
+                    "\n");
+        else
+            ctx.out("exporter of " + i.qualified_name() + " restarted: http://127.0.0.1:" + port +
+                    "/metrics\n");
+        return 0;
+    }
+};
+
+}  // namespace
+
+PGFORGE_PLUGIN(Monitoring, "monitoring", "1.0.0");
