@@ -173,7 +173,7 @@ TEST_CASE("a setup refusal leaves the plugin out, naming its settings section") 
                Catch::Contains("plugin recorder_b: setup refused by its settings"));
 }
 
-TEST_CASE("--require-plugin makes a missing or broken plugin fatal") {
+TEST_CASE("a required plugin that is missing or broken is fatal (--require-plugin)") {
     TempDir dir("host");
     {
         Context ctx(site_with(dir, {}, {"nosuch"}));
