@@ -379,6 +379,15 @@ class HookCall final : public PluginCall<sdk::HookContext> {
     bool flag(std::string_view name) const override {
         return ctx_.flags.count(std::string(name)) > 0;
     }
+    void on_undo(std::string what, std::function<void(sdk::Context&)> undo) override {
+        Pipeline* p = pipeline_;
+        pgforge::Context& ctx = ctx_;
+        std::string plugin = plugin_;
+        p->on_undo("plugin " + plugin + ": " + what, [p, &ctx, plugin, undo = std::move(undo)] {
+            PluginCall<sdk::Context> call(ctx, plugin, &p->instance(), p);
+            undo(call);
+        });
+    }
 
   private:
     sdk::HookPoint point_;
@@ -625,6 +634,9 @@ Pipeline::~Pipeline() {
         } catch (const std::exception& e) {
             log::warn("could not undo " + it->first + ": " + e.what());
             pending_.push_back({"undo", it->first, at, ms_since(began), "failed", e.what()});
+        } catch (...) {
+            log::warn("could not undo " + it->first + ": an unknown exception");
+            pending_.push_back({"undo", it->first, at, ms_since(began), "failed", "exception"});
         }
     }
     try {

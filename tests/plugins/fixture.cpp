@@ -46,6 +46,11 @@ class Fixture final : public Plugin {
             if (auto h = ctx.setting("hba")) c->add_hba_record(*h, HbaPlace::first);
             if (auto f = ctx.setting("file")) c->add_file(*f, "made by " FIXTURE_NAME "\n", 0600);
         }
+        if (auto file = ctx.setting("undo_file"); file && ctx.point() == HookPoint::post_start)
+            ctx.on_undo("marker", [path = *file](Context& undo) {
+                std::ofstream(path, std::ios::app) << "undone by " FIXTURE_NAME " for "
+                                                   << undo.instance()->qualified_name() << "\n";
+            });
         if (listed(ctx.setting("refuse"), point))
             return Result::refuse(FIXTURE_NAME " says no at " + std::string(point));
         return Result::proceed();

@@ -257,6 +257,35 @@ TEST_CASE("contributions are merged into the files create writes, each once") {
     CHECK((st.st_mode & 0777) == 0600);
 }
 
+TEST_CASE("a plugin's undo runs when a later handler fails the create") {
+    Site site;
+    fs::path marker = site.dir / "out" / "undone";
+    Context ctx = site.context(
+        "[plugins]\nenabled = recorder, recorder_b\n[recorder]\nundo_file = " + marker.string() +
+        "\n[recorder_b]\nrefuse = post_start\n");
+    CHECK_THROWS_WITH(instances::create(ctx, site.options()),
+                      Catch::Contains("refused at post_start by plugin recorder_b"));
+    CHECK(lines_of(marker) == std::vector<std::string>{"undone by recorder for 15/main"});
+    CHECK(site.nothing_left(ctx));
+    // Journaled among the engine's undos, before them (it was registered last).
+    auto entry = ctx.inventory().journal("15/main").at(0);
+    std::vector<std::string> undos;
+    for (const auto& st : ctx.inventory().steps(entry.id))
+        if (st.kind == "undo") undos.push_back(st.name);
+    REQUIRE(undos.size() == 4);
+    CHECK(undos[0] == "plugin recorder: marker");
+    CHECK(undos[1] == "server start");
+    CHECK(undos[3] == "inventory entry");
+
+    // A create that succeeds runs no undo.
+    Site ok;
+    fs::path none = ok.dir / "out" / "undone";
+    Context ctx2 = ok.context(
+        "[plugins]\nenabled = recorder\n[recorder]\nundo_file = " + none.string() + "\n");
+    instances::create(ctx2, ok.options());
+    CHECK_FALSE(fs::exists(none));
+}
+
 TEST_CASE("a plugin that throws is a refusal naming it") {
     Site site;
     Context ctx = site.context("[plugins]\nenabled = thrower\n");

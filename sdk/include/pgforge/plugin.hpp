@@ -21,6 +21,7 @@
 #include <boost/config.hpp>
 #include <boost/dll/alias.hpp>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -274,6 +275,11 @@ class HookContext : public Context {
     // Flags of the command line the plugin declared (`instance drop --purge-backups`):
     // whether "--NAME" was given.
     virtual bool flag(std::string_view name) const = 0;
+    // What undoes something this handler made: if the operation fails after this handler, the
+    // undos run in reverse order, interleaved with the engine's own, each with a context on the
+    // same instance (a throw is logged, and the other undos still run). `what` names it in the
+    // journal ("stanza 15-main").
+    virtual void on_undo(std::string what, std::function<void(Context&)> undo) = 0;
 
   protected:
     ~HookContext() = default;
