@@ -643,8 +643,18 @@ class Backup final : public Plugin {
             if (r.refused()) return r;
         }
         if (stanza_created(ctx)) return Result::proceed();
+        const bool repository_existed =
+            fs::exists(l->repository, ec) && !fs::is_empty(l->repository, ec);
         std::string error;
         if (!create_stanza(ctx, o, *l, error)) return Result::refuse(error);
+        // If the operation fails after this (a later handler refuses the create), the stanza
+        // and a repository made for it go too.
+        ctx.on_undo("stanza " + l->stanza,
+                    [repository = l->repository, repository_existed](Context& undo) {
+                        undo.erase_state("stanza_created");
+                        std::error_code ignored;
+                        if (!repository_existed) fs::remove_all(repository, ignored);
+                    });
         return Result::proceed();
     }
 

@@ -638,9 +638,18 @@ class Monitoring final : public Plugin {
                 if (ctx.outcome().ok && i.running() && exporter_pid(i, o))
                     return ensure_exporter(ctx, o, false);
                 return Result::proceed();
-            case HookPoint::post_start:
+            case HookPoint::post_start: {
                 if (!ctx.outcome().ok) return Result::proceed();
-                return ensure_exporter(ctx, o, false);
+                Result r = ensure_exporter(ctx, o, false);
+                // If the operation fails after this (a later handler refuses), the exporter
+                // goes with the server it watches.
+                if (!r.refused())
+                    ctx.on_undo("exporter of " + i.qualified_name(), [o](Context& undo) {
+                        if (auto why = stop_exporter(undo, o); !why.empty())
+                            undo.log(LogLevel::warning, why);
+                    });
+                return r;
+            }
             case HookPoint::pre_stop:
             case HookPoint::pre_drop:
                 if (auto why = stop_exporter(ctx, o); !why.empty()) ctx.log(LogLevel::warning, why);

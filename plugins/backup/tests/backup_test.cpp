@@ -367,3 +367,20 @@ TEST_CASE("a create whose stanza pgBackRest refuses fails with pgBackRest's mess
     archive_current_wal(one_);
     CHECK(one(one_, "SELECT failed_count FROM pg_stat_archiver") == "0");
 }
+
+TEST_CASE("a create that fails after the stanza was made takes the stanza and its repository away",
+          "[integration][backup]") {
+    // The recorder fixture refuses at post_start; post_start handlers all run, so the backup
+    // plugin still makes the stanza, and the create's undo must remove it.
+    BackupSite s("compression = lz4\n", "backup recorder",
+                 "path = " + std::string(PGFORGE_TEST_PLUGIN_DIR) +
+                     "/recorder\n[recorder]\nrefuse = post_start\n");
+    auto r = s.cli({"instance", "create", "undone"});
+    INFO(r.err);
+    CHECK(r.status == 1);
+    CHECK(contains(r.err, "refused at post_start by plugin recorder"));
+    CHECK_FALSE(fs::exists(s.repository("15-undone")));
+    CHECK_FALSE(fs::exists(s.site.root() / "prefix" / "15" / "undone"));
+    auto h = s.cli({"instance", "history", "15/undone"});
+    CHECK(contains(h.out, "plugin backup: stanza 15-undone"));
+}

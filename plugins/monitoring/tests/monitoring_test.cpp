@@ -411,3 +411,44 @@ TEST_CASE("wrong monitoring settings leave the plugin out, naming the key and wh
           std::string::npos);
     CHECK(list.err.find("pgforge_monitor") != std::string::npos);
 }
+
+namespace {
+
+// Exporters of this site still running: processes of the exporter program listening on a port
+// of the site's range.
+std::vector<long> exporters_in(const MonitoredSite& m) {
+    std::vector<long> pids;
+    for (const auto& e : fs::directory_iterator("/proc")) {
+        std::string name = e.path().filename().string();
+        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+        long pid = std::stol(name);
+        std::string cmd = command_line(pid);
+        if (cmd.find(exporter_program) == std::string::npos || gone(pid)) continue;
+        // Each argument ends in a NUL, read here as a space.
+        for (int p = m.port_min; p <= m.port_max; ++p)
+            if (cmd.find("127.0.0.1:" + std::to_string(p) + " ") != std::string::npos)
+                pids.push_back(pid);
+    }
+    return pids;
+}
+
+}  // namespace
+
+TEST_CASE("a create that fails after the exporter started stops it again",
+          "[integration][monitoring]") {
+    MonitoredSite m("", false);
+    // The recorder fixture refuses at post_start; post_start handlers all run, so the exporter
+    // starts, and the create's undo must stop it.
+    m.site.add_settings("[plugins]\npath = " + std::string(PGFORGE_TEST_PLUGIN_DIR) +
+                        "/recorder\nenabled = monitoring, recorder\n[monitoring]\nport_min = " +
+                        std::to_string(m.port_min) + "\nport_max = " + std::to_string(m.port_max) +
+                        "\n[recorder]\nrefuse = post_start\n");
+    auto r = m.cli({"instance", "create", "short"});
+    INFO(r.err);
+    CHECK(r.status == 1);
+    CHECK(r.err.find("refused at post_start by plugin recorder") != std::string::npos);
+    CHECK_FALSE(fs::exists(m.base_dir("short")));
+    CHECK(exporters_in(m).empty());
+    auto h = m.cli({"instance", "history", "15/short"});
+    CHECK(h.out.find("plugin monitoring: exporter of 15/short") != std::string::npos);
+}
