@@ -19,6 +19,7 @@
 
 namespace fs = std::filesystem;
 using namespace pgforge;
+using pgforge::test::Listener;
 using pgforge::test::TestSite;
 
 namespace {
@@ -48,23 +49,6 @@ uid_t owner_of(const fs::path& p) {
     REQUIRE(stat(p.c_str(), &st) == 0);
     return st.st_uid;
 }
-
-// Holds a TCP port on 127.0.0.1 as another program would.
-struct Listener {
-    int fd = -1;
-    explicit Listener(int port) {
-        fd = socket(AF_INET, SOCK_STREAM, 0);
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_port = htons(static_cast<uint16_t>(port));
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-        REQUIRE(listen(fd, 1) == 0);
-    }
-    ~Listener() { close(fd); }
-};
 
 }  // namespace
 

@@ -1,6 +1,8 @@
 #include "tests/support/test_site.hpp"
 
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -95,6 +97,22 @@ void TestSite::stop_all_servers() const {
         if (fs::exists(dir / "postmaster.pid", ec) && process_exists(pm->pid))
             kill(pm->pid, SIGKILL);
     }
+}
+
+Listener::Listener(int port) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(fd_, 1) != 0)
+        throw std::runtime_error("cannot listen on 127.0.0.1:" + std::to_string(port));
+}
+
+Listener::~Listener() {
+    if (fd_ >= 0) close(fd_);
 }
 
 std::string expected_owner() {

@@ -44,6 +44,18 @@ class TestSite {
     int port_min_ = 0;
 };
 
+// Holds a TCP port on 127.0.0.1 as another program would, while it lives.
+class Listener {
+  public:
+    explicit Listener(int port);
+    ~Listener();
+    Listener(const Listener&) = delete;
+    Listener& operator=(const Listener&) = delete;
+
+  private:
+    int fd_ = -1;
+};
+
 // The OS user servers run as in this test run: postgres as root, else the current user.
 std::string expected_owner();
 

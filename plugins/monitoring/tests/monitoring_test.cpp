@@ -22,6 +22,7 @@
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using pgforge::test::Listener;
 using pgforge::test::TestSite;
 
 namespace {
@@ -111,23 +112,6 @@ std::string read_text(const fs::path& file) {
     std::ifstream in(file);
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
-
-// Holds a TCP port on 127.0.0.1 as another program would.
-struct Listener {
-    int fd = -1;
-    explicit Listener(int port) {
-        fd = socket(AF_INET, SOCK_STREAM, 0);
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_port = htons(static_cast<uint16_t>(port));
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-        REQUIRE(listen(fd, 1) == 0);
-    }
-    ~Listener() { close(fd); }
-};
 
 // Sends this process's standard error to a file while it lives.
 struct StderrTo {
