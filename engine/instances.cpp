@@ -14,12 +14,12 @@
 
 #include "engine/conf/parameters.hpp"
 #include "engine/conf/template.hpp"
+#include "engine/configuration.hpp"
 #include "engine/core/error.hpp"
 #include "engine/core/log.hpp"
 #include "engine/core/plugins.hpp"
 #include "engine/driver/postmaster_pid.hpp"
 #include "engine/inventory/inventory.hpp"
-#include "engine/configuration.hpp"
 #include "engine/pipeline.hpp"
 #include "engine/server.hpp"
 
@@ -162,14 +162,6 @@ bool wal_dir_made_by_pgforge(const Instance& i) {
 }
 
 }  // namespace
-
-void journaled(Context& ctx, const std::string& operation, const Instance& i,
-               const std::function<void()>& body) {
-    Instance target = i;
-    Pipeline p(ctx, operation, target);
-    p.step(operation, body);
-    p.finish();
-}
 
 std::unique_ptr<FileLock> lock(Context& ctx, const Instance& i) {
     return std::make_unique<FileLock>(

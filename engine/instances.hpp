@@ -81,11 +81,6 @@ struct ListItem {
 // directory is gone and data directories under the prefix that the inventory does not know.
 std::vector<ListItem> ls(Context& ctx, const std::string& version = {});
 
-// Runs `body` recorded in the inventory's journal as `operation` on the instance: it ends "ok",
-// or "failed" with the error's message (and the error goes on).
-void journaled(Context& ctx, const std::string& operation, const Instance& instance,
-               const std::function<void()>& body);
-
 // Serialises pgforge processes acting on one instance; Error(Exit::busy) after lock_timeout.
 std::unique_ptr<FileLock> lock(Context& ctx, const Instance& instance);
 

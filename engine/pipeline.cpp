@@ -49,19 +49,20 @@ bool runnable_name(const std::string& name) {
     });
 }
 
-fs::path find_program(const std::string& name) {
-    if (name.find('/') != std::string::npos) return name;
-    const char* path = std::getenv("PATH");
-    std::string p = path ? path : "/usr/bin:/bin";
-    size_t start = 0;
-    while (start <= p.size()) {
-        size_t colon = p.find(':', start);
-        if (colon == std::string::npos) colon = p.size();
-        fs::path candidate = fs::path(p.substr(start, colon - start)) / name;
-        if (colon > start && ::access(candidate.c_str(), X_OK) == 0) return candidate;
-        start = colon + 1;
+// Writes a file atomically with `mode`, given to `owner` when pgforge runs as root; a missing
+// directory is made 0700 for the owner (plain, without an owner).
+void write_owned_file(const fs::path& path, const std::string& content, const OsUser* owner,
+                      unsigned mode) {
+    std::error_code ec;
+    fs::path dir = path.parent_path();
+    if (!fs::exists(dir, ec)) {
+        if (owner)
+            make_owned_directory(dir, *owner, fs::perms(0700));
+        else
+            fs::create_directories(dir);
     }
-    return name;  // exec fails and says so
+    write_file_atomically(path, content, owner && running_as_root() ? owner : nullptr,
+                          fs::perms(mode & 07777));
 }
 
 // The SDK's read-only view of an instance.
@@ -274,20 +275,9 @@ class PluginCall : public Base {
     bool write_file(const fs::path& path, std::string_view content, unsigned mode,
                     std::string& error) override {
         try {
-            const OsUser* owner = nullptr;
-            OsUser user;
-            if (engine_instance_ && running_as_root()) {
-                user = lookup_os_user(engine_instance_->owner);
-                owner = &user;
-            }
-            std::error_code ec;
-            if (!fs::exists(path.parent_path(), ec)) {
-                if (owner)
-                    make_owned_directory(path.parent_path(), *owner, fs::perms(0700));
-                else
-                    fs::create_directories(path.parent_path());
-            }
-            write_file_atomically(path, std::string(content), owner, fs::perms(mode & 07777));
+            std::optional<OsUser> owner;
+            if (engine_instance_) owner = lookup_os_user(engine_instance_->owner);
+            write_owned_file(path, std::string(content), owner ? &*owner : nullptr, mode);
             return true;
         } catch (const std::exception& e) {
             error = e.what();
@@ -324,7 +314,8 @@ class PluginCall : public Base {
         if (argv.empty()) throw Error(Exit::failure, "empty command");
         Command c;
         c.argv = argv;
-        c.argv[0] = find_program(argv[0]).string();
+        // A name not on PATH is left as it is: exec fails and says so.
+        if (auto found = find_on_path(argv[0]); !found.empty()) c.argv[0] = found.string();
         if (o.as_owner && engine_instance_) {
             owner_ = lookup_os_user(engine_instance_->owner);
             c.as = &owner_;
@@ -600,16 +591,12 @@ std::vector<std::string> ConfigureDraft::apply_parameters() {
 
 std::vector<fs::path> ConfigureDraft::write_files(const OsUser& owner) {
     std::vector<fs::path> written;
-    std::error_code ec;
     for (const auto& f : files_) {
         struct stat st {};
         if (stat(f.path.c_str(), &st) == 0 && (st.st_mode & 07777) == (f.mode & 07777) &&
             read_text_file(f.path) == f.content)
             continue;
-        fs::path dir = f.path.parent_path();
-        if (!fs::exists(dir, ec)) make_owned_directory(dir, owner, fs::perms(0700));
-        write_file_atomically(f.path, f.content, running_as_root() ? &owner : nullptr,
-                              fs::perms(f.mode & 07777));
+        write_owned_file(f.path, f.content, &owner, f.mode);
         written.push_back(f.path);
     }
     return written;

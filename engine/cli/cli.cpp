@@ -102,58 +102,51 @@ const CommandSpec* find_command(const std::string& object, const std::string& ve
                 hint);
 }
 
-// Global options read by hand, for commands that plugins add (their own arguments are theirs
-// to parse): sets the invocation's overrides and flags, fills `instance` from -i/--instance,
-// and returns the other arguments in order.
-std::vector<std::string> take_globals(const std::vector<std::string>& rest, Invocation& inv,
-                                      std::string& instance) {
-    std::vector<std::string> args;
-    std::vector<std::string> required;
-    std::string log_level = "warn", log_file;
-    for (size_t k = 0; k < rest.size(); ++k) {
-        std::string a = rest[k], value;
-        bool has_value = false;
-        if (auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {
-            value = a.substr(eq + 1);
-            a = a.substr(0, eq);
-            has_value = true;
-        }
-        auto take = [&]() -> std::string {
-            if (has_value) return value;
-            if (k + 1 >= rest.size())
-                throw Error(Exit::usage, "option " + a + " needs a value", "see pgforge --help");
-            return rest[++k];
-        };
-        if (a == "--prefix")
-            inv.overrides.prefix = take();
-        else if (a == "--run-dir")
-            inv.overrides.run_dir = take();
-        else if (a == "--settings")
-            inv.overrides.settings_file = take();
-        else if (a == "--log-level")
-            log_level = take();
-        else if (a == "--log-file")
-            log_file = take();
-        else if (a == "--require-plugin")
-            inv.overrides.required_plugins.push_back(take());
-        else if (a == "-i" || a == "--instance")
-            instance = take();
-        else if (a == "--json")
-            inv.json = true;
-        else if (a == "--quiet" || a == "-q")
-            inv.quiet = true;
-        else
-            args.push_back(rest[k]);
+// What the global options set: where the settings come from, the output, the log.
+void apply_globals(const po::variables_map& vm, Invocation& inv) {
+    auto text = [&](const char* name) -> std::optional<std::string> {
+        if (!vm.count(name)) return std::nullopt;
+        return vm[name].as<std::string>();
+    };
+    inv.json = vm.count("json") && vm["json"].as<bool>();
+    inv.quiet = vm.count("quiet") && vm["quiet"].as<bool>();
+    if (auto p = text("prefix")) inv.overrides.prefix = *p;
+    if (auto p = text("run-dir")) inv.overrides.run_dir = *p;
+    if (auto p = text("settings")) inv.overrides.settings_file = *p;
+    if (vm.count("require-plugin"))
+        inv.overrides.required_plugins = vm["require-plugin"].as<std::vector<std::string>>();
+    log::configure(log::parse_level(text("log-level").value_or("warn")),
+                   text("log-file").value_or(""));
+}
+
+// For commands that plugins add: the global options and -i/--instance are pgforge's, the other
+// arguments (in order) the plugin's. Returns those; `vm` holds the rest.
+std::vector<std::string> split_plugin_arguments(const std::vector<std::string>& rest,
+                                                po::variables_map& vm) {
+    po::options_description d;
+    global_options(d);
+    d.add_options()("instance,i", po::value<std::string>())("args",
+                                                            po::value<std::vector<std::string>>());
+    po::positional_options_description pos;
+    pos.add("args", -1);
+    try {
+        auto parsed =
+            po::command_line_parser(rest).options(d).positional(pos).allow_unregistered().run();
+        po::store(parsed, vm);
+        po::notify(vm);
+        return po::collect_unrecognized(parsed.options, po::include_positional);
+    } catch (const po::error& e) {
+        throw Error(Exit::usage, e.what(), "see pgforge --help");
     }
-    log::configure(log::parse_level(log_level), log_file);
-    return args;
 }
 
 // pgforge FAMILY VERB for a family an enabled plugin adds.
 std::optional<int> run_plugin_command_line(const std::vector<std::string>& words,
                                            const std::vector<std::string>& rest, Invocation& inv) {
-    std::string instance_ref;
-    std::vector<std::string> args = take_globals(rest, inv, instance_ref);
+    po::variables_map vm;
+    std::vector<std::string> args = split_plugin_arguments(rest, vm);
+    apply_globals(vm, inv);
+    const std::string instance_ref = vm.count("instance") ? vm["instance"].as<std::string>() : "";
     Context& ctx = inv.ctx();
     std::vector<std::string> names;
     if (ctx.plugins_wanted()) {
@@ -161,8 +154,7 @@ std::optional<int> run_plugin_command_line(const std::vector<std::string>& words
             for (const auto& c : p->commands()) {
                 names.push_back(c.family + " " + c.verb);
                 if (c.family != words[0] || words.size() < 2 || c.verb != words[1]) continue;
-                if (std::find(args.begin(), args.end(), "--help") != args.end() ||
-                    std::find(args.begin(), args.end(), "-h") != args.end()) {
+                if (vm["help"].as<bool>()) {
                     inv.out << "usage: pgforge " << c.family << " " << c.verb << " " << c.args
                             << "\n"
                             << c.summary << " (plugin " << p->name() << ")\n";
@@ -258,8 +250,7 @@ int dispatch(const std::vector<std::string>& args, Invocation& inv) {
         // Commands of enabled plugins are listed too, when the site's settings can be read.
         std::vector<std::vector<std::string>> extra;
         try {
-            std::string ignored;
-            take_globals(rest, inv, ignored);
+            apply_globals(vm, inv);
             Context& ctx = inv.ctx();
             if (ctx.plugins_wanted())
                 for (LoadedPlugin* p : ctx.plugins().loaded())
@@ -317,15 +308,7 @@ int dispatch(const std::vector<std::string>& args, Invocation& inv) {
         return 0;
     }
     if (inv.vm.count("args")) inv.positional = inv.vm["args"].as<std::vector<std::string>>();
-    inv.json = inv.flag("json");
-    inv.quiet = inv.flag("quiet");
-    if (auto p = inv.opt<std::string>("prefix")) inv.overrides.prefix = *p;
-    if (auto p = inv.opt<std::string>("run-dir")) inv.overrides.run_dir = *p;
-    if (auto p = inv.opt<std::string>("settings")) inv.overrides.settings_file = *p;
-    if (auto r = inv.opt<std::vector<std::string>>("require-plugin"))
-        inv.overrides.required_plugins = *r;
-    log::configure(log::parse_level(*inv.opt<std::string>("log-level")),
-                   inv.opt<std::string>("log-file").value_or(""));
+    apply_globals(inv.vm, inv);
     if (!unrecognized.empty()) accept_plugin_flags(cmd, unrecognized, inv);
     return cmd.run(inv);
 }

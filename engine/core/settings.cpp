@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "engine/core/error.hpp"
+#include "engine/core/text.hpp"
 
 namespace fs = std::filesystem;
 namespace po = boost::program_options;
@@ -111,17 +112,8 @@ void read_settings_file(const fs::path& file, Settings& s) {
     for (const auto& p : plugin_dirs) s.plugin_dirs.emplace_back(p);
     for (const auto& h : hook_dirs) s.hook_dirs.emplace_back(h);
     // "enabled = a, b" or one name per line.
-    for (const auto& line : enabled) {
-        std::string name;
-        for (char c : line + ",") {
-            if (c == ',' || c == ' ' || c == '\t') {
-                if (!name.empty()) s.enabled_plugins.push_back(name);
-                name.clear();
-            } else {
-                name += c;
-            }
-        }
-    }
+    for (const auto& line : enabled)
+        for (auto& name : split_list(line, ", \t")) s.enabled_plugins.push_back(std::move(name));
     if (s.hook_timeout <= 0)
         throw Error(Exit::usage, "settings file " + file.string() + ": [hooks] timeout must be > 0",
                     "give seconds, such as 60");
@@ -197,14 +189,7 @@ fs::path Settings::lock_file(const std::string& version, const std::string& name
 
 std::vector<fs::path> Settings::plugin_search_path() const {
     std::vector<fs::path> dirs = plugin_dirs;
-    std::string path = env("PGFORGE_PLUGIN_PATH");
-    size_t start = 0;
-    while (start <= path.size() && !path.empty()) {
-        size_t colon = path.find(':', start);
-        if (colon == std::string::npos) colon = path.size();
-        if (colon > start) dirs.emplace_back(path.substr(start, colon - start));
-        start = colon + 1;
-    }
+    for (const auto& dir : split_list(env("PGFORGE_PLUGIN_PATH"), ":")) dirs.emplace_back(dir);
     dirs.push_back(builtin_plugin_dir());
     return dirs;
 }

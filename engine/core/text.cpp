@@ -27,4 +27,16 @@ std::string to_lower(std::string_view s) {
     return out;
 }
 
+std::vector<std::string> split_list(std::string_view text, std::string_view separators) {
+    std::vector<std::string> pieces;
+    size_t start = 0;
+    while (start <= text.size()) {
+        size_t end = text.find_first_of(separators, start);
+        if (end == std::string_view::npos) end = text.size();
+        if (end > start) pieces.emplace_back(text.substr(start, end - start));
+        start = end + 1;
+    }
+    return pieces;
+}
+
 }  // namespace pgforge

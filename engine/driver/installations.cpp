@@ -121,16 +121,9 @@ std::vector<Installation> find_installations(const Settings& settings) {
     candidates_in("/usr", "pgsql-", "bin", bindirs);
     bindirs.emplace_back("/usr/local/pgsql/bin");
     // pg_config on PATH names its bindir.
-    if (const char* path = std::getenv("PATH")) {
-        std::istringstream in(path);
-        std::string dir;
-        while (std::getline(in, dir, ':')) {
-            if (!dir.empty() && executable(fs::path(dir) / "pg_config")) {
-                auto r = run_program({(fs::path(dir) / "pg_config").string(), "--bindir"});
-                if (r.ok()) bindirs.emplace_back(trim(r.out));
-                break;
-            }
-        }
+    if (fs::path pg_config = find_on_path("pg_config"); !pg_config.empty()) {
+        auto r = run_program({pg_config.string(), "--bindir"});
+        if (r.ok()) bindirs.emplace_back(trim(r.out));
     }
 
     std::vector<Installation> found;

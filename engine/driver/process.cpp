@@ -10,10 +10,12 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 
 #include "engine/core/error.hpp"
 #include "engine/core/log.hpp"
+#include "engine/core/text.hpp"
 #include "engine/driver/postmaster_pid.hpp"
 
 extern char** environ;
@@ -146,6 +148,16 @@ std::string describe(const Command& c) {
     }
     if (c.as && geteuid() == 0) s += " (as " + c.as->name + ")";
     return s;
+}
+
+std::filesystem::path find_on_path(const std::string& name) {
+    if (name.find('/') != std::string::npos) return name;
+    const char* path = std::getenv("PATH");
+    for (const auto& dir : split_list(path ? path : "/usr/bin:/bin", ":")) {
+        std::filesystem::path candidate = std::filesystem::path(dir) / name;
+        if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    }
+    return {};
 }
 
 ProcessResult run_process(const Command& c) {

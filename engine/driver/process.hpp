@@ -39,6 +39,10 @@ struct ProcessResult {
     bool ok() const { return status == 0 && !timed_out; }
 };
 
+// The first executable `name` in the directories of $PATH; empty when there is none. A name
+// with a '/' is returned as it is.
+std::filesystem::path find_on_path(const std::string& name);
+
 // Runs to completion, capturing both output streams. Throws Error when it cannot be started.
 ProcessResult run_process(const Command& command);
 

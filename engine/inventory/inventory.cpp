@@ -171,6 +171,19 @@ void exec(sqlite3* db, const std::string& sql) {
     }
 }
 
+// Runs `body` in one write transaction (one sync), rolled back if it throws.
+template <typename Body>
+void in_transaction(sqlite3* db, Body&& body) {
+    exec(db, "BEGIN IMMEDIATE");
+    try {
+        body();
+        exec(db, "COMMIT");
+    } catch (...) {
+        sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+    }
+}
+
 int user_version(sqlite3* db) {
     Statement statement(db, "PRAGMA user_version");
     return statement.step() ? static_cast<int>(statement.integer(0)) : 0;
@@ -289,8 +302,7 @@ void Inventory::migrate() {
     };
     refuse_newer(user_version(db_));
     while (user_version(db_) < current) {
-        exec(db_, "BEGIN IMMEDIATE");
-        try {
+        in_transaction(db_, [&] {
             // Read again under the write lock: another process may have migrated meanwhile.
             const int version = user_version(db_);
             refuse_newer(version);
@@ -299,11 +311,7 @@ void Inventory::migrate() {
                 // PRAGMA takes no parameters; the number comes from this code, not from input.
                 exec(db_, "PRAGMA user_version = " + std::to_string(version + 1));
             }
-            exec(db_, "COMMIT");
-        } catch (...) {
-            sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-            throw;
-        }
+        });
     }
 }
 
@@ -391,28 +399,16 @@ void Inventory::end_operation(std::int64_t id, bool ok, const std::string& messa
 
 void Inventory::record_steps(std::int64_t operation_id, const std::vector<JournalStep>& steps) {
     if (steps.empty()) return;
-    exec(db_, "BEGIN IMMEDIATE");
-    try {
-        insert_steps(operation_id, steps);
-        exec(db_, "COMMIT");
-    } catch (...) {
-        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-        throw;
-    }
+    in_transaction(db_, [&] { insert_steps(operation_id, steps); });
 }
 
 void Inventory::end_operation(std::int64_t id, bool ok, const std::string& message,
                               const std::vector<JournalStep>& steps) {
     // One transaction (one sync) for the last steps and the end.
-    exec(db_, "BEGIN IMMEDIATE");
-    try {
+    in_transaction(db_, [&] {
         insert_steps(id, steps);
         end_operation(id, ok, message);
-        exec(db_, "COMMIT");
-    } catch (...) {
-        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-        throw;
-    }
+    });
 }
 
 void Inventory::insert_steps(std::int64_t operation_id, const std::vector<JournalStep>& steps) {
