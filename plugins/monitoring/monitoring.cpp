@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <pgforge/plugin.hpp>
 #include <set>
@@ -160,7 +161,13 @@ bool alive(long pid) {
     std::string text;
     if (!std::getline(stat, text)) return true;
     auto paren = text.rfind(')');
-    return paren == std::string::npos || paren + 2 >= text.size() || text[paren + 2] != 'Z';
+    if (paren == std::string::npos || paren + 2 >= text.size() || text[paren + 2] != 'Z')
+        return true;
+    // A zombie leader whose other threads are still exiting still holds the process's files
+    // (its listening socket): it is gone when it is the last task left.
+    std::error_code ec;
+    auto tasks = fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec);
+    return !ec && std::distance(fs::begin(tasks), fs::end(tasks)) > 1;
 }
 
 std::vector<std::string> command_line(long pid) {
