@@ -3,14 +3,18 @@
 #include "engine/core/plugins.hpp"
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/dll/shared_library.hpp>
 #include <boost/program_options.hpp>
-#include <fstream>
+#include <cerrno>
+#include <cstring>
 #include <set>
+#include <sstream>
 
 #include "engine/core/error.hpp"
 #include "engine/core/log.hpp"
@@ -37,11 +41,130 @@ bool valid_plugin_name(const std::string& name) {
 
 }  // namespace
 
+FileHandle::~FileHandle() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+FileHandle& FileHandle::operator=(FileHandle&& o) noexcept {
+    if (this != &o) {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = o.release();
+    }
+    return *this;
+}
+
+namespace {
+
+bool trusted_owner(const struct stat& st) {
+    return st.st_uid == 0 || st.st_uid == geteuid();
+}
+
+}  // namespace
+
+std::optional<TrustedFile> open_trusted(const fs::path& path, bool directory, std::string& why) {
+    std::error_code ec;
+    fs::path real = fs::canonical(path, ec);
+    if (ec) {
+        why = path.string() + " cannot be read: " + ec.message();
+        return std::nullopt;
+    }
+    std::vector<std::string> names;
+    for (const auto& part : real.relative_path()) names.push_back(part.string());
+    const size_t n = names.size();
+
+    FileHandle current(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    fs::path at = "/";
+    struct stat st {};
+    if (!current || ::fstat(current.get(), &st) != 0) {
+        why = std::string("/ cannot be opened: ") + std::strerror(errno);
+        return std::nullopt;
+    }
+    // At step k, `current` is open at `at`: "/" and then names[0..k-1]. The file is step n, its
+    // own directory step n - 1, and the steps before are the directories above it.
+    for (size_t k = 0;; ++k) {
+        if (!trusted_owner(st)) {
+            why = at.string() + " is owned by uid " + std::to_string(st.st_uid) +
+                  ", neither root nor the current user";
+            return std::nullopt;
+        }
+        if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+            // A shared directory above the file's own directory is safe when sticky: only the
+            // owner of an entry (checked at the next step: root or us) can rename or remove it.
+            const bool above = k + 1 < n;
+            if (!(above && S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX))) {
+                why = at.string() + " is writable by others than its owner";
+                return std::nullopt;
+            }
+        }
+        if (k == n) break;
+        const bool last = k + 1 == n;
+        int flags = O_NOFOLLOW | O_CLOEXEC;
+        if (!last)
+            flags |= O_PATH | O_DIRECTORY;
+        else
+            flags |= directory ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK;
+        FileHandle next(::openat(current.get(), names[k].c_str(), flags));
+        fs::path next_at = at / names[k];
+        if (!next || ::fstat(next.get(), &st) != 0) {
+            int e = errno;
+            why = next_at.string() +
+                  (e == ELOOP || e == ENOTDIR || e == ENOENT
+                       ? " changed while it was checked (" + std::string(std::strerror(e)) + ")"
+                       : " cannot be opened: " + std::string(std::strerror(e)));
+            return std::nullopt;
+        }
+        current = std::move(next);
+        at = std::move(next_at);
+    }
+    if (!directory && !S_ISREG(st.st_mode)) {
+        why = at.string() + " is not a regular file";
+        return std::nullopt;
+    }
+    if (directory && !S_ISDIR(st.st_mode)) {
+        why = at.string() + " is not a directory";
+        return std::nullopt;
+    }
+    // Opened O_NONBLOCK so that a FIFO could not stall the walk; reads are plain from here.
+    if (!directory) ::fcntl(current.get(), F_SETFL, 0);
+    return TrustedFile{std::move(current), std::move(at), st};
+}
+
+std::string unsafe_reason(const fs::path& path) {
+    std::error_code ec;
+    std::string why;
+    if (!open_trusted(path, fs::is_directory(path, ec), why)) return why;
+    return {};
+}
+
+namespace {
+
+// The whole file behind `fd`.
+std::string read_all(int fd, const fs::path& file) {
+    std::string text;
+    char buf[8192];
+    for (;;) {
+        ssize_t got = ::read(fd, buf, sizeof buf);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0)
+            throw Error(
+                Exit::usage,
+                "cannot read plugin manifest " + file.string() + ": " + std::strerror(errno),
+                "check that it is readable");
+        if (got == 0) return text;
+        text.append(buf, static_cast<size_t>(got));
+    }
+}
+
+}  // namespace
+
 PluginManifest read_plugin_manifest(const fs::path& file) {
-    std::ifstream in(file);
-    if (!in)
-        throw Error(Exit::usage, "cannot read plugin manifest " + file.string(),
-                    "check that it exists and is readable");
+    std::string why;
+    auto opened = open_trusted(file, false, why);
+    if (!opened)
+        throw Error(Exit::failure, "plugin manifest refused: " + why,
+                    "make it and every directory above it owned by root (or you) and not "
+                    "writable by group or others");
+    std::istringstream in(read_all(opened->fd.get(), file));
     PluginManifest m;
     m.file = file;
     std::string sdk, library;
@@ -120,17 +243,6 @@ PluginManifest read_plugin_manifest(const fs::path& file) {
     return m;
 }
 
-std::string unsafe_reason(const fs::path& path) {
-    struct stat st {};
-    if (stat(path.c_str(), &st) != 0) return path.string() + " cannot be read";
-    if (st.st_uid != 0 && st.st_uid != geteuid())
-        return path.string() + " is owned by uid " + std::to_string(st.st_uid) +
-               ", neither root nor the current user";
-    if (st.st_mode & (S_IWGRP | S_IWOTH))
-        return path.string() + " is writable by others than its owner";
-    return {};
-}
-
 std::string check_descriptor(const pgforge_plugin_descriptor* d, const fs::path& file,
                              const std::string& expected_name) {
     const std::string where = "plugin " + file.string();
@@ -157,6 +269,33 @@ struct LoadedPlugin::Library {
     boost::dll::shared_library library;
 };
 
+namespace {
+
+// The name the dynamic loader gets for the library open at `fd`: /proc/self/fd/N, which opens
+// that very file (whatever its path names by now). The loader knows objects by the names they
+// were opened with and hands back an object already loaded under the same name without opening
+// anything, and descriptor numbers are used again (for another library while the first one stays
+// loaded, or cannot be unloaded). So each load gets a name never used before in this process:
+// the count of loads so far, in binary, written as "./" (1) and "/" (0) after "fd/", which the
+// kernel reads as the same directory: /proc/self/fd/5, /proc/self/fd/./5, /proc/self/fd/.//5...
+std::string loader_name(int fd) {
+    static std::atomic<unsigned long long> loads{0};
+    unsigned long long k = loads++;
+    std::string bits;
+    for (; k > 0; k >>= 1) bits.insert(0, (k & 1) ? "./" : "/");
+    return "/proc/self/fd/" + bits + std::to_string(fd);
+}
+
+// The loader's message with the descriptor's name replaced by the library's real path.
+std::string with_real_path(std::string text, const std::string& name, const fs::path& real) {
+    for (size_t at = text.find(name); at != std::string::npos;
+         at = text.find(name, at + real.native().size()))
+        text.replace(at, name.size(), real.native());
+    return text;
+}
+
+}  // namespace
+
 LoadedPlugin::~LoadedPlugin() {
     // The object goes before its library.
     if (object_ && descriptor_) descriptor_->destroy(object_);
@@ -167,10 +306,15 @@ std::string LoadedPlugin::version() const {
 }
 
 std::unique_ptr<LoadedPlugin> LoadedPlugin::load(const PluginManifest& m) {
-    for (const fs::path& p : {m.file.parent_path(), m.file, m.library})
-        if (auto why = unsafe_reason(p); !why.empty())
-            throw Error(Exit::failure, "plugin " + m.name + " refused: " + why,
-                        "make it owned by root (or you) and not writable by group or others");
+    // The manifest (and with it the plugin directory) and the library are each opened once,
+    // over their whole path; the library is loaded through its descriptor, so the file checked
+    // is the file loaded, whatever is renamed in between.
+    std::string why;
+    std::optional<TrustedFile> library;
+    if (!open_trusted(m.file, false, why) || !(library = open_trusted(m.library, false, why)))
+        throw Error(Exit::failure, "plugin " + m.name + " refused: " + why,
+                    "make it and every directory above it owned by root (or you) and not "
+                    "writable by group or others");
     if (m.sdk_major != PGFORGE_SDK_VERSION_MAJOR || m.sdk_minor > PGFORGE_SDK_VERSION_MINOR)
         throw Error(Exit::failure,
                     "plugin " + m.name + " (" + m.file.string() + ") declares SDK " +
@@ -180,13 +324,16 @@ std::unique_ptr<LoadedPlugin> LoadedPlugin::load(const PluginManifest& m) {
     p->manifest_ = m;
     p->library_ = std::make_unique<Library>();
     std::error_code ec;
+    // The descriptor stays open until dlopen has mapped the file (library goes out of scope
+    // after this call).
+    const std::string name = loader_name(library->fd.get());
     p->library_->library.load(
-        m.library, boost::dll::load_mode::rtld_local | boost::dll::load_mode::rtld_now, ec);
+        fs::path(name), boost::dll::load_mode::rtld_local | boost::dll::load_mode::rtld_now, ec);
     if (ec) {
-        const char* why = dlerror();
+        const char* said = dlerror();
         throw Error(Exit::failure,
                     "plugin " + m.name + ": cannot load " + m.library.string() + ": " +
-                        (why ? why : ec.message()),
+                        (said ? with_real_path(said, name, library->path) : ec.message()),
                     "check the library exists and was built against this pgforge's SDK");
     }
     const char* symbol = BOOST_PP_STRINGIZE(PGFORGE_DESCRIPTOR_SYMBOL);

@@ -199,3 +199,71 @@ TEST_CASE("the first manifest of a name on the search path wins") {
     Context ctx(s);
     CHECK(ctx.plugins().records().front().manifest.file == manifest_of("recorder"));
 }
+
+TEST_CASE(
+    "a plugin's whole path is checked: a shared directory above it is refused unless sticky") {
+    TempDir dir("plugin-path");
+    fs::permissions(dir.path(), fs::perms(0755));
+    const fs::path parent = dir / "parent";
+    const fs::path plugins = parent / "plugins";
+    fs::create_directories(plugins);
+    fs::permissions(parent, fs::perms(0755));
+    fs::permissions(plugins, fs::perms(0755));
+    for (const char* f : {"recorder.so", "recorder.plugin"})
+        fs::copy_file(fixtures / "recorder" / f, plugins / f);
+    auto m = read_plugin_manifest(plugins / "recorder.plugin");
+    CHECK_NOTHROW(LoadedPlugin::load(m));
+
+    fs::permissions(parent, fs::perms(0777));
+    CHECK_THROWS_WITH(LoadedPlugin::load(m),
+                      Catch::Contains("plugin recorder refused: " + parent.string() +
+                                      " is writable by others than its owner"));
+    CHECK_THROWS_WITH(read_plugin_manifest(plugins / "recorder.plugin"),
+                      Catch::Contains("plugin manifest refused: " + parent.string()));
+    // Sticky (like /tmp): only the owner of plugins/ (root or us) can rename or remove it.
+    fs::permissions(parent, fs::perms(01777));
+    CHECK_NOTHROW(LoadedPlugin::load(m));
+    // The plugin directory itself is never shared, sticky or not.
+    fs::permissions(plugins, fs::perms(01777));
+    CHECK_THROWS_WITH(
+        LoadedPlugin::load(m),
+        Catch::Contains("plugin recorder refused: " + plugins.string() + " is writable"));
+    fs::permissions(plugins, fs::perms(0755));
+
+    // A symbolic link on the way is followed once, and the real path is what is checked.
+    fs::create_directory_symlink(plugins, dir / "link");
+    CHECK_NOTHROW(LoadedPlugin::load(read_plugin_manifest(dir / "link" / "recorder.plugin")));
+    fs::permissions(parent, fs::perms(0777));
+    CHECK_THROWS_WITH(read_plugin_manifest(dir / "link" / "recorder.plugin"),
+                      Catch::Contains(parent.string() + " is writable by others"));
+}
+
+TEST_CASE(
+    "libraries loaded one after another through the same descriptor number are each their "
+    "own") {
+    // Each library is loaded through /proc/self/fd/N and its descriptor closed after: the next
+    // one gets the same N while the first is still loaded.
+    auto a = LoadedPlugin::load(read_plugin_manifest(manifest_of("recorder")));
+    auto b = LoadedPlugin::load(read_plugin_manifest(manifest_of("recorder_b")));
+    auto c = LoadedPlugin::load(read_plugin_manifest(manifest_of("recorder")));
+    CHECK(a->name() == "recorder");
+    CHECK(b->name() == "recorder_b");
+    CHECK(c->name() == "recorder");
+}
+
+TEST_CASE("a library the loader refuses is named by its real path, not its descriptor") {
+    TempDir dir("plugin-elf");
+    fs::permissions(dir.path(), fs::perms(0755));
+    write_manifest(dir, "notelf", "name = notelf\nsdk = 1.0\nlibrary = notelf.so\n");
+    std::ofstream(dir / "notelf.so") << "not a shared object\n";
+    fs::permissions(dir / "notelf.so", fs::perms(0755));
+    std::string e;
+    try {
+        LoadedPlugin::load(read_plugin_manifest(dir / "notelf.plugin"));
+    } catch (const Error& x) {
+        e = x.what();
+    }
+    CHECK_THAT(e, Catch::Contains("plugin notelf: cannot load " + (dir / "notelf.so").string() +
+                                  ": " + (dir / "notelf.so").string()));
+    CHECK_THAT(e, !Catch::Contains("/proc/self/fd"));
+}
