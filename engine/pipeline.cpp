@@ -729,8 +729,14 @@ void Pipeline::hooks(sdk::HookPoint point, const sdk::Outcome& outcome, Configur
 sdk::Result Pipeline::run_site_hook(const HookHandler& h, sdk::HookPoint point,
                                     const sdk::Outcome& outcome) {
     const Instance& i = instance_;
+    // The file is opened once and checked through its descriptor over its whole path; that
+    // descriptor is what runs, whatever its name points to by then.
+    std::string why;
+    auto file = open_trusted(h.executable, false, why);
+    if (!file) return sdk::Result::refuse("refused: " + why);
     Command c;
     c.argv = {h.executable.string()};
+    c.exec_fd = file->fd.get();
     OsUser owner;
     if (running_as_root() && !i.owner.empty()) {
         owner = lookup_os_user(i.owner);
@@ -757,6 +763,9 @@ sdk::Result Pipeline::run_site_hook(const HookHandler& h, sdk::HookPoint point,
         if (why.empty()) why = tail(p.out, 2000);
         return sdk::Result::refuse("exited with status " + std::to_string(p.status) +
                                    (why.empty() ? "" : ": " + why));
+    } catch (const Error& e) {
+        if (e.code() == Exit::interrupted) throw;  // the operation stops, not only the hook
+        return sdk::Result::refuse(e.what());
     } catch (const std::exception& e) {
         return sdk::Result::refuse(e.what());
     }

@@ -483,6 +483,9 @@ int instance_exec(Invocation& inv) {
     auto env = instances::environment(inv.ctx(), i);
     Command cmd;
     cmd.argv = inv.trailing;
+    // A built environment like every program's: the instance's variables, PATH, the locale,
+    // and what an interactive program needs from the terminal; not the rest of pgforge's own.
+    cmd.inherit = terminal_variables;
     std::string path;
     for (const auto& [k, v] : env) {
         cmd.env.push_back(k + "=" + v);

@@ -5,15 +5,19 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
 
 #include "engine/core/error.hpp"
+#include "engine/core/interrupt.hpp"
 #include "engine/core/log.hpp"
 #include "engine/core/text.hpp"
 #include "engine/driver/postmaster_pid.hpp"
@@ -33,6 +37,8 @@ struct Prepared {
     uid_t uid = 0;
     gid_t gid = 0;
     std::vector<gid_t> groups;
+    int exec_fd = -1;          // run this descriptor instead of argv[0]
+    bool exec_script = false;  // it starts with "#!": keep it open across exec
 };
 
 // "NAME=value" sets, a bare "NAME" unsets.
@@ -54,20 +60,61 @@ void set_env(std::vector<std::string>& env, const std::string& entry) {
     env.push_back(entry);
 }
 
+// The locale and the time zone: what a program needs to speak and count time as the caller.
+bool locale_variable(std::string_view name) {
+    static const char* const names[] = {
+        "LANG",           "LANGUAGE",   "TZ",          "LC_ALL",
+        "LC_CTYPE",       "LC_COLLATE", "LC_MESSAGES", "LC_MONETARY",
+        "LC_NUMERIC",     "LC_TIME",    "LC_ADDRESS",  "LC_IDENTIFICATION",
+        "LC_MEASUREMENT", "LC_NAME",    "LC_PAPER",    "LC_TELEPHONE"};
+    return std::any_of(std::begin(names), std::end(names),
+                       [&](const char* n) { return name == n; });
+}
+
+bool switches_user(const Command& c) {
+    return c.as && geteuid() == 0 && c.as->uid != 0;
+}
+
+// HOME, USER and LOGNAME of the user the program runs as.
+void set_identity(std::vector<std::string>& env, const Command& c) {
+    const uid_t uid = switches_user(c) ? c.as->uid : geteuid();
+    if (c.as && c.as->uid == uid) {
+        set_env(env, "HOME=" + c.as->home.string());
+        set_env(env, "USER=" + c.as->name);
+        set_env(env, "LOGNAME=" + c.as->name);
+        return;
+    }
+    std::vector<char> buf(16384);
+    passwd pw{};
+    passwd* found = nullptr;
+    getpwuid_r(uid, &pw, buf.data(), buf.size(), &found);
+    if (found) {
+        set_env(env, std::string("HOME=") + found->pw_dir);
+        set_env(env, std::string("USER=") + found->pw_name);
+        set_env(env, std::string("LOGNAME=") + found->pw_name);
+        return;
+    }
+    // A user without a passwd entry (some containers): its own variables are all there is.
+    for (const char* name : {"HOME", "USER", "LOGNAME"})
+        if (const char* v = std::getenv(name)) set_env(env, std::string(name) + "=" + v);
+}
+
 Prepared prepare(const Command& c) {
     if (c.argv.empty()) throw Error(Exit::failure, "internal error: empty command");
     Prepared p;
-    for (char** e = environ; *e; ++e) p.env_storage.emplace_back(*e);
-    if (c.as && geteuid() == 0 && c.as->uid != 0) {
+    p.env_storage = child_environment(c);
+    if (switches_user(c)) {
         p.switch_user = true;
         p.uid = c.as->uid;
         p.gid = c.as->gid;
         p.groups = c.as->groups;
-        set_env(p.env_storage, "HOME=" + c.as->home.string());
-        set_env(p.env_storage, "USER=" + c.as->name);
-        set_env(p.env_storage, "LOGNAME=" + c.as->name);
     }
-    for (const auto& e : c.env) set_env(p.env_storage, e);
+    if (c.exec_fd >= 0) {
+        p.exec_fd = c.exec_fd;
+        char head[2] = {};
+        p.exec_script =
+            pread(c.exec_fd, head, sizeof head, 0) == 2 && head[0] == '#' && head[1] == '!';
+    }
     for (const auto& a : c.argv) p.argv.push_back(const_cast<char*>(a.c_str()));
     p.argv.push_back(nullptr);
     for (auto& e : p.env_storage) p.envp.push_back(e.data());
@@ -85,6 +132,34 @@ int become(const Prepared& p) {
     }
     if (chdir(p.cwd.c_str()) != 0) return errno;
     return 0;
+}
+
+// In the child: default signal dispositions and no blocked signal, whatever pgforge set.
+void default_signals() {
+    for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT}) signal(sig, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+// In the child: runs the program (the descriptor when there is one). Returns only on failure.
+void exec_program(const Prepared& p, int exec_fd) {
+    if (exec_fd < 0) {
+        execve(p.argv[0], p.argv.data(), p.envp.data());
+        return;
+    }
+    if (p.exec_script) {
+        int flags = fcntl(exec_fd, F_GETFD);
+        if (flags >= 0) fcntl(exec_fd, F_SETFD, flags & ~FD_CLOEXEC);
+    }
+    fexecve(exec_fd, p.argv.data(), p.envp.data());
+}
+
+// In the child, before the standard streams are replaced: a descriptor to run that sits on 0, 1
+// or 2 (pgforge started with one of them closed) is moved above them.
+int movable_exec_fd(const Prepared& p) {
+    if (p.exec_fd < 0 || p.exec_fd > 2) return p.exec_fd;
+    return fcntl(p.exec_fd, F_DUPFD_CLOEXEC, 3);
 }
 
 // The child reports a failure before exec through a close-on-exec pipe: a write means exec
@@ -150,6 +225,27 @@ std::string describe(const Command& c) {
     return s;
 }
 
+const std::vector<std::string> terminal_variables = {
+    "TERM",       "COLORTERM", "COLUMNS", "LINES",       "NO_COLOR", "PAGER",
+    "PSQL_PAGER", "EDITOR",    "VISUAL",  "PSQL_EDITOR", "DISPLAY"};
+
+std::vector<std::string> child_environment(const Command& c) {
+    std::vector<std::string> env;
+    env.push_back(std::string("PATH=") + default_path);
+    for (char** e = environ; e && *e; ++e) {
+        std::string_view entry(*e);
+        auto eq = entry.find('=');
+        if (eq == std::string_view::npos) continue;
+        auto name = entry.substr(0, eq);
+        if (locale_variable(name) ||
+            std::find(c.inherit.begin(), c.inherit.end(), name) != c.inherit.end())
+            set_env(env, std::string(entry));
+    }
+    set_identity(env, c);
+    for (const auto& e : c.env) set_env(env, e);
+    return env;
+}
+
 std::filesystem::path find_on_path(const std::string& name) {
     if (name.find('/') != std::string::npos) return name;
     const char* path = std::getenv("PATH");
@@ -162,23 +258,33 @@ std::filesystem::path find_on_path(const std::string& name) {
 
 ProcessResult run_process(const Command& c) {
     Prepared p = prepare(c);
+    // A signal already received: this runs during the undo that follows it, and runs to its end.
+    const bool interrupted_before = interrupted() != 0;
     int in[2], out[2], err[2], fail[2];
     if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) ||
         pipe2(fail, O_CLOEXEC))
         throw Error(Exit::failure, std::string("cannot create pipes: ") + std::strerror(errno));
     log::debug("running " + describe(c));
+    const pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) throw Error(Exit::failure, std::string("fork: ") + std::strerror(errno));
     if (pid == 0) {
-        // Its own process group, so that a timeout stops the program and what it started.
-        if (c.timeout > 0) setpgid(0, 0);
+        // Its own process group, so that a timeout or an interruption stops the program and
+        // what it started (and a Ctrl-C at the terminal reaches pgforge alone, which decides).
+        setpgid(0, 0);
+        default_signals();
+        int exec_fd = movable_exec_fd(p);
         dup2(in[0], 0);
         dup2(out[1], 1);
         dup2(err[1], 2);
         if (int e = become(p)) child_fail(fail[1], e);
-        execve(p.argv[0], p.argv.data(), p.envp.data());
+        // After the user switch, which clears it: the program dies with pgforge.
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) child_fail(fail[1], errno);
+        if (getppid() != parent) _exit(127);  // pgforge is already gone
+        exec_program(p, exec_fd);
         child_fail(fail[1], errno);
     }
+    setpgid(pid, pid);  // from here too, whichever runs first
     close(in[0]);
     close(out[1]);
     close(err[1]);
@@ -196,22 +302,34 @@ ProcessResult run_process(const Command& c) {
     char buf[8192];
     const auto deadline =
         std::chrono::steady_clock::now() + std::chrono::duration<double>(c.timeout);
+    auto kill_all = [&] {
+        kill(-pid, SIGKILL);
+        kill(pid, SIGKILL);
+        for (auto& f : fds)
+            if (f.fd >= 0) close(f.fd);
+        in_fd = -1;
+    };
     while (open_outputs > 0 || in_fd >= 0) {
         fds[2].fd = in_fd;
-        int wait_ms = -1;
+        if (!interrupted_before && interrupted()) {
+            kill_all();
+            wait_status(pid);
+            close(fail[0]);
+            log::debug("interrupted: killed " + describe(c));
+            throw_if_interrupted();
+        }
+        // Wake at least every 100 ms to see a signal another thread received.
+        int wait_ms = interrupted_before ? -1 : 100;
         if (c.timeout > 0) {
             auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                 deadline - std::chrono::steady_clock::now());
             if (left.count() <= 0) {
                 r.timed_out = true;
-                kill(-pid, SIGKILL);
-                kill(pid, SIGKILL);
-                for (auto& f : fds)
-                    if (f.fd >= 0) close(f.fd);
-                in_fd = -1;
+                kill_all();
                 break;
             }
-            wait_ms = static_cast<int>(left.count()) + 1;
+            int until = static_cast<int>(left.count()) + 1;
+            wait_ms = wait_ms < 0 ? until : std::min(wait_ms, until);
         }
         if (poll(fds, 3, wait_ms) < 0) {
             if (errno == EINTR) continue;
@@ -254,10 +372,8 @@ pid_t spawn_detached(const Command& c, const std::filesystem::path& log_file) {
     if (pid < 0) throw Error(Exit::failure, std::string("fork: ") + std::strerror(errno));
     if (pid == 0) {
         setsid();
-        // Default signal dispositions for the server, whatever the parent set.
-        signal(SIGPIPE, SIG_DFL);
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
+        default_signals();
+        int exec_fd = movable_exec_fd(p);
         if (int e = become(p)) child_fail(fail[1], e);
         int null = open("/dev/null", O_RDONLY);
         int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
@@ -265,7 +381,7 @@ pid_t spawn_detached(const Command& c, const std::filesystem::path& log_file) {
         dup2(null, 0);
         dup2(fd, 1);
         dup2(fd, 2);
-        execve(p.argv[0], p.argv.data(), p.envp.data());
+        exec_program(p, exec_fd);
         child_fail(fail[1], errno);
     }
     close(fail[1]);
@@ -279,7 +395,7 @@ pid_t spawn_detached(const Command& c, const std::filesystem::path& log_file) {
 void exec_replacing(const Command& c) {
     Prepared p = prepare(c);
     if (int e = become(p)) throw_exec_error(c, e);
-    execve(p.argv[0], p.argv.data(), p.envp.data());
+    exec_program(p, p.exec_fd);
     throw_exec_error(c, errno);
     std::abort();
 }

@@ -1,5 +1,6 @@
 // The one way pgforge runs programs: fork + exec, switching to the instance owner first when
-// running as root (setgroups/setgid/setuid in the child, everything prepared before fork).
+// running as root (setgroups/setgid/setuid in the child, everything prepared before fork). Every
+// program gets an environment built for it (child_environment), never pgforge's own.
 #pragma once
 
 #include <sys/types.h>
@@ -26,10 +27,32 @@ struct Command {
     // When pgforge runs as root and this names another user, the program runs as that user.
     const OsUser* as = nullptr;
     std::filesystem::path cwd = "/";
-    std::vector<std::string> env;  // "NAME=value" sets (or replaces), a bare "NAME" unsets
-    std::string input;             // written to the program's standard input
-    double timeout = 0;            // seconds; 0: none. run_process kills its process group then
+    // What the program gets on top of the built environment (see child_environment): "NAME=value"
+    // sets (or replaces), a bare "NAME" unsets.
+    std::vector<std::string> env;
+    // Names carried from pgforge's own environment as they are, for a program the user runs at
+    // their terminal (instance exec: TERM, PAGER...). Nothing else of it reaches a program.
+    std::vector<std::string> inherit;
+    std::string input;   // written to the program's standard input
+    double timeout = 0;  // seconds; 0: none. run_process kills its process group then
+    // When >= 0, the program is this open file (one a caller opened and checked), run through
+    // its descriptor (fexecve); argv[0] only names it. The caller keeps it open and closes it.
+    // A "#!" script's descriptor stays open across exec (its interpreter reads /dev/fd/N); a
+    // binary's is closed by the exec.
+    int exec_fd = -1;
 };
+
+// The safe PATH of every program unless its caller sets one.
+inline constexpr const char* default_path = "/usr/local/bin:/usr/bin:/bin";
+
+// The variables an interactive program gets from the terminal it runs in (instance exec).
+extern const std::vector<std::string> terminal_variables;
+
+// The environment a program gets: PATH=default_path; the locale (LANG, LANGUAGE, LC_ALL and
+// the other LC_ categories) and TZ as pgforge has them; HOME, USER and LOGNAME of the user the
+// program runs as; the variables named in `inherit` as pgforge has them; then `env` applied.
+// Nothing else of pgforge's environment: no PG* or PGFORGE_* of its own, no secrets.
+std::vector<std::string> child_environment(const Command& command);
 
 struct ProcessResult {
     int status = 0;  // exit code, or 128 + signal number
@@ -44,6 +67,10 @@ struct ProcessResult {
 std::filesystem::path find_on_path(const std::string& name);
 
 // Runs to completion, capturing both output streams. Throws Error when it cannot be started.
+// The program runs in its own process group and is killed (SIGKILL) when pgforge dies. A
+// SIGINT, SIGTERM or SIGHUP received while it runs (engine/core/interrupt.hpp) kills its process
+// group, reaps it and throws Error(Exit::interrupted); when one was received before the call
+// (an undo running after the interruption), the program runs to its end or its timeout.
 ProcessResult run_process(const Command& command);
 
 // Starts the program in a new session with stdin on /dev/null and stdout and stderr appended

@@ -144,7 +144,8 @@ class Instance {
 enum class LogLevel { debug, info, warning, error };
 
 struct RunOptions {
-    // "NAME=value" sets, a bare "NAME" unsets; the rest of the environment is pgforge's.
+    // "NAME=value" sets, a bare "NAME" unsets, over a built environment (PATH, the locale and TZ,
+    // HOME/USER/LOGNAME of the user the program runs as); nothing of pgforge's own environment.
     std::vector<std::string> env;
     std::string input;          // written to standard input
     double timeout = 0;         // seconds; 0: none
