@@ -21,6 +21,7 @@
 #include "engine/instances.hpp"
 #include "engine/pipeline.hpp"
 #include "tests/support/test_site.hpp"
+#include "tests/unit/fake_driver.hpp"
 #include "tests/unit/temp_dir.hpp"
 
 namespace fs = std::filesystem;
@@ -265,6 +266,57 @@ TEST_CASE("site hooks under a directory another user can change are refused") {
         find_site_hooks(s, sdk::HookPoint::pre_start),
         Catch::Contains("site hook refused: " +
                         (safe / "hooks" / "pre_start.d" / "check").string() + " is owned by uid"));
+}
+
+TEST_CASE("a site hook swapped between its check and its run never runs the planted script") {
+    if (skip_unless_root()) return;
+    OsUser m = mallory();
+    Base base;
+    fs::path out = make_dir(base / "out", fs::perms(0777));
+    const fs::path marker = out / "planted-ran";
+    fs::path point = make_dir(base / "hooks" / "pre_start.d", fs::perms(0755));
+    fs::permissions(base / "hooks", fs::perms(0755));
+    write_text(point / "check", "#!/bin/sh\nexit 0\n");
+    fs::permissions(point / "check", fs::perms(0755));
+    // The attacker's script, under a name site hooks skip; the two names are exchanged in a loop
+    // (in root's directory: only the check of the descriptor that runs can tell them apart).
+    write_text(point / "planted.disabled", "#!/bin/sh\n: > " + marker.string() + "\n");
+    fs::permissions(point / "planted.disabled", fs::perms(0755));
+    chown_to(point / "planted.disabled", m);
+    write_text(base / "settings.ini", "prefix = " + (base / "prefix").string() +
+                                          "\nrun_dir = " + (base / "run").string() +
+                                          "\n[postgresql]\nport_min = 47000\nport_max = "
+                                          "47999\n[hooks]\ndir = " +
+                                          (base / "hooks").string() + "\n");
+    SettingsOverrides o;
+    o.settings_file = base / "settings.ini";
+    pgforge::test::FakeDriver::Log driver;
+    Context ctx(load_settings(o), std::make_unique<pgforge::test::FakeDriver>(driver));
+    instances::CreateOptions create;
+    create.name = "hooked";
+    Instance i = instances::create(ctx, create);
+    instances::stop(ctx, i);
+
+    pid_t swapper = start_swapping(point / "check", point / "planted.disabled", nullptr);
+    REQUIRE(swapper > 0);
+    int tries = 0, started = 0, refused = 0;
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(2500);
+    while (std::chrono::steady_clock::now() < until && !fs::exists(marker)) {
+        ++tries;
+        try {
+            instances::start(ctx, i);
+            ++started;
+            instances::stop(ctx, i);
+        } catch (const Error&) {
+            ++refused;
+        }
+    }
+    stop(swapper);
+    INFO(tries << " tries, " << started << " started, " << refused << " refused");
+    CHECK_FALSE(fs::exists(marker));
+    CHECK(tries > 20);  // the race ran, both names were seen
+    CHECK(started > 0);
+    CHECK(refused > 0);
 }
 
 TEST_CASE("root's environment reaches neither the server nor a site hook") {
