@@ -364,6 +364,27 @@ TEST_CASE("root's environment reaches neither the server nor a site hook") {
     CHECK(environ.find("USER=postgres\n") != std::string::npos);
     CHECK(environ.find("LANG=C.UTF-8\n") != std::string::npos);
 
+    // instance exec: the instance's variables and the terminal's, not the caller's secrets.
+    Command exec;
+    exec.argv = {PGFORGE_CLI_PATH,
+                 "--settings",
+                 site.settings_file().string(),
+                 "instance",
+                 "exec",
+                 "leak",
+                 "--",
+                 "env"};
+    exec.env = {"PGPASSWORD=secret-password-4711", "SOME_TOKEN=secret-token-4711",
+                "TERM=xterm-4711"};
+    exec.timeout = 60;
+    auto shell = run_process(exec);
+    INFO("instance exec environment:\n" << shell.out << shell.err);
+    REQUIRE(shell.ok());
+    CHECK(shell.out.find("secret") == std::string::npos);
+    CHECK(shell.out.find("TERM=xterm-4711\n") != std::string::npos);
+    CHECK(shell.out.find("PGPORT=" + std::to_string(i.port) + "\n") != std::string::npos);
+    CHECK(shell.out.find("PGHOST=" + i.socket_dir.string() + "\n") != std::string::npos);
+
     std::string hook = slurp(dumps / "hook.env");
     INFO("site hook environment:\n" << hook);
     REQUIRE_FALSE(hook.empty());
