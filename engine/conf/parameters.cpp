@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cmath>
 #include <filesystem>
 #include <sstream>
 
@@ -183,6 +185,24 @@ long number(const std::map<std::string, std::string>& values, const std::string&
     }
 }
 
+// A size as `postgres -C` prints it, in the parameter's base unit ("80" for 80MB; "1GB" and
+// "512kB" are read too), in MB; -1 when it cannot tell.
+double megabytes(const std::map<std::string, std::string>& values, const std::string& name) {
+    auto it = values.find(name);
+    if (it == values.end()) return -1;
+    const std::string& v = it->second;
+    size_t digits = 0;
+    while (digits < v.size() && std::isdigit(static_cast<unsigned char>(v[digits]))) ++digits;
+    if (digits == 0 || digits > 15) return -1;
+    double n = std::stod(v.substr(0, digits));
+    std::string unit = v.substr(digits);
+    if (unit == "kB") return n / 1024;
+    if (unit == "MB" || unit.empty()) return n;
+    if (unit == "GB") return n * 1024;
+    if (unit == "TB") return n * 1024 * 1024;
+    return -1;
+}
+
 std::string text(const std::map<std::string, std::string>& values, const std::string& name) {
     auto it = values.find(name);
     return it == values.end() ? std::string() : to_lower(it->second);
@@ -191,9 +211,15 @@ std::string text(const std::map<std::string, std::string>& values, const std::st
 }  // namespace
 
 const std::vector<std::string>& start_time_parameters() {
-    static const std::vector<std::string> names = {
-        "max_connections", "superuser_reserved_connections", "wal_level",           "archive_mode",
-        "max_wal_senders", "autovacuum_max_workers",         "max_worker_processes"};
+    static const std::vector<std::string> names = {"max_connections",
+                                                   "superuser_reserved_connections",
+                                                   "wal_level",
+                                                   "archive_mode",
+                                                   "max_wal_senders",
+                                                   "autovacuum_max_workers",
+                                                   "max_worker_processes",
+                                                   "min_wal_size",
+                                                   "max_wal_size"};
     return names;
 }
 
@@ -226,6 +252,18 @@ std::string start_time_conflicts(const std::map<std::string, std::string>& value
             "max_wal_senders + 1 is " +
             std::to_string(backends) + ", more than the server's limit of " +
             std::to_string(0x3FFFF) + " processes: lower max_connections");
+    // ReadControlFile: both WAL sizes must hold two segments of the cluster's size.
+    const double segment = megabytes(values, "wal_segment_size");
+    for (const char* name : {"min_wal_size", "max_wal_size"}) {
+        const double size = megabytes(values, name);
+        if (segment <= 0 || size < 0 || std::floor(size / segment) >= 2) continue;
+        std::string shown = values.at(name);
+        if (shown.find_first_not_of("0123456789") == std::string::npos) shown += "MB";
+        out.push_back(std::string(name) + " (" + shown +
+                      ") must be at least twice wal_segment_size (" +
+                      values.at("wal_segment_size") + "): set " + name + " to " +
+                      std::to_string(static_cast<long>(2 * segment)) + "MB or more");
+    }
     std::string joined;
     for (const auto& line : out) joined += (joined.empty() ? "" : "\n") + line;
     return joined;
@@ -258,6 +296,22 @@ std::string check_start_settings(const Installation& installation, const OsUser&
         std::string value = r.out;
         while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
         values[name] = value;
+    }
+    // The WAL segment size is fixed by initdb: pg_control has it.
+    Command control;
+    control.as = &as;
+    control.argv = {installation.program("pg_controldata").string(), "-D", data_dir.string()};
+    control.env = {"LC_ALL=C", "LANG=C", "LANGUAGE"};
+    auto c = run_process(control);
+    const std::string label = "Bytes per WAL segment:";
+    size_t at = c.ok() ? c.out.find(label) : std::string::npos;
+    if (at != std::string::npos) {
+        try {
+            long bytes = std::stol(c.out.substr(at + label.size()));
+            if (bytes >= 1024 * 1024)
+                values["wal_segment_size"] = std::to_string(bytes >> 20) + "MB";
+        } catch (const std::exception&) {
+        }
     }
     return start_time_conflicts(values);
 }

@@ -118,6 +118,13 @@ TEST_CASE("settings the server refuses together are refused before writing",
         CHECK(r.running());
         CHECK(query_one(r.instance, "SHOW wal_level") == "minimal");
     }
+    SECTION("min_wal_size must hold two WAL segments") {
+        auto small = r.site.cli({"conf", "set", "-i", "safe", "min_wal_size=20MB"});
+        CHECK(small.status == static_cast<int>(Exit::usage));
+        CHECK(small.err.find("min_wal_size (20MB) must be at least twice wal_segment_size") !=
+              std::string::npos);
+        CHECK(snapshot(r) == before);
+    }
     SECTION("superuser_reserved_connections must stay below max_connections") {
         auto reserved = r.site.cli(
             {"conf", "set", "-i", "safe", "max_connections=5", "superuser_reserved_connections=5"});

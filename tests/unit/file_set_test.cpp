@@ -147,6 +147,18 @@ TEST_CASE("start-time conflicts of PostgreSQL 15 name both settings", "[unit][fi
     CHECK_THAT(start_time_conflicts(reserved),
                Catch::Contains("superuser_reserved_connections (100) must be less than "
                                "max_connections (100)"));
+    auto wal = fine;
+    wal["min_wal_size"] = "20MB";
+    wal["max_wal_size"] = "1GB";
+    CHECK(start_time_conflicts(wal).empty());  // the segment size unknown: no rule
+    wal["wal_segment_size"] = "16MB";
+    CHECK_THAT(start_time_conflicts(wal),
+               Catch::Contains("min_wal_size (20MB) must be at least twice wal_segment_size "
+                               "(16MB): set min_wal_size to 32MB or more"));
+    wal["min_wal_size"] = "32MB";
+    CHECK(start_time_conflicts(wal).empty());
+    wal["max_wal_size"] = "31744kB";
+    CHECK_THAT(start_time_conflicts(wal), Catch::Contains("max_wal_size (31744kB)"));
     auto many = fine;
     many["max_connections"] = "262143";
     CHECK_THAT(start_time_conflicts(many), Catch::Contains("lower max_connections"));
