@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -11,6 +12,7 @@
 #include "engine/core/error.hpp"
 #include "engine/core/interrupt.hpp"
 #include "engine/core/log.hpp"
+#include "engine/core/text.hpp"
 #include "engine/inventory/inventory.hpp"
 #include "engine/pg/connection.hpp"
 #include "engine/pipeline.hpp"
@@ -258,7 +260,16 @@ void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outc
             }
             // Settings that parse one by one but stop the server at its next start, refused
             // before anything is written.
-            if (conf_changed) {
+            // (Only when the change touches a parameter those rules read: their verdict on the
+            // other parameters is the same as on the files as they are.)
+            std::vector<std::string> touched(contributed.begin(), contributed.end());
+            for (const auto& [name, value] : prop.user) touched.push_back(name);
+            const auto& rules = conf::start_time_parameters();
+            bool rules_concerned =
+                std::any_of(touched.begin(), touched.end(), [&](const std::string& name) {
+                    return std::find(rules.begin(), rules.end(), to_lower(name)) != rules.end();
+                });
+            if (conf_changed && rules_concerned) {
                 std::string conflicts = conf::check_start_settings(
                     cluster.installation, cluster.owner, i.data_dir, conf_texts);
                 if (!conflicts.empty())
