@@ -1,5 +1,6 @@
 #include "engine/conf/file_set.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -200,6 +201,30 @@ void put_back(const std::vector<FileSet::Entry>& entries) {
                     "the manifest stays; run the command again to retry");
 }
 
+// Removes the staged files a killed process left in `dir`: a manifest staged but not yet
+// renamed, a file being put back. Only names pgforge makes; links are removed, never followed.
+// The caller holds the instance lock, so no other pgforge process is staging there.
+void sweep(const fs::path& dir) {
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return;
+    DIR* d = ::fdopendir(fd);
+    if (!d) {
+        ::close(fd);
+        return;
+    }
+    std::vector<std::string> stale;
+    while (dirent* e = ::readdir(d))
+        if (std::strncmp(e->d_name, ".pgforge-stage-", 15) == 0) stale.push_back(e->d_name);
+    for (const auto& name : stale) ::unlinkat(::dirfd(d), name.c_str(), 0);
+    ::closedir(d);
+}
+
+void sweep_all(const fs::path& dir, const std::vector<FileSet::Entry>& entries) {
+    std::set<fs::path> dirs{dir};
+    for (const auto& e : entries) dirs.insert(e.file.parent_path());
+    for (const auto& d : dirs) sweep(d);
+}
+
 void remove_manifest(const fs::path& dir) {
     Fd dirfd(open_dir(dir));
     if (::unlinkat(dirfd.get(), ".pgforge-configure", 0) != 0 && errno != ENOENT)
@@ -242,6 +267,7 @@ void FileSet::add(const fs::path& file, std::string content, const OsUser* owner
 
 void FileSet::apply() {
     if (state_ != State::idle) throw std::logic_error("FileSet::apply twice");
+    sweep_all(dir_, entries_);  // what an earlier killed process left
     for (auto& e : entries_) e.staged = random_name();
     // The manifest first: from here on, a kill leaves what recover() needs.
     {
@@ -329,6 +355,7 @@ bool FileSet::recover(const fs::path& dir) {
     }
     put_back(entries);
     remove_manifest(dir);
+    sweep_all(dir, entries);
     return true;
 }
 

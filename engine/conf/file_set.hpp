@@ -8,6 +8,8 @@
 // its descriptor, synced), then renames them all into place. commit() removes the manifest;
 // rollback() (and the destructor, when neither was called) puts every file back as it was and
 // removes the manifest. recover() finds a manifest left by a killed process and does the same.
+// Staged files a killed process left behind (`.pgforge-stage-*`) are removed by the next apply()
+// or recover().
 #pragma once
 
 #include <filesystem>

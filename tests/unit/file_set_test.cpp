@@ -97,11 +97,25 @@ TEST_CASE("recover undoes a set whose process was killed", "[unit][file_set]") {
     REQUIRE(waitpid(child, &status, 0) == child);
     REQUIRE(WIFSIGNALED(status));
     REQUIRE(read_text_file(dir / "pg_hba.conf") == "new hba\n");
+    put(dir / ".pgforge-stage-0123456789abcdef", "a file being put back when it was killed");
     CHECK(FileSet::recover(dir.path()));
     CHECK(read_text_file(dir / "pg_hba.conf") == "old hba\n");
     CHECK(read_text_file(dir / "pg_ident.conf") == "old ident\n");
     CHECK(names_in(dir.path()) == std::vector<std::string>{"pg_hba.conf", "pg_ident.conf"});
     CHECK_FALSE(FileSet::recover(dir.path()));
+}
+
+TEST_CASE("the next set removes the staged files a killed one left", "[unit][file_set]") {
+    pgforge::test::TempDir dir("fileset");
+    put(dir / "a.conf", "a\n");
+    put(dir / ".pgforge-stage-00000000000000aa", "a manifest staged when it was killed");
+    fs::create_symlink("/etc/passwd", dir / ".pgforge-stage-00000000000000bb");
+    FileSet set(dir.path());
+    set.add(dir / "a.conf", "b\n", nullptr, fs::perms(0600));
+    set.apply();
+    set.commit();
+    CHECK(names_in(dir.path()) == std::vector<std::string>{"a.conf"});
+    CHECK(fs::exists("/etc/passwd"));
 }
 
 TEST_CASE("recover refuses a manifest it cannot trust", "[unit][file_set]") {
