@@ -250,17 +250,38 @@ void FileSet::add(const fs::path& file, std::string content, const OsUser* owner
     Entry e;
     e.file = fs::absolute(file).lexically_normal();
     e.after = std::move(content);
+    // The previous content is read through the file itself, never through a link: it goes back
+    // into this place, owned by the file's owner, on a rollback.
+    Fd fd(::open(e.file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
     struct stat st {};
-    if (::lstat(e.file.c_str(), &st) == 0) {
-        e.existed = true;
-        e.before = read_text_file(e.file);
-        e.uid = st.st_uid;
-        e.gid = st.st_gid;
-        e.mode = st.st_mode & 07777;
-    } else {
+    if (fd.get() < 0 && errno == ENOENT) {
         e.uid = owner ? owner->uid : ::geteuid();
         e.gid = owner ? owner->gid : ::getegid();
         e.mode = static_cast<unsigned>(mode) & 07777;
+    } else if (fd.get() < 0 && errno == ELOOP) {
+        throw Error(Exit::failure,
+                    e.file.string() +
+                        " is a symbolic link: pgforge replaces configuration files "
+                        "and does not write through links",
+                    "put the file itself in its place");
+    } else if (fd.get() < 0 || ::fstat(fd.get(), &st) != 0) {
+        fail(e.file, "read");
+    } else if (!S_ISREG(st.st_mode)) {
+        throw Error(Exit::failure, e.file.string() + " is not a regular file",
+                    "put the configuration file itself in its place");
+    } else {
+        e.existed = true;
+        e.uid = st.st_uid;
+        e.gid = st.st_gid;
+        e.mode = st.st_mode & 07777;
+        char buf[65536];
+        for (;;) {
+            ssize_t n = ::read(fd.get(), buf, sizeof buf);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) fail(e.file, "read");
+            if (n == 0) break;
+            e.before.append(buf, static_cast<size_t>(n));
+        }
     }
     entries_.push_back(std::move(e));
 }

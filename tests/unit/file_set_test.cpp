@@ -118,6 +118,17 @@ TEST_CASE("the next set removes the staged files a killed one left", "[unit][fil
     CHECK(fs::exists("/etc/passwd"));
 }
 
+TEST_CASE("a file set does not write through a link", "[unit][file_set]") {
+    pgforge::test::TempDir dir("fileset");
+    put(dir / "secret", "not for the owner\n");
+    fs::create_symlink(dir / "secret", dir / "pg_ident.conf");
+    FileSet set(dir.path());
+    CHECK_THROWS_WITH(set.add(dir / "pg_ident.conf", "x\n", nullptr, fs::perms(0600)),
+                      Catch::Contains("is a symbolic link"));
+    CHECK(read_text_file(dir / "secret") == "not for the owner\n");
+    CHECK(fs::is_symlink(dir / "pg_ident.conf"));
+}
+
 TEST_CASE("recover refuses a manifest it cannot trust", "[unit][file_set]") {
     pgforge::test::TempDir dir("fileset");
     put(dir / "a.conf", "a\n");
