@@ -294,8 +294,9 @@ void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outc
                 throw Error(e.code(),
                             "the new configuration of " + i.qualified_name() +
                                 " could not be checked: " + e.what(),
-                            "the files were put back as they were" +
-                                (e.hint().empty() ? std::string() : "; " + e.hint()));
+                            "the files were put back as they were; run the command again once "
+                            "the check can be made" +
+                                (e.hint().empty() ? std::string() : " (" + e.hint() + ")"));
             } catch (const std::exception& e) {
                 put_back(ctx, cluster, i, files, reload_sent);
                 throw Error(Exit::failure,
