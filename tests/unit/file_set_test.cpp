@@ -80,7 +80,9 @@ TEST_CASE("a set neither committed nor rolled back goes back when it is destroye
 TEST_CASE("recover undoes a set whose process was killed", "[unit][file_set]") {
     pgforge::test::TempDir dir("fileset");
     put(dir / "pg_hba.conf", "old hba\n");
-    put(dir / "pg_ident.conf", "old ident\n");
+    // Any bytes come back: NUL, line ends, no final newline.
+    const std::string ident_before("old\0ident\r\n\n9\n12", 16);
+    put(dir / "pg_ident.conf", ident_before);
     CHECK_FALSE(FileSet::recover(dir.path()));
     pid_t child = fork();
     REQUIRE(child >= 0);
@@ -100,7 +102,7 @@ TEST_CASE("recover undoes a set whose process was killed", "[unit][file_set]") {
     put(dir / ".pgforge-stage-0123456789abcdef", "a file being put back when it was killed");
     CHECK(FileSet::recover(dir.path()));
     CHECK(read_text_file(dir / "pg_hba.conf") == "old hba\n");
-    CHECK(read_text_file(dir / "pg_ident.conf") == "old ident\n");
+    CHECK(read_text_file(dir / "pg_ident.conf") == ident_before);
     CHECK(names_in(dir.path()) == std::vector<std::string>{"pg_hba.conf", "pg_ident.conf"});
     CHECK_FALSE(FileSet::recover(dir.path()));
 }
