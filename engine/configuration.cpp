@@ -2,13 +2,17 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
+#include "engine/conf/file_set.hpp"
 #include "engine/conf/parameters.hpp"
 #include "engine/conf/template.hpp"
 #include "engine/core/error.hpp"
+#include "engine/core/interrupt.hpp"
 #include "engine/core/log.hpp"
+#include "engine/core/text.hpp"
 #include "engine/inventory/inventory.hpp"
 #include "engine/pg/connection.hpp"
 #include "engine/pipeline.hpp"
@@ -46,19 +50,6 @@ void write_like(const Saved& s, const std::string& content) {
     write_file_atomically(s.file, content, s.existed ? &s.owner : nullptr, s.mode);
 }
 
-void restore(const std::vector<Saved>& saved) {
-    for (const auto& s : saved) {
-        try {
-            if (s.existed)
-                write_like(s, s.content);
-            else
-                fs::remove(s.file);
-        } catch (const std::exception& e) {
-            log::error(std::string("could not restore ") + s.file.string() + ": " + e.what());
-        }
-    }
-}
-
 std::string join_rows(const pg::QueryResult& r) {
     std::string text;
     for (const auto& row : r.rows) {
@@ -83,11 +74,7 @@ void reload_and_wait(pg::Connection& c) {
         if (now != before) return;
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
-    log::warn("the server did not confirm the reload within 10 s");
-}
-
-bool is_running(Context& ctx, const Instance& i) {
-    return instances::status(ctx, i).running;
+    throw Error(Exit::server, "the server did not confirm the reload within 10 s");
 }
 
 // The files of one configure: postgresql.conf documents (edited by the command), and the
@@ -98,6 +85,111 @@ struct Proposal {
     std::string hba;
     std::string ident;
 };
+
+// After a failed check: every file back as it was; a server that was asked to reload re-reads
+// the files as they are again.
+void put_back(Context& ctx, const Cluster& cluster, const Instance& i, conf::FileSet& files,
+              bool reload_sent) {
+    files.rollback();
+    if (!reload_sent) return;
+    try {
+        if (ctx.driver().status(cluster).running) ctx.driver().reload(cluster);
+    } catch (const std::exception& e) {
+        log::warn("instance " + i.qualified_name() +
+                  " could not be asked to re-read its restored files: " + e.what());
+    }
+}
+
+// The server's own checks of files just written; then the reload and, when asked for, the
+// restart. Throws when the files must go back: Error with a hint saying "put back" for a
+// refusal that already says so.
+void check_written(Context& ctx, const Cluster& cluster, const Instance& i, bool conf_changed,
+                   bool hba_changed, bool ident_changed, bool& reload_sent, Outcome& out,
+                   const Options& o, conf::FileSet& files) {
+    if (conf_changed) {
+        std::string complaints =
+            conf::check_data_directory(cluster.installation, cluster.owner, i.data_dir);
+        if (!complaints.empty())
+            throw Error(
+                Exit::usage,
+                "instance " + i.qualified_name() + " refuses the new configuration:\n" + complaints,
+                "the files were put back as they were");
+    }
+    throw_if_interrupted();
+    if (!ctx.driver().status(cluster).running) return;
+    pg::Connection c(i);
+    std::string errors;
+    if (conf_changed)
+        // "setting could not be applied" on a postmaster-context parameter only means
+        // that it waits for a restart.
+        errors += join_rows(
+            c.exec("SELECT f.sourcefile || ':' || f.sourceline, f.name, f.error FROM "
+                   "pg_file_settings f LEFT JOIN pg_settings s ON s.name = f.name WHERE f.error "
+                   "IS NOT NULL AND NOT (f.error = 'setting could not be applied' AND s.context = "
+                   "'postmaster') ORDER BY f.seqno"));
+    if (hba_changed)
+        errors +=
+            join_rows(c.exec("SELECT 'pg_hba.conf line ' || line_number, error FROM "
+                             "pg_hba_file_rules WHERE error IS NOT NULL"));
+    if (ident_changed)
+        errors +=
+            join_rows(c.exec("SELECT 'pg_ident.conf line ' || line_number, error FROM "
+                             "pg_ident_file_mappings WHERE error IS NOT NULL"));
+    if (!errors.empty()) {
+        std::string what = conf_changed || (hba_changed && ident_changed) ? "configuration"
+                           : hba_changed                                  ? "pg_hba.conf"
+                                                                          : "pg_ident.conf";
+        throw Error(Exit::usage,
+                    "instance " + i.qualified_name() + " refuses the new " + what + ":\n" + errors,
+                    "the files were put back as they were");
+    }
+    throw_if_interrupted();
+    reload_sent = true;
+    reload_and_wait(c);
+    out.reloaded = true;
+    if (!conf_changed) return;
+    std::vector<std::string> names;
+    for (const auto& ch : out.changes)
+        if (ch.effect != "unchanged") names.push_back(ch.name);
+    std::string list = "{";
+    for (size_t k = 0; k < names.size(); ++k) list += (k ? "," : "") + c.quote_identifier(names[k]);
+    list += "}";
+    auto pending =
+        c.exec("SELECT count(*) FROM pg_settings WHERE pending_restart AND name = ANY($1::text[])",
+               {list});
+    out.pending_restart = pending.rows.at(0).at(0).value_or("0") != "0";
+    if (!(out.pending_restart && o.restart)) return;
+    throw_if_interrupted();
+    ctx.driver().stop(cluster, StopMode::fast, ctx.settings().stop_timeout);
+    try {
+        ctx.driver().start(cluster, ctx.settings().start_timeout, ctx.progress);
+    } catch (const std::exception& e) {
+        // The server as it was: the files back, and started on them.
+        std::string refusal = e.what();
+        files.rollback();
+        try {
+            ctx.driver().start(cluster, ctx.settings().start_timeout, ctx.progress);
+        } catch (const std::exception& again) {
+            throw Error(Exit::server,
+                        "instance " + i.qualified_name() +
+                            " did not start with the new configuration: " + refusal +
+                            "\nthe files were put back, but it did not start on them either: " +
+                            again.what(),
+                        "the files were put back as they were; see `pgforge instance logs " +
+                            i.name + "`, then start it");
+        }
+        throw Error(Exit::server,
+                    "instance " + i.qualified_name() +
+                        " did not start with the new configuration: " + refusal +
+                        "\nthe files were put back and it runs again on the previous "
+                        "configuration",
+                    "the files were put back as they were; check the values (see `pgforge "
+                    "instance logs " +
+                        i.name + "`)");
+    }
+    out.restarted = true;
+    out.pending_restart = false;
+}
 
 // The configure pipeline on an existing instance: pre_configure handlers contribute, the engine
 // merges and writes each changed file once, the server checks the files (pg_file_settings,
@@ -138,29 +230,27 @@ void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outc
                     out.changes.push_back(ch);
                 }
             }
-            // Only what differs from the disk is written.
-            std::vector<Saved> saved;
-            std::vector<std::string> texts;
+            // Only what differs from the disk is written, as one set.
+            conf::FileSet files(i.data_dir);
             bool conf_changed = false, hba_changed = false, ident_changed = false;
+            std::map<fs::path, std::string> conf_texts;  // the postgresql.conf tree, as proposed
+            if (tree)
+                for (const auto& file : tree->files()) conf_texts[file] = read_text_file(file);
+            auto add = [&](const fs::path& file, const std::string& text) {
+                Saved sv = save(file);
+                if (sv.existed && sv.content == text) return false;
+                files.add(file, text, &cluster.owner, sv.mode);
+                return true;
+            };
             for (auto& [file, doc] : prop.docs) {
                 std::string text = doc.print();
-                Saved sv = save(file);
-                if (sv.existed && sv.content == text) continue;
-                saved.push_back(sv);
-                texts.push_back(text);
-                conf_changed = true;
+                conf_texts[file] = text;
+                conf_changed = add(file, text) || conf_changed;
             }
-            for (auto [file, text, flag] :
-                 {std::tuple{hba_file, hba.print(), &hba_changed},
-                  std::tuple{ident_file, ident.print(), &ident_changed}}) {
-                Saved sv = save(file);
-                if (sv.existed && sv.content == text) continue;
-                saved.push_back(sv);
-                texts.push_back(text);
-                *flag = true;
-            }
+            hba_changed = add(hba_file, hba.print());
+            ident_changed = add(ident_file, ident.print());
             auto written = draft.write_files(cluster.owner);
-            if (saved.empty()) {
+            if (files.empty()) {
                 out.changed = out.changed || !written.empty();
                 if (reload) {
                     ctx.driver().reload(cluster);
@@ -168,71 +258,53 @@ void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outc
                 }
                 return;
             }
-            for (size_t k = 0; k < saved.size(); ++k) write_like(saved[k], texts[k]);
-            out.changed = true;
-            if (conf_changed) {
-                std::string complaints =
-                    conf::check_data_directory(cluster.installation, cluster.owner, i.data_dir);
-                if (!complaints.empty()) {
-                    restore(saved);
+            // Settings that parse one by one but stop the server at its next start, refused
+            // before anything is written.
+            // (Only when the change touches a parameter those rules read: their verdict on the
+            // other parameters is the same as on the files as they are.)
+            std::vector<std::string> touched(contributed.begin(), contributed.end());
+            for (const auto& [name, value] : prop.user) touched.push_back(name);
+            const auto& rules = conf::start_time_parameters();
+            bool rules_concerned =
+                std::any_of(touched.begin(), touched.end(), [&](const std::string& name) {
+                    return std::find(rules.begin(), rules.end(), to_lower(name)) != rules.end();
+                });
+            if (conf_changed && rules_concerned) {
+                std::string conflicts = conf::check_start_settings(
+                    cluster.installation, cluster.owner, i.data_dir, conf_texts);
+                if (!conflicts.empty())
                     throw Error(Exit::usage,
                                 "instance " + i.qualified_name() +
-                                    " refuses the new configuration:\n" + complaints,
-                                "the files were put back as they were");
-                }
+                                    " would not start with the new configuration:\n" + conflicts,
+                                "nothing was written");
             }
-            if (!is_running(ctx, i)) {
-                if (reload) ctx.driver().reload(cluster);  // says the instance is not running
-                return;
+            throw_if_interrupted();
+            files.apply();
+            out.changed = true;
+            // From here on, any way out but the end puts every file back (FileSet's destructor
+            // does when an exception leaves this block).
+            bool reload_sent = false;
+            try {
+                check_written(ctx, cluster, i, conf_changed, hba_changed, ident_changed,
+                              reload_sent, out, o, files);
+                files.commit();
+            } catch (const Error& e) {
+                put_back(ctx, cluster, i, files, reload_sent);
+                if (e.hint().find("put back") != std::string::npos) throw;
+                throw Error(e.code(),
+                            "the new configuration of " + i.qualified_name() +
+                                " could not be checked: " + e.what(),
+                            "the files were put back as they were; run the command again once "
+                            "the check can be made" +
+                                (e.hint().empty() ? std::string() : " (" + e.hint() + ")"));
+            } catch (const std::exception& e) {
+                put_back(ctx, cluster, i, files, reload_sent);
+                throw Error(Exit::failure,
+                            "the new configuration of " + i.qualified_name() +
+                                " could not be checked: " + e.what(),
+                            "the files were put back as they were");
             }
-            pg::Connection c(i);
-            std::string errors;
-            if (conf_changed)
-                // "setting could not be applied" on a postmaster-context parameter only means
-                // that it waits for a restart.
-                errors += join_rows(c.exec(
-                    "SELECT f.sourcefile || ':' || f.sourceline, f.name, f.error FROM "
-                    "pg_file_settings f LEFT JOIN pg_settings s ON s.name = f.name WHERE f.error "
-                    "IS NOT NULL AND NOT (f.error = 'setting could not be applied' AND s.context = "
-                    "'postmaster') ORDER BY f.seqno"));
-            if (hba_changed)
-                errors +=
-                    join_rows(c.exec("SELECT 'pg_hba.conf line ' || line_number, error FROM "
-                                     "pg_hba_file_rules WHERE error IS NOT NULL"));
-            if (ident_changed)
-                errors +=
-                    join_rows(c.exec("SELECT 'pg_ident.conf line ' || line_number, error FROM "
-                                     "pg_ident_file_mappings WHERE error IS NOT NULL"));
-            if (!errors.empty()) {
-                restore(saved);
-                std::string what = conf_changed || (hba_changed && ident_changed) ? "configuration"
-                                   : hba_changed                                  ? "pg_hba.conf"
-                                                                                  : "pg_ident.conf";
-                throw Error(
-                    Exit::usage,
-                    "instance " + i.qualified_name() + " refuses the new " + what + ":\n" + errors,
-                    "the files were put back as they were");
-            }
-            reload_and_wait(c);
-            out.reloaded = true;
-            if (!conf_changed) return;
-            std::vector<std::string> names;
-            for (const auto& ch : out.changes)
-                if (ch.effect != "unchanged") names.push_back(ch.name);
-            std::string list = "{";
-            for (size_t k = 0; k < names.size(); ++k)
-                list += (k ? "," : "") + c.quote_identifier(names[k]);
-            list += "}";
-            auto pending = c.exec(
-                "SELECT count(*) FROM pg_settings WHERE pending_restart AND name = ANY($1::text[])",
-                {list});
-            out.pending_restart = pending.rows.at(0).at(0).value_or("0") != "0";
-            if (out.pending_restart && o.restart) {
-                ctx.driver().stop(cluster, StopMode::fast, ctx.settings().stop_timeout);
-                ctx.driver().start(cluster, ctx.settings().start_timeout, ctx.progress);
-                out.restarted = true;
-                out.pending_restart = false;
-            }
+            if (reload && !out.reloaded) ctx.driver().reload(cluster);  // says it is not running
         },
         &draft);
     p.finish();
@@ -257,6 +329,21 @@ std::string effect_of(const conf::ParameterCatalog& catalog, const std::string& 
 
 }  // namespace
 
+bool recover(Context& ctx, const Instance& i) {
+    if (!conf::FileSet::recover(i.data_dir)) return false;
+    log::warn("an interrupted configuration change of instance " + i.qualified_name() +
+              " was undone: its files are back as they were before it");
+    // A server that read the new files before the interruption reads the old ones again.
+    try {
+        Cluster cluster = instances::cluster_for(ctx, i);
+        if (ctx.driver().status(cluster).running) ctx.driver().reload(cluster);
+    } catch (const std::exception& e) {
+        log::warn("instance " + i.qualified_name() +
+                  " could not be asked to re-read its restored files: " + e.what());
+    }
+    return true;
+}
+
 std::map<std::string, std::string> parse_assignments(const std::vector<std::string>& words) {
     std::map<std::string, std::string> values;
     for (const auto& w : words) {
@@ -279,6 +366,7 @@ conf::ConfTree load(const Instance& i) {
 Outcome set(Context& ctx, const Instance& i, const std::map<std::string, std::string>& values,
             const Options& o) {
     auto held = instances::lock(ctx, i);
+    recover(ctx, i);
     Cluster cluster = instances::cluster_for(ctx, i);
     auto catalog = conf::ParameterCatalog::describe(cluster.installation, cluster.owner);
     for (const auto& [name, value] : values) catalog.check_settable(name);
@@ -318,6 +406,7 @@ Outcome set(Context& ctx, const Instance& i, const std::map<std::string, std::st
 Outcome remove(Context& ctx, const Instance& i, const std::vector<std::string>& names,
                bool delete_lines, const Options& o) {
     auto held = instances::lock(ctx, i);
+    recover(ctx, i);
     Cluster cluster = instances::cluster_for(ctx, i);
     auto catalog = conf::ParameterCatalog::describe(cluster.installation, cluster.owner);
     conf::ConfTree tree = load(i);
@@ -410,6 +499,7 @@ template <typename File>
 HbaOutcome edit_auth_file(Context& ctx, const Instance& i, const fs::path& file,
                           const std::function<void(File&)>& edit, bool dry_run, bool is_hba) {
     auto held = instances::lock(ctx, i);
+    recover(ctx, i);
     Proposal prop = proposal_for(i);
     std::string& text = is_hba ? prop.hba : prop.ident;
     File parsed = File::parse(text, file);
@@ -431,6 +521,7 @@ HbaOutcome edit_auth_file(Context& ctx, const Instance& i, const fs::path& file,
 
 Outcome reload(Context& ctx, const Instance& i) {
     auto held = instances::lock(ctx, i);
+    recover(ctx, i);
     Proposal prop = proposal_for(i);
     conf::ConfTree tree = load(i);
     Outcome out;

@@ -68,6 +68,13 @@ HbaOutcome edit_ident(Context& ctx, const Instance& instance,
 // its files. Error(Exit::stopped) when it is not running.
 Outcome reload(Context& ctx, const Instance& instance);
 
+// Undoes a configuration change that was interrupted (killed) half way: when the data directory
+// holds the manifest of one (.pgforge-configure), every file it lists is put back as it was
+// before the change and the manifest removed; a running server is asked to re-read them.
+// Returns whether there was one. Cheap when there is none (one stat); idempotent; call it with
+// the instance lock held. Error(Exit::failure) for a manifest pgforge did not write.
+bool recover(Context& ctx, const Instance& instance);
+
 // Parses "name=value" words; Error(Exit::usage) for a word without '='.
 std::map<std::string, std::string> parse_assignments(const std::vector<std::string>& words);
 

@@ -48,14 +48,18 @@ bool is_blank(char c) {
 }
 
 // One token starting at `pos`; false when the line (or the part before a comment) has no more.
-bool next_token(std::string_view line, size_t& pos, Token& out, bool& terminating_comma) {
+// `hash_is_text`: a # outside quotes is part of the token instead of starting a comment (a word
+// of the command line is one field: a comment there can only be a mistake, and would silently
+// drop the rest of the name).
+bool next_token(std::string_view line, size_t& pos, Token& out, bool& terminating_comma,
+                bool hash_is_text = false) {
     out = Token{};
     terminating_comma = false;
     bool in_quote = false, was_quote = false, saw_quote = false;
     while (pos < line.size() && (is_blank(line[pos]) || line[pos] == ',')) ++pos;
     while (pos < line.size() && (!is_blank(line[pos]) || in_quote)) {
         char c = line[pos];
-        if (c == '#' && !in_quote) {
+        if (c == '#' && !in_quote && !hash_is_text) {
             pos = line.size();
             break;
         }
@@ -78,7 +82,7 @@ bool next_token(std::string_view line, size_t& pos, Token& out, bool& terminatin
     return saw_quote || !out.text.empty();
 }
 
-std::vector<Field> tokenize(std::string_view line) {
+std::vector<Field> tokenize(std::string_view line, bool hash_is_text = false) {
     std::vector<Field> fields;
     size_t pos = 0;
     while (pos < line.size()) {
@@ -86,7 +90,7 @@ std::vector<Field> tokenize(std::string_view line) {
         Token token;
         bool comma = false;
         do {
-            if (!next_token(line, pos, token, comma)) break;
+            if (!next_token(line, pos, token, comma, hash_is_text)) break;
             field.push_back(std::move(token));
         } while (comma);
         if (!field.empty()) fields.push_back(std::move(field));
@@ -331,7 +335,10 @@ void check_option(const HbaRecord& r, const std::string& method, const std::stri
                name == "radiusports") {
         require_method(name, method, {"radius"}, "radius");
     } else {
-        fail("unrecognized authentication option name: \"" + name + "\"", kHbaDocs);
+        fail("unrecognized authentication option name: \"" + name + "\"",
+             "a comma separates options: write a value containing one in double quotes, e.g. "
+             "ldapbasedn=\"dc=example,dc=net\"; " +
+                 std::string(kHbaDocs));
     }
 }
 
@@ -573,16 +580,15 @@ HbaRecord HbaRecord::parse_fields(const std::vector<std::string>& words) {
     std::vector<Field> fields;
     for (size_t i = 0; i < words.size(); ++i) {
         const std::string& w = words[i];
-        if (w.find('\n') != std::string::npos || w.find('\0') != std::string::npos)
+        if (w.find_first_of(std::string_view("\n\r\0", 3)) != std::string::npos)
             throw Error(Exit::usage,
                         "invalid record: field " + std::to_string(i + 1) +
                             " contains a line end or a NUL byte",
-                        "give each field of the record as one word");
-        std::vector<Field> got = tokenize(w);
+                        "pg_hba.conf cannot hold them, even in quotes: remove them");
+        // A # is part of the name here; the record is written with the name in quotes.
+        std::vector<Field> got = tokenize(w, true);
         if (got.empty())
-            throw Error(Exit::usage,
-                        "invalid record: field " + std::to_string(i + 1) + " is empty" +
-                            (w.find('#') != std::string::npos ? " (# starts a comment)" : ""),
+            throw Error(Exit::usage, "invalid record: field " + std::to_string(i + 1) + " is empty",
                         "quote names with spaces, commas or # in double quotes, as in "
                         "pg_hba.conf: '\"my db\"'");
         if (got.size() > 1)
@@ -688,9 +694,9 @@ void HbaFile::insert(size_t index, const HbaRecord& r) {
 
 void HbaFile::insert_at_chunk(size_t at, const HbaRecord& r) {
     std::string line = r.to_line();
-    if (line.find('\n') != std::string::npos || line.find('\0') != std::string::npos)
+    if (line.find_first_of(std::string_view("\n\r\0", 3)) != std::string::npos)
         throw Error(Exit::usage, "invalid record: a field contains a line end or a NUL byte",
-                    "remove it");
+                    "pg_hba.conf cannot hold them, even in quotes: remove them");
     // The new line must read back as the record: this validates it as PostgreSQL would.
     HbaFile alone;
     try {
@@ -836,9 +842,9 @@ bool IdentFile::add(const IdentEntry& e) {
     for (const Chunk& c : chunks_)
         if (c.entry && same_entry(*c.entry, e)) return false;
     std::string line = e.to_line();
-    if (line.find('\n') != std::string::npos || line.find('\0') != std::string::npos)
+    if (line.find_first_of(std::string_view("\n\r\0", 3)) != std::string::npos)
         throw Error(Exit::usage, "invalid ident entry: a name contains a line end or a NUL byte",
-                    "remove it");
+                    "pg_ident.conf cannot hold them, even in quotes: remove them");
     std::vector<Field> fields = tokenize(line);
     bool same = false;
     try {

@@ -1,8 +1,11 @@
 #include "engine/conf/parameters.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cmath>
 #include <filesystem>
 #include <sstream>
 
@@ -16,25 +19,38 @@ namespace fs = std::filesystem;
 namespace pgforge::conf {
 namespace {
 
-// A private directory the server's user can use, removed at the end.
+// A private directory the server's user can use, removed at the end. It stays root's (0700)
+// while pgforge writes into it, so that nobody can plant a link there; hand_over() then gives
+// it and what it holds to the server's user.
 class ScratchDir {
   public:
-    explicit ScratchDir(const OsUser& owner) {
+    explicit ScratchDir(const OsUser& owner) : owner_(owner) {
         char tmpl[] = "/tmp/pgforge-check-XXXXXX";
         if (!mkdtemp(tmpl)) throw Error(Exit::failure, "cannot create a scratch directory in /tmp");
         path_ = tmpl;
-        if (geteuid() == 0 && chown(path_.c_str(), owner.uid, owner.gid) != 0) {
-            fs::remove_all(path_);
-            throw Error(Exit::failure, "cannot give " + path_.string() + " to " + owner.name);
-        }
     }
     ~ScratchDir() {
         std::error_code ec;
         fs::remove_all(path_, ec);
     }
     const fs::path& path() const { return path_; }
+    void write(const fs::path& relative, const std::string& content) {
+        fs::path file = path_ / relative;
+        fs::create_directories(file.parent_path());
+        write_file_atomically(file, content, nullptr, fs::perms(0600));
+    }
+    void hand_over() {
+        if (geteuid() != 0) return;
+        auto give = [&](const fs::path& p) {
+            if (fchownat(AT_FDCWD, p.c_str(), owner_.uid, owner_.gid, AT_SYMLINK_NOFOLLOW) != 0)
+                throw Error(Exit::failure, "cannot give " + p.string() + " to " + owner_.name);
+        };
+        for (const auto& entry : fs::recursive_directory_iterator(path_)) give(entry.path());
+        give(path_);
+    }
 
   private:
+    OsUser owner_;
     fs::path path_;
 };
 
@@ -138,7 +154,8 @@ void validate_values(const Installation& installation, const OsUser& as,
     ScratchDir dir(as);
     std::string text;
     for (const auto& [name, value] : values) text += name + " = " + format_value(value) + "\n";
-    write_file_atomically(dir.path() / "postgresql.conf", text, &as, fs::perms(0600));
+    dir.write("postgresql.conf", text);
+    dir.hand_over();
     std::string messages = server_complaints(installation, as, dir.path(), values.begin()->first);
     if (messages.empty()) return;
     // The scratch file's name means nothing to the user.
@@ -154,6 +171,149 @@ void validate_values(const Installation& installation, const OsUser& as,
 std::string check_data_directory(const Installation& installation, const OsUser& as,
                                  const fs::path& data_dir) {
     return server_complaints(installation, as, data_dir, "port");
+}
+
+namespace {
+
+long number(const std::map<std::string, std::string>& values, const std::string& name) {
+    auto it = values.find(name);
+    if (it == values.end()) return 0;
+    try {
+        return std::stol(it->second);
+    } catch (const std::exception&) {
+        return 0;
+    }
+}
+
+// A size as `postgres -C` prints it, in the parameter's base unit ("80" for 80MB; "1GB" and
+// "512kB" are read too), in MB; -1 when it cannot tell.
+double megabytes(const std::map<std::string, std::string>& values, const std::string& name) {
+    auto it = values.find(name);
+    if (it == values.end()) return -1;
+    const std::string& v = it->second;
+    size_t digits = 0;
+    while (digits < v.size() && std::isdigit(static_cast<unsigned char>(v[digits]))) ++digits;
+    if (digits == 0 || digits > 15) return -1;
+    double n = std::stod(v.substr(0, digits));
+    std::string unit = v.substr(digits);
+    if (unit == "kB") return n / 1024;
+    if (unit == "MB" || unit.empty()) return n;
+    if (unit == "GB") return n * 1024;
+    if (unit == "TB") return n * 1024 * 1024;
+    return -1;
+}
+
+std::string text(const std::map<std::string, std::string>& values, const std::string& name) {
+    auto it = values.find(name);
+    return it == values.end() ? std::string() : to_lower(it->second);
+}
+
+}  // namespace
+
+const std::vector<std::string>& start_time_parameters() {
+    static const std::vector<std::string> names = {"max_connections",
+                                                   "superuser_reserved_connections",
+                                                   "wal_level",
+                                                   "archive_mode",
+                                                   "max_wal_senders",
+                                                   "autovacuum_max_workers",
+                                                   "max_worker_processes",
+                                                   "min_wal_size",
+                                                   "max_wal_size"};
+    return names;
+}
+
+std::string start_time_conflicts(const std::map<std::string, std::string>& values) {
+    std::vector<std::string> out;
+    const long connections = number(values, "max_connections");
+    const long reserved = number(values, "superuser_reserved_connections");
+    const long senders = number(values, "max_wal_senders");
+    const std::string wal_level = text(values, "wal_level");
+    const std::string archive_mode = text(values, "archive_mode");
+    if (values.count("max_connections") && values.count("superuser_reserved_connections") &&
+        reserved >= connections)
+        out.push_back("superuser_reserved_connections (" + std::to_string(reserved) +
+                      ") must be less than max_connections (" + std::to_string(connections) +
+                      "): lower superuser_reserved_connections or raise max_connections");
+    if (wal_level == "minimal" && !archive_mode.empty() && archive_mode != "off")
+        out.push_back("archive_mode = " + archive_mode +
+                      " cannot be used with wal_level = minimal: set archive_mode = off, or "
+                      "wal_level = replica");
+    if (wal_level == "minimal" && senders > 0)
+        out.push_back("wal_level = minimal requires max_wal_senders = 0 (it is " +
+                      std::to_string(senders) +
+                      "): set max_wal_senders = 0 as well, or wal_level = replica");
+    // MAX_BACKENDS: the backend slots the server makes must fit its 18-bit process numbers.
+    const long backends = connections + number(values, "autovacuum_max_workers") + 1 +
+                          number(values, "max_worker_processes") + senders;
+    if (backends > 0x3FFFF)
+        out.push_back(
+            "max_connections + autovacuum_max_workers + max_worker_processes + "
+            "max_wal_senders + 1 is " +
+            std::to_string(backends) + ", more than the server's limit of " +
+            std::to_string(0x3FFFF) + " processes: lower max_connections");
+    // ReadControlFile: both WAL sizes must hold two segments of the cluster's size.
+    const double segment = megabytes(values, "wal_segment_size");
+    for (const char* name : {"min_wal_size", "max_wal_size"}) {
+        const double size = megabytes(values, name);
+        if (segment <= 0 || size < 0 || std::floor(size / segment) >= 2) continue;
+        std::string shown = values.at(name);
+        if (shown.find_first_not_of("0123456789") == std::string::npos) shown += "MB";
+        out.push_back(std::string(name) + " (" + shown +
+                      ") must be at least twice wal_segment_size (" +
+                      values.at("wal_segment_size") + "): set " + name + " to " +
+                      std::to_string(static_cast<long>(2 * segment)) + "MB or more");
+    }
+    std::string joined;
+    for (const auto& line : out) joined += (joined.empty() ? "" : "\n") + line;
+    return joined;
+}
+
+std::string check_start_settings(const Installation& installation, const OsUser& as,
+                                 const fs::path& data_dir,
+                                 const std::map<fs::path, std::string>& files) {
+    ScratchDir dir(as);
+    const fs::path base = data_dir.lexically_normal();
+    for (const auto& [file, content] : files) {
+        fs::path relative = file.lexically_normal().lexically_relative(base);
+        if (relative.empty() || *relative.begin() == "..") {
+            // Read from where it is, unless it changed: then the copy cannot show the change.
+            if (read_text_file(file) != content) return {};
+            continue;
+        }
+        dir.write(relative, content);
+    }
+    dir.hand_over();
+    std::map<std::string, std::string> values;
+    for (const auto& name : start_time_parameters()) {
+        Command cmd;
+        cmd.as = &as;
+        cmd.argv = {installation.program("postgres").string(), "-D", dir.path().string(), "-C",
+                    name};
+        cmd.env = {"PGDATA", "PGOPTIONS"};
+        auto r = run_process(cmd);
+        if (!r.ok()) return {};  // the check after writing reports what the parser says
+        std::string value = r.out;
+        while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
+        values[name] = value;
+    }
+    // The WAL segment size is fixed by initdb: pg_control has it.
+    Command control;
+    control.as = &as;
+    control.argv = {installation.program("pg_controldata").string(), "-D", data_dir.string()};
+    control.env = {"LC_ALL=C", "LANG=C", "LANGUAGE"};
+    auto c = run_process(control);
+    const std::string label = "Bytes per WAL segment:";
+    size_t at = c.ok() ? c.out.find(label) : std::string::npos;
+    if (at != std::string::npos) {
+        try {
+            long bytes = std::stol(c.out.substr(at + label.size()));
+            if (bytes >= 1024 * 1024)
+                values["wal_segment_size"] = std::to_string(bytes >> 20) + "MB";
+        } catch (const std::exception&) {
+        }
+    }
+    return start_time_conflicts(values);
 }
 
 }  // namespace pgforge::conf

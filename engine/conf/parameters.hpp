@@ -55,4 +55,21 @@ void validate_values(const Installation& installation, const OsUser& as,
 std::string check_data_directory(const Installation& installation, const OsUser& as,
                                  const std::filesystem::path& data_dir);
 
+// PostgreSQL 15's start-time checks of settings that each parse alone but not together
+// (PostmasterMain's cross-checks and InitializeMaxBackends): `values` maps the names in
+// start_time_parameters() to their values as `postgres -C` prints them. Returns one complaint
+// per line naming both settings and what to set; empty when none.
+const std::vector<std::string>& start_time_parameters();
+std::string start_time_conflicts(const std::map<std::string, std::string>& values);
+
+// Reads the configuration that `files` (path -> content: postgresql.conf, postgresql.auto.conf
+// and includes, changed ones with their new content) would make, with the server's parser on a
+// scratch copy (files under data_dir keep their place relative to it), and applies
+// start_time_conflicts. Returns the complaints; empty when none, or when the copy cannot be
+// read alone (a changed file outside data_dir, an include leaving it): the check after
+// writing and the restart catch those.
+std::string check_start_settings(const Installation& installation, const OsUser& as,
+                                 const std::filesystem::path& data_dir,
+                                 const std::map<std::filesystem::path, std::string>& files);
+
 }  // namespace pgforge::conf

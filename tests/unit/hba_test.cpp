@@ -332,6 +332,73 @@ TEST_CASE("to_line aligns columns like PostgreSQL's sample and quotes what needs
     CHECK_FALSE(back.user_quoted(0));                                 // still an inclusion
 }
 
+TEST_CASE("a # or a comma in a field is written so that the server reads the same name",
+          "[unit][hba]") {
+    // A word of the command line is one field: a # there is part of the name, not a comment.
+    HbaRecord r = record({"host", "all", "postgres#ro", "10.1.0.0/16", "trust"});
+    CHECK(r.users == std::vector<std::string>{"postgres#ro"});
+    std::string line = r.to_line();
+    CHECK(line.find("\"postgres#ro\"") != std::string::npos);
+    HbaRecord back = HbaFile::parse(line + "\n").records().at(0);
+    CHECK(back.users == std::vector<std::string>{"postgres#ro"});
+    CHECK(back.same_as(r));
+    // In quotes a comma is part of the name and a keyword is a plain name.
+    HbaRecord names = record({"host", "\"a,b\",all", "\"all\"", "all", "trust"});
+    CHECK(names.databases == std::vector<std::string>{"a,b", "all"});
+    CHECK(names.to_line().rfind("host    \"a,b\",all       \"all\"", 0) == 0);
+    back = HbaFile::parse(names.to_line()).records().at(0);
+    CHECK(back.databases == names.databases);
+    CHECK(back.user_quoted(0));
+    CHECK_FALSE(back.database_quoted(1));
+    // An option value with a comma or a # is one quoted value.
+    HbaRecord ldap =
+        record({"host", "all", "all", "10.2.0.0/16", "ldap", "ldapserver=ldap.example.net",
+                "ldapbasedn=\"dc=a,dc=b\"", "ldapbindpasswd=se#cret"});
+    line = ldap.to_line();
+    CHECK(line.find(" ldapbasedn=\"dc=a,dc=b\"") != std::string::npos);
+    CHECK(line.find(" ldapbindpasswd=\"se#cret\"") != std::string::npos);
+    back = HbaFile::parse(line).records().at(0);
+    REQUIRE(back.options.size() == 3);
+    CHECK(back.options[1] == std::pair<std::string, std::string>{"ldapbasedn", "dc=a,dc=b"});
+    CHECK(back.options[2] == std::pair<std::string, std::string>{"ldapbindpasswd", "se#cret"});
+    // Unquoted, the comma separates two options: refused, saying how to write it.
+    CHECK_THAT(error_of([] {
+                   record({"host", "all", "all", "10.2.0.0/16", "ldap",
+                           "ldapserver=ldap.example.net", "ldapbasedn=dc=a,dc=b"});
+               }),
+               Catch::Contains("unrecognized authentication option name: \"dc\""));
+    // Built by hand with a comma in a value: quoted too.
+    HbaRecord made = ldap;
+    made.options = {{"ldapserver", "a"}, {"ldapbasedn", "dc=x,dc=y"}};
+    CHECK(made.to_line().find("ldapbasedn=\"dc=x,dc=y\"") != std::string::npos);
+    HbaFile file = HbaFile::parse("");
+    file.append(made);
+    CHECK(file.records().at(0).options == made.options);
+}
+
+TEST_CASE("line ends and NUL bytes in a field are refused, even in quotes", "[unit][hba]") {
+    for (const std::string& bad : {std::string("a\nhost all all all trust"), std::string("a\rb"),
+                                   std::string("a\0b", 3), std::string("\"a\nb\"")}) {
+        CHECK_THAT(error_of([&] {
+                       record({"local", "all", bad, "peer"});
+                   }),
+                   Catch::Contains("line end or a NUL byte"));
+    }
+    HbaRecord made = record({"local", "all", "all", "peer"});
+    made.users = {"x\nlocal all all trust"};
+    HbaFile file = HbaFile::parse("");
+    CHECK_THAT(error_of([&] { file.append(made); }), Catch::Contains("line end or a NUL byte"));
+    IdentFile ident = IdentFile::parse("");
+    CHECK_THAT(error_of([&] {
+                   ident.add(IdentEntry{"m", "a\rb", "c"});
+               }),
+               Catch::Contains("line end or a NUL byte"));
+    IdentFile hashed = IdentFile::parse("");
+    REQUIRE(hashed.add(IdentEntry{"m", "alice#x", "bob"}));
+    CHECK(hashed.print().find("\"alice#x\"") != std::string::npos);
+    CHECK(IdentFile::parse(hashed.print()).entries().at(0).system_user == "alice#x");
+}
+
 // --- find and edits ------------------------------------------------------------------------
 
 TEST_CASE("find returns the indexes of records matching every field given", "[unit][hba]") {
