@@ -6,6 +6,7 @@
 #include "engine/cli/command.hpp"
 #include "engine/conf/template.hpp"
 #include "engine/configuration.hpp"
+#include "engine/core/input.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::ordered_json;
@@ -40,9 +41,9 @@ void hba_add_options(po::options_description& d) {
     target_options(d);
     // clang-format off
     d.add_options()
-        ("before", po::value<size_t>(), "insert before record N (as numbered by list)")
-        ("after", po::value<size_t>(), "insert after record N")
-        ("position", po::value<size_t>(), "insert so that the record becomes number N");
+        ("before", po::value<long long>(), "insert before record N (as numbered by list)")
+        ("after", po::value<long long>(), "insert after record N")
+        ("position", po::value<long long>(), "insert so that the record becomes number N");
     // clang-format on
 }
 
@@ -50,7 +51,7 @@ void hba_remove_options(po::options_description& d) {
     target_options(d);
     // clang-format off
     d.add_options()
-        ("position", po::value<size_t>(), "remove record N (as numbered by list)")
+        ("position", po::value<long long>(), "remove record N (as numbered by list)")
         ("type", po::value<std::string>(), "remove records of this type")
         ("database", po::value<std::string>(), "... naming this database")
         ("user", po::value<std::string>(), "... naming this user")
@@ -292,6 +293,15 @@ int hba_list(Invocation& inv) {
     return 0;
 }
 
+// A record number given with --before, --after or --position: refused below 1 before anything is
+// locked or written (a negative number must not wrap around to a huge unsigned one).
+std::optional<size_t> record_number(Invocation& inv, const char* option) {
+    auto number = inv.opt<long long>(option);
+    if (!number) return std::nullopt;
+    check_at_least(*number, 1, std::string("--") + option);
+    return static_cast<size_t>(*number);
+}
+
 size_t record_index(size_t number, size_t count, const char* option) {
     if (number < 1 || number > count + 1)
         throw Error(Exit::usage,
@@ -303,8 +313,8 @@ size_t record_index(size_t number, size_t count, const char* option) {
 
 int hba_add(Invocation& inv) {
     conf::HbaRecord record = conf::HbaRecord::parse_fields(inv.positional);
-    auto before = inv.opt<size_t>("before"), after = inv.opt<size_t>("after"),
-         position = inv.opt<size_t>("position");
+    auto before = record_number(inv, "before"), after = record_number(inv, "after"),
+         position = record_number(inv, "position");
     if (int(bool(before)) + int(bool(after)) + int(bool(position)) > 1)
         throw Error(Exit::usage, "give one of --before, --after and --position");
     return edit_auth<conf::HbaFile>(inv, "pg_hba.conf", [&](conf::HbaFile& f) {
@@ -324,7 +334,7 @@ int hba_add(Invocation& inv) {
 }
 
 int hba_remove(Invocation& inv) {
-    auto position = inv.opt<size_t>("position");
+    auto position = record_number(inv, "position");
     conf::HbaFile::Match m;
     m.type = inv.opt<std::string>("type");
     m.database = inv.opt<std::string>("database");
