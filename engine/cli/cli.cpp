@@ -24,7 +24,14 @@ std::string shell_quote(const std::string& s) {
     return out + "'";
 }
 
-void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows) {
+void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& input) {
+    // Cells often come from files an instance's owner writes (pg_hba.conf, postgresql.conf):
+    // their control characters are shown, not sent to the terminal.
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& r : input) {
+        rows.emplace_back();
+        for (const auto& cell : r) rows.back().push_back(escape_control(cell));
+    }
     std::vector<size_t> width;
     for (const auto& r : rows)
         for (size_t c = 0; c < r.size(); ++c) {

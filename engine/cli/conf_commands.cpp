@@ -115,8 +115,9 @@ int report(Invocation& inv, const configuration::Outcome& o, const std::string& 
     }
     if (inv.quiet) return 0;
     for (const auto& c : o.changes) {
-        inv.out << c.name << ": " << show_value(c.before) << " -> " << show_value(c.after) << " ("
-                << c.effect << ")\n";
+        inv.out << escape_control(c.name + ": " + show_value(c.before) + " -> " +
+                                  show_value(c.after))
+                << " (" << c.effect << ")\n";
         if (!c.note.empty()) inv.out << "  note: " << c.note << "\n";
     }
     if (dry_run) inv.out << "dry run: nothing was written\n";
@@ -166,8 +167,9 @@ int conf_get(Invocation& inv) {
             j[name] = s ? json{{"value", s->value}, {"file", s->file.string()}, {"line", s->line}}
                         : json(nullptr);
         } else if (s) {
-            inv.out << name << " = " << (s->value.empty() ? "''" : s->value) << "  # "
-                    << s->file.string() << ":" << s->line << "\n";
+            // Values come from files the instance's owner can write.
+            inv.out << escape_control(name + " = " + (s->value.empty() ? "''" : s->value)) << "  # "
+                    << escape_control(s->file.string()) << ":" << s->line << "\n";
         } else {
             inv.out << name << " is not set in the configuration files (the server's default "
                     << "applies)\n";

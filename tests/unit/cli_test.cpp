@@ -536,3 +536,20 @@ TEST_CASE("a password file that its group or others can read is refused before a
     CHECK_THAT(create.err, Catch::Contains("chmod 600 " + file.string()));
     CHECK(tree(site.prefix()) == before);
 }
+
+TEST_CASE("control characters in files an owner writes are escaped in tables and values",
+          "[unit]") {
+    Site site;
+    const fs::path hba = site.file("pg_hba.conf", "host all \"x\x1b[2Jy\" 127.0.0.1/32 trust\n");
+    Result list = site.run({"hba", "list", "--file", hba.string()});
+    INFO(describe(list));
+    CHECK(list.status == 0);
+    CHECK_THAT(list.out, Catch::Contains("x\\x1b[2Jy"));
+    CHECK(list.out.find('\x1b') == std::string::npos);
+    const fs::path conf = site.file("postgresql.conf", "application_name = 'a\x1b]0;t\x07'\n");
+    Result get = site.run({"conf", "get", "--file", conf.string(), "application_name"});
+    INFO(describe(get));
+    CHECK(get.status == 0);
+    CHECK_THAT(get.out, Catch::Contains("a\\x1b]0;t\\x07"));
+    CHECK(get.out.find('\x1b') == std::string::npos);
+}
