@@ -88,9 +88,9 @@ std::string file_of(sqlite3* db) {
 // What to do about an inventory that cannot be trusted: never written over by pgforge.
 std::string damaged_hint(const std::string& file) {
     return "pgforge will not write over it: restore it from a copy, or move it away with its -wal "
-           "and -shm files (mv " +
-           file + " " + file + "-wal " + file +
-           "-shm SOMEWHERE/), after which pgforge starts a new, empty inventory; the instances "
+           "and -shm files if any (mv " +
+           file +
+           "* SOMEWHERE/), after which pgforge starts a new, empty inventory; the instances "
            "stay on disk, listed as 'not in inventory' (running ones keep running: stop them as "
            "their owner with pg_ctl -D DATA_DIR stop). `pgforge instance adopt` will re-record "
            "running instances once it exists";
