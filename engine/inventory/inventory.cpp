@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <string_view>
@@ -451,7 +452,18 @@ void Inventory::open_read_only(const fs::path& file) {
     const bool wal_in_use = ::stat((file.string() + "-wal").c_str(), &wal) == 0 && wal.st_size > 0;
     // With a write-ahead log holding changes, its existing index is used as it is; with none,
     // the database file alone is the whole inventory and is read as immutable.
-    const std::string uri = "file:" + file.string() + (wal_in_use ? "" : "?immutable=1");
+    std::string uri = "file:";
+    for (char c : file.string()) {
+        // The characters a URI path gives a meaning to.
+        if (c == '%' || c == '?' || c == '#') {
+            char code[4];
+            std::snprintf(code, sizeof code, "%%%02X", static_cast<unsigned char>(c));
+            uri += code;
+        } else {
+            uri += c;
+        }
+    }
+    if (!wal_in_use) uri += "?immutable=1";
     const int rc =
         sqlite3_open_v2(uri.c_str(), &db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr);
     if (rc != SQLITE_OK) {
