@@ -196,8 +196,9 @@ Instance create(Context& ctx, const CreateOptions& o) {
     check_auth_method(auth_host, "--auth-host");
     if (!o.superuser_password_file.empty())
         check_secret_file(o.superuser_password_file, "superuser password file");
-    // A port that is refused now is refused before any lock file or journal row is written (it is
-    // chosen again under the site's port lock below).
+    // A damaged inventory or a refused port is reported before any lock file or journal row is
+    // written (the port is chosen again under the site's port lock below).
+    if (std::error_code none; fs::exists(s.inventory_file(), none)) ctx.inventory();
     if (o.port != 0) choose_port(ctx, o.port, o.allow_privileged_port);
 
     Instance i;

@@ -410,6 +410,7 @@ TEST_CASE("an empty inventory is reported as damaged by every command, and left 
         CHECK(fs::file_size(inventory) == 0);
     }
     CHECK_FALSE(fs::exists(site.prefix() / "15" / "other"));
+    CHECK_FALSE(fs::exists(site.prefix() / "locks"));
 }
 
 TEST_CASE("read-only commands on a site without an inventory do not create one", "[unit]") {
