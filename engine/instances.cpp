@@ -16,6 +16,7 @@
 #include "engine/conf/template.hpp"
 #include "engine/configuration.hpp"
 #include "engine/core/error.hpp"
+#include "engine/core/input.hpp"
 #include "engine/core/log.hpp"
 #include "engine/core/plugins.hpp"
 #include "engine/driver/postmaster_pid.hpp"
@@ -52,13 +53,14 @@ PluginHost& Context::plugins() {
 namespace instances {
 namespace {
 
-int choose_port(Context& ctx, int requested) {
-    auto taken = ctx.inventory().ports();
+int choose_port(Context& ctx, int requested, bool allow_privileged = false) {
+    if (requested != 0) check_port(requested, allow_privileged, "port");
+    std::vector<int> taken;
+    // Read before anything is written: a refused port leaves no inventory, lock or journal row.
+    std::error_code ec;
+    if (fs::exists(ctx.settings().inventory_file(), ec)) taken = ctx.inventory().ports();
     std::set<int> used(taken.begin(), taken.end());
     if (requested != 0) {
-        if (requested < 1 || requested > 65535)
-            throw Error(Exit::usage, "port " + std::to_string(requested) + " is out of range",
-                        "use a port between 1024 and 65535");
         if (used.count(requested))
             throw Error(Exit::conflict,
                         "port " + std::to_string(requested) + " belongs to another instance",
@@ -192,6 +194,12 @@ Instance create(Context& ctx, const CreateOptions& o) {
     std::string auth_host = o.auth_host.empty() ? s.auth_host : o.auth_host;
     check_auth_method(auth_local, "--auth-local");
     check_auth_method(auth_host, "--auth-host");
+    if (!o.superuser_password_file.empty())
+        check_secret_file(o.superuser_password_file, "superuser password file");
+    // A damaged inventory or a refused port is reported before any lock file or journal row is
+    // written (the port is chosen again under the site's port lock below).
+    if (std::error_code none; fs::exists(s.inventory_file(), none)) ctx.inventory();
+    if (o.port != 0) choose_port(ctx, o.port, o.allow_privileged_port);
 
     Instance i;
     i.name = o.name;
@@ -239,7 +247,7 @@ Instance create(Context& ctx, const CreateOptions& o) {
     p.step("inventory entry", [&] {
         FileLock ports(s.prefix / "locks" / "ports.lock",
                        std::chrono::milliseconds(long(s.lock_timeout * 1000)), "port choice");
-        i.port = choose_port(ctx, o.port);
+        i.port = choose_port(ctx, o.port, o.allow_privileged_port);
         i.created_at = utc_timestamp();
         nlohmann::json opts = {{"encoding", o.encoding},
                                {"locale", o.locale.empty() ? "C.UTF-8" : o.locale},

@@ -61,6 +61,7 @@ struct CreateOptions {
     std::filesystem::path superuser_password_file;
     std::filesystem::path waldir;
     bool start = true;
+    bool allow_privileged_port = false;  // accept a port below 1024
 };
 
 // initdb, configuration files, start (unless !start), inventory. On failure, removes exactly

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "engine/cli/command.hpp"
+#include "engine/core/input.hpp"
 #include "engine/core/log.hpp"
 #include "engine/core/plugins.hpp"
 #include "engine/core/text.hpp"
@@ -23,7 +24,14 @@ std::string shell_quote(const std::string& s) {
     return out + "'";
 }
 
-void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows) {
+void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& input) {
+    // Cells often come from files an instance's owner writes (pg_hba.conf, postgresql.conf):
+    // their control characters are shown, not sent to the terminal.
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& r : input) {
+        rows.emplace_back();
+        for (const auto& cell : r) rows.back().push_back(escape_control(cell));
+    }
     std::vector<size_t> width;
     for (const auto& r : rows)
         for (size_t c = 0; c < r.size(); ++c) {
@@ -326,15 +334,17 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
                          {{"message", e.what()}, {"hint", e.hint()}, {"exit", int(e.code())}}}}
                        .dump(2)
                 << "\n";
-        err << "pgforge: " << e.what() << "\n";
-        if (!e.hint().empty()) err << "  hint: " << e.hint() << "\n";
+        // Messages often quote input (names, values, file contents): its control characters
+        // are shown, never sent to the terminal.
+        err << "pgforge: " << escape_control(e.what()) << "\n";
+        if (!e.hint().empty()) err << "  hint: " << escape_control(e.hint()) << "\n";
         return static_cast<int>(e.code());
     } catch (const po::error& e) {
-        err << "pgforge: " << e.what() << "\n  hint: see pgforge --help\n";
+        err << "pgforge: " << escape_control(e.what()) << "\n  hint: see pgforge --help\n";
         return static_cast<int>(Exit::usage);
     } catch (const std::exception& e) {
         inv.end_progress();
-        err << "pgforge: " << e.what() << "\n";
+        err << "pgforge: " << escape_control(e.what()) << "\n";
         return static_cast<int>(Exit::failure);
     }
 }

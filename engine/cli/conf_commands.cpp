@@ -6,6 +6,7 @@
 #include "engine/cli/command.hpp"
 #include "engine/conf/template.hpp"
 #include "engine/configuration.hpp"
+#include "engine/core/input.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::ordered_json;
@@ -40,9 +41,9 @@ void hba_add_options(po::options_description& d) {
     target_options(d);
     // clang-format off
     d.add_options()
-        ("before", po::value<size_t>(), "insert before record N (as numbered by list)")
-        ("after", po::value<size_t>(), "insert after record N")
-        ("position", po::value<size_t>(), "insert so that the record becomes number N");
+        ("before", po::value<long long>(), "insert before record N (as numbered by list)")
+        ("after", po::value<long long>(), "insert after record N")
+        ("position", po::value<long long>(), "insert so that the record becomes number N");
     // clang-format on
 }
 
@@ -50,7 +51,7 @@ void hba_remove_options(po::options_description& d) {
     target_options(d);
     // clang-format off
     d.add_options()
-        ("position", po::value<size_t>(), "remove record N (as numbered by list)")
+        ("position", po::value<long long>(), "remove record N (as numbered by list)")
         ("type", po::value<std::string>(), "remove records of this type")
         ("database", po::value<std::string>(), "... naming this database")
         ("user", po::value<std::string>(), "... naming this user")
@@ -114,8 +115,9 @@ int report(Invocation& inv, const configuration::Outcome& o, const std::string& 
     }
     if (inv.quiet) return 0;
     for (const auto& c : o.changes) {
-        inv.out << c.name << ": " << show_value(c.before) << " -> " << show_value(c.after) << " ("
-                << c.effect << ")\n";
+        inv.out << escape_control(c.name + ": " + show_value(c.before) + " -> " +
+                                  show_value(c.after))
+                << " (" << c.effect << ")\n";
         if (!c.note.empty()) inv.out << "  note: " << c.note << "\n";
     }
     if (dry_run) inv.out << "dry run: nothing was written\n";
@@ -165,8 +167,9 @@ int conf_get(Invocation& inv) {
             j[name] = s ? json{{"value", s->value}, {"file", s->file.string()}, {"line", s->line}}
                         : json(nullptr);
         } else if (s) {
-            inv.out << name << " = " << (s->value.empty() ? "''" : s->value) << "  # "
-                    << s->file.string() << ":" << s->line << "\n";
+            // Values come from files the instance's owner can write.
+            inv.out << escape_control(name + " = " + (s->value.empty() ? "''" : s->value)) << "  # "
+                    << escape_control(s->file.string()) << ":" << s->line << "\n";
         } else {
             inv.out << name << " is not set in the configuration files (the server's default "
                     << "applies)\n";
@@ -292,6 +295,15 @@ int hba_list(Invocation& inv) {
     return 0;
 }
 
+// A record number given with --before, --after or --position: refused below 1 before anything is
+// locked or written (a negative number must not wrap around to a huge unsigned one).
+std::optional<size_t> record_number(Invocation& inv, const char* option) {
+    auto number = inv.opt<long long>(option);
+    if (!number) return std::nullopt;
+    check_at_least(*number, 1, std::string("--") + option);
+    return static_cast<size_t>(*number);
+}
+
 size_t record_index(size_t number, size_t count, const char* option) {
     if (number < 1 || number > count + 1)
         throw Error(Exit::usage,
@@ -303,8 +315,8 @@ size_t record_index(size_t number, size_t count, const char* option) {
 
 int hba_add(Invocation& inv) {
     conf::HbaRecord record = conf::HbaRecord::parse_fields(inv.positional);
-    auto before = inv.opt<size_t>("before"), after = inv.opt<size_t>("after"),
-         position = inv.opt<size_t>("position");
+    auto before = record_number(inv, "before"), after = record_number(inv, "after"),
+         position = record_number(inv, "position");
     if (int(bool(before)) + int(bool(after)) + int(bool(position)) > 1)
         throw Error(Exit::usage, "give one of --before, --after and --position");
     return edit_auth<conf::HbaFile>(inv, "pg_hba.conf", [&](conf::HbaFile& f) {
@@ -324,7 +336,7 @@ int hba_add(Invocation& inv) {
 }
 
 int hba_remove(Invocation& inv) {
-    auto position = inv.opt<size_t>("position");
+    auto position = record_number(inv, "position");
     conf::HbaFile::Match m;
     m.type = inv.opt<std::string>("type");
     m.database = inv.opt<std::string>("database");

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "engine/cli/command.hpp"
+#include "engine/core/input.hpp"
 #include "engine/core/text.hpp"
 #include "engine/pg/databases.hpp"
 
@@ -225,18 +226,7 @@ db::Database parse_database(const YAML::Node& n, const std::string& path) {
 
 // One database (a mapping) or several (a list of mappings).
 std::vector<db::Database> read_descriptions(const std::string& file, bool& is_list) {
-    std::string content;
-    if (file == "-") {
-        std::ostringstream s;
-        s << std::cin.rdbuf();
-        content = s.str();
-    } else {
-        std::ifstream in(file, std::ios::binary);
-        if (!in) throw Error(Exit::not_found, "cannot read " + file);
-        std::ostringstream s;
-        s << in.rdbuf();
-        content = s.str();
-    }
+    const std::string content = read_bounded(file, manifest_size_limit, "manifest");
     std::string name = file == "-" ? "standard input" : file;
     YAML::Node root;
     try {
@@ -348,7 +338,8 @@ int report(Invocation& inv, const std::vector<db::ApplyResult>& results, bool as
         inv.out << dump_json(as_list ? arr : arr.at(0)) << "\n";
     } else if (!inv.quiet) {
         for (const auto& r : results)
-            inv.out << "database " << r.name << ": " << db::to_string(r.result) << "\n";
+            inv.out << "database " << escape_control(r.name) << ": " << db::to_string(r.result)
+                    << "\n";
     }
     return 0;
 }
@@ -505,6 +496,7 @@ int database_run(Invocation& inv) {
     o.dbnames = strings(inv, "database");
     o.exclude_dbnames = strings(inv, "exclude-database");
     o.jobs = inv.opt<int>("jobs").value_or(4);
+    check_at_least(o.jobs, 1, "--jobs");
     if (o.jobs < 1) throw Error(Exit::usage, "--jobs must be at least 1");
     if (!inv.quiet)
         o.on_notice = [&](const std::string& database, const std::string& message) {
@@ -607,6 +599,7 @@ int database_restore(Invocation& inv) {
     db::RestoreOptions o;
     if (inv.positional.size() == 2) o.target = inv.positional[1];
     o.jobs = inv.opt<int>("jobs").value_or(1);
+    check_at_least(o.jobs, 1, "--jobs");
     if (o.jobs < 1) throw Error(Exit::usage, "--jobs must be at least 1");
     std::string target = db::restore(inv.ctx(), i, ref, o);
     inv.end_progress();

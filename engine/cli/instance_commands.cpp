@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "engine/cli/command.hpp"
+#include "engine/core/input.hpp"
 #include "engine/driver/installations.hpp"
 #include "engine/driver/postmaster_pid.hpp"
 #include "engine/inventory/inventory.hpp"
@@ -86,7 +87,8 @@ void create_options(po::options_description& d) {
     // clang-format off
     d.add_options()
         ("version", po::value<std::string>(), "PostgreSQL major version")
-        ("port", po::value<int>(), "port (default: the first free one of the site's range)")
+        ("port", po::value<int>(), "port, 1024-65535 (default: the first free one of the site's range)")
+        ("allow-privileged-port", po::bool_switch(), "accept a --port below 1024")
         ("owner", po::value<std::string>(), "OS user the server runs as (as root; default postgres)")
         ("encoding", po::value<std::string>()->default_value("UTF8"), "database encoding")
         ("locale", po::value<std::string>(), "locale (default C.UTF-8)")
@@ -123,6 +125,13 @@ void logs_options(po::options_description& d) {
         ("follow,f", po::bool_switch(), "keep printing what the server writes")
         ("lines,n", po::value<int>()->default_value(50), "how many lines to show first (0: all)");
     // clang-format on
+}
+
+// --timeout, checked before anything is locked or written.
+std::optional<double> timeout_value(Invocation& inv) {
+    auto timeout = inv.opt<double>("timeout");
+    if (timeout) check_timeout(*timeout, "--timeout");
+    return timeout;
 }
 
 // ---- instance selection ---------------------------------------------------------------------
@@ -199,7 +208,11 @@ int instance_create(Invocation& inv) {
         throw Error(Exit::usage,
                     "instance " + inv.positional[0] + " and --version " + o.version + " disagree",
                     "give the version once");
-    o.port = inv.opt<int>("port").value_or(0);
+    if (auto port = inv.opt<int>("port")) {
+        o.allow_privileged_port = inv.flag("allow-privileged-port");
+        check_port(*port, o.allow_privileged_port, "--port");
+        o.port = *port;
+    }
     o.owner = inv.opt<std::string>("owner").value_or("");
     o.encoding = *inv.opt<std::string>("encoding");
     o.locale = inv.opt<std::string>("locale").value_or("");
@@ -236,7 +249,7 @@ int instance_start(Invocation& inv) {
         Instance i = instances::get(inv.ctx(), inv.arg(0, "instance name"));
         inv.ctx().driver().run_foreground(instances::cluster_for(inv.ctx(), i));
     }
-    auto timeout = inv.opt<double>("timeout");
+    auto timeout = timeout_value(inv);
     return for_each_instance(inv, [&](const Instance& i) {
         bool started = instances::start(inv.ctx(), i, timeout);
         inv.end_progress();
@@ -249,7 +262,7 @@ int instance_start(Invocation& inv) {
 
 int instance_stop(Invocation& inv) {
     StopMode mode = parse_stop_mode(*inv.opt<std::string>("mode"));
-    auto timeout = inv.opt<double>("timeout");
+    auto timeout = timeout_value(inv);
     return for_each_instance(inv, [&](const Instance& i) {
         bool stopped = instances::stop(inv.ctx(), i, mode, timeout);
         if (!inv.quiet)
@@ -261,7 +274,7 @@ int instance_stop(Invocation& inv) {
 
 int instance_restart(Invocation& inv) {
     StopMode mode = parse_stop_mode(*inv.opt<std::string>("mode"));
-    auto timeout = inv.opt<double>("timeout");
+    auto timeout = timeout_value(inv);
     return for_each_instance(inv, [&](const Instance& i) {
         instances::restart(inv.ctx(), i, mode, timeout);
         inv.end_progress();
@@ -333,6 +346,8 @@ void history_options(po::options_description& d) {
 // What happened to an instance: each operation, and with --verbose... each of its steps.
 int instance_history(Invocation& inv) {
     std::string ref = inv.arg(0, "instance name");
+    const int limit = *inv.opt<int>("limit");
+    check_at_least(limit, 1, "--limit");
     std::string name;
     try {
         name = instances::get(inv.ctx(), ref).qualified_name();
@@ -341,8 +356,13 @@ int instance_history(Invocation& inv) {
         if (e.code() != Exit::not_found || ref.find('/') == std::string::npos) throw;
         name = ref;
     }
+    // A site without an inventory has no history; reading it must not create one.
+    std::error_code ec;
+    if (!std::filesystem::exists(inv.ctx().settings().inventory_file(), ec))
+        throw Error(Exit::not_found, "instance " + ref + " has no history",
+                    "see pgforge instance list");
     auto& inventory = inv.ctx().inventory();
-    auto entries = inventory.journal(name, *inv.opt<int>("limit"));
+    auto entries = inventory.journal(name, limit);
     std::reverse(entries.begin(), entries.end());
     auto state_of = [](const JournalEntry& e) {
         if (!e.outcome.empty()) return e.outcome;
@@ -431,6 +451,7 @@ int instance_drop(Invocation& inv) {
 int instance_logs(Invocation& inv) {
     Instance i = instances::get(inv.ctx(), inv.arg(0, "instance name"));
     int lines = *inv.opt<int>("lines");
+    check_at_least(lines, 0, "--lines");
     std::ifstream in(i.log_file, std::ios::binary);
     if (!in)
         throw Error(

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "engine/cli/command.hpp"
+#include "engine/core/input.hpp"
 #include "engine/core/text.hpp"
 #include "engine/pg/roles.hpp"
 
@@ -167,7 +168,8 @@ int report(Invocation& inv, const std::vector<roles::Outcome>& outcomes, bool as
         inv.out << (as_array ? j : j.at(0)).dump(2) << "\n";
     } else if (!inv.quiet) {
         for (const auto& o : outcomes)
-            inv.out << "role " << o.name << ": " << roles::to_string(o.result) << "\n";
+            inv.out << "role " << escape_control(o.name) << ": " << roles::to_string(o.result)
+                    << "\n";
     }
     return 0;
 }
@@ -175,6 +177,7 @@ int report(Invocation& inv, const std::vector<roles::Outcome>& outcomes, bool as
 // ---- passwords ------------------------------------------------------------------------------
 
 std::string password_from_file(const std::string& file) {
+    check_secret_file(file, "password file");
     std::ifstream in(file);
     if (!in)
         throw Error(Exit::usage, "cannot read password file " + file,
@@ -339,6 +342,7 @@ Role role_from_options(Invocation& inv, const std::string& name) {
         if (not_) *fields[k] = false;
     }
     r.connection_limit = inv.opt<int>("connection-limit");
+    if (r.connection_limit) check_at_least(*r.connection_limit, -1, "--connection-limit");
     r.valid_until = inv.opt<std::string>("valid-until");
     auto in = inv.opt<std::vector<std::string>>("in-role");
     if (in && inv.vm.count("no-in-role") && inv.flag("no-in-role"))
@@ -385,17 +389,7 @@ int role_apply(Invocation& inv) {
                     "from standard input",
                     "give --password-file F");
     std::string text, origin = *file == "-" ? "<stdin>" : *file;
-    if (*file == "-") {
-        std::ostringstream s;
-        s << std::cin.rdbuf();
-        text = s.str();
-    } else {
-        std::ifstream in(*file, std::ios::binary);
-        if (!in) throw Error(Exit::usage, "cannot read " + *file);
-        std::ostringstream s;
-        s << in.rdbuf();
-        text = s.str();
-    }
+    text = read_bounded(*file, manifest_size_limit, "manifest", Exit::usage);
     YAML::Node doc;
     try {
         doc = YAML::Load(text);

@@ -5,9 +5,10 @@
 
 #include <boost/program_options.hpp>
 #include <cstdlib>
-#include <fstream>
+#include <sstream>
 
 #include "engine/core/error.hpp"
+#include "engine/core/input.hpp"
 #include "engine/core/text.hpp"
 
 namespace fs = std::filesystem;
@@ -55,10 +56,8 @@ fs::path builtin_plugin_dir() {
 }
 
 void read_settings_file(const fs::path& file, Settings& s) {
-    std::ifstream in(file);
-    if (!in)
-        throw Error(Exit::usage, "cannot read settings file " + file.string(),
-                    "check that it exists and is readable");
+    std::istringstream in(
+        read_bounded(file.string(), settings_size_limit, "settings file", Exit::usage));
     std::string prefix, run_dir;
     std::vector<std::string> bindirs, plugin_dirs, enabled, hook_dirs;
     po::options_description d;
@@ -114,9 +113,11 @@ void read_settings_file(const fs::path& file, Settings& s) {
     // "enabled = a, b" or one name per line.
     for (const auto& line : enabled)
         for (auto& name : split_list(line, ", \t")) s.enabled_plugins.push_back(std::move(name));
-    if (s.hook_timeout <= 0)
-        throw Error(Exit::usage, "settings file " + file.string() + ": [hooks] timeout must be > 0",
-                    "give seconds, such as 60");
+    const std::string where = "settings file " + file.string() + ": ";
+    check_timeout(s.start_timeout, where + "[postgresql] start_timeout");
+    check_timeout(s.stop_timeout, where + "[postgresql] stop_timeout");
+    check_timeout(s.lock_timeout, where + "[postgresql] lock_timeout");
+    check_timeout(s.hook_timeout, where + "[hooks] timeout");
     if (s.port_min < 1024 || s.port_max > 65535 || s.port_min > s.port_max)
         throw Error(Exit::usage,
                     "settings file " + file.string() + ": port range " +

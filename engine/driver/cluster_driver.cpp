@@ -163,7 +163,24 @@ ServerStatus PostgresDriver::status(const Cluster& c) {
 
 bool PostgresDriver::start(const Cluster& c, double timeout, const Progress& progress) {
     const Instance& i = c.instance;
-    if (status(c).running) return false;
+    // Already running: a server still starting (crash recovery, a standby catching up) is waited
+    // for as one launched here would be, so that "already running" means accepting connections.
+    // One that exits meanwhile (it was stopping) is started below.
+    for (const auto waiting = Clock::now();;) {
+        auto pm = read_postmaster_pid(i.data_dir);
+        if (!pm || !process_exists(pm->pid)) break;
+        if (timeout <= 0 || pm->status == "ready" || pm->status == "standby") return false;
+        if (seconds_since(waiting) > timeout)
+            throw Error(Exit::server,
+                        "instance " + i.qualified_name() + " is running (pid " +
+                            std::to_string(pm->pid) + ", " +
+                            (pm->status.empty() ? std::string("starting") : pm->status) +
+                            ") but did not accept connections within " +
+                            std::to_string(int(timeout)) + " s" + log_tail_message(i),
+                        "it may still be recovering: wait and check `pgforge instance status " +
+                            i.qualified_name() + "`, or raise --timeout");
+        sleep_ms(20);
+    }
     make_owned_directory(i.socket_dir, c.owner, fs::perms(0755));
     make_owned_directory(i.log_file.parent_path(), c.owner, fs::perms(0700));
 

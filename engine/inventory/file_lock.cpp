@@ -60,17 +60,39 @@ long read_holder(int fd) {
 
 }  // namespace
 
+namespace {
+
+// The directory of lock files is private to its owner (0700): a lock file names the instances of
+// the site and holds pids. Made so, or tightened when an older pgforge made it 0755.
+void make_lock_directory(const fs::path& dir) {
+    if (auto error = make_directories(dir.parent_path())) {
+        throw Error(Exit::failure, "cannot create directory " + dir.parent_path().string() + ": " +
+                                       error.message());
+    }
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+        throw Error(Exit::failure,
+                    "cannot create lock directory " + dir.string() + ": " + std::strerror(errno));
+    struct stat st {};
+    if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+        throw Error(Exit::failure, "lock directory " + dir.string() + " is not a directory",
+                    "move it away");
+    if ((st.st_mode & 077) != 0 && st.st_uid == ::geteuid()) ::chmod(dir.c_str(), 0700);
+}
+
+}  // namespace
+
 FileLock::FileLock(const fs::path& file, std::chrono::milliseconds timeout,
                    const std::string& what) {
-    if (auto error = make_directories(file.parent_path())) {
-        throw Error(Exit::failure, "cannot create directory " + file.parent_path().string() +
-                                       " for lock file " + file.string() + ": " + error.message());
-    }
-    fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    make_lock_directory(file.parent_path());
+    fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd_ < 0) {
         throw Error(Exit::failure,
                     "cannot open lock file " + file.string() + ": " + std::strerror(errno));
     }
+    // Lock files made by an older pgforge were 0644.
+    struct stat st {};
+    if (::fstat(fd_, &st) == 0 && (st.st_mode & 077) != 0 && st.st_uid == ::geteuid())
+        ::fchmod(fd_, 0600);
 
     using clock = std::chrono::steady_clock;
     const auto deadline = clock::now() + timeout;

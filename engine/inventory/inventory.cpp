@@ -1,12 +1,15 @@
 #include "engine/inventory/inventory.hpp"
 
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <string_view>
 #include <system_error>
 
@@ -83,6 +86,21 @@ std::string file_of(sqlite3* db) {
     return file ? file : "";
 }
 
+// What to do about an inventory that cannot be trusted: never written over by pgforge.
+std::string damaged_hint(const std::string& file) {
+    return "pgforge will not write over it: restore it from a copy, or move it away with its -wal "
+           "and -shm files if any (mv " +
+           file +
+           "* SOMEWHERE/), after which pgforge starts a new, empty inventory; the instances "
+           "stay on disk, listed as 'not in inventory' (running ones keep running: stop them as "
+           "their owner with pg_ctl -D DATA_DIR stop). `pgforge instance adopt` will re-record "
+           "running instances once it exists";
+}
+
+[[noreturn]] void damaged(const std::string& file, const std::string& why) {
+    throw Error(Exit::failure, "inventory " + file + " is damaged: " + why, damaged_hint(file));
+}
+
 // `message` defaults to SQLite's message for the last failure on `db`.
 [[noreturn]] void fail(sqlite3* db, std::string message = {}) {
     if (message.empty()) message = sqlite3_errmsg(db);
@@ -90,12 +108,31 @@ std::string file_of(sqlite3* db) {
     std::string hint;
     switch (sqlite3_errcode(db) & 0xff) {
         case SQLITE_READONLY:
+            // Opened read-only only when the file system was full (Inventory::open_read_only).
+            if (sqlite3_db_readonly(db, "main") == 1) {
+                message = "no space left on device: cannot write (" + message + ")";
+                hint = "free space on the file system of " + file + ", then retry";
+                break;
+            }
             // WAL mode needs the -wal and -shm files beside the database, even to read.
             hint = "check that " + file + " and its directory are writable by this user";
             break;
         case SQLITE_BUSY:
         case SQLITE_LOCKED:
             hint = "another pgforge process is using the inventory; retry";
+            break;
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+            damaged(file, message);
+        case SQLITE_FULL:
+            message = "no space left on device (" + message + ")";
+            hint = "free space on the file system of " + file + ", then retry";
+            break;
+        case SQLITE_IOERR:
+            if (sqlite3_system_errno(db) == ENOSPC) {
+                message = "no space left on device (" + message + ")";
+                hint = "free space on the file system of " + file + ", then retry";
+            }
             break;
         default:
             break;
@@ -240,36 +277,209 @@ std::string select_instances(std::string_view where) {
 
 }  // namespace
 
-Inventory::Inventory(const fs::path& file) {
+namespace {
+
+bool out_of_space(sqlite3* db) {
+    return (sqlite3_errcode(db) & 0xff) == SQLITE_FULL || sqlite3_system_errno(db) == ENOSPC;
+}
+
+// Not a string compare of the whole header: the first 16 bytes are SQLite's magic.
+constexpr char sqlite_magic[] = "SQLite format 3";  // with its NUL, 16 bytes
+
+// The inventory, its -wal and -shm are private to their owner (the journal holds what was done
+// to each instance). Files made by an older pgforge (0644) are tightened on the next open.
+void make_private(const fs::path& file) {
+    for (const std::string suffix : {"", "-wal", "-shm"}) {
+        const std::string path = file.string() + suffix;
+        struct stat st {};
+        if (::lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) != 0 &&
+            st.st_uid == ::geteuid())
+            ::chmod(path.c_str(), 0600);
+    }
+}
+
+// Before SQLite sees the file: SQLite would take an empty or missing file for a new database
+// and create one over it.
+void check_file(const fs::path& file, const struct stat& st) {
+    if (!S_ISREG(st.st_mode)) damaged(file.string(), "it is not a regular file");
+    if (st.st_size == 0) damaged(file.string(), "it is empty (0 bytes)");
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        throw Error(Exit::failure,
+                    "cannot open inventory " + file.string() + ": " + std::strerror(errno),
+                    "check that it is readable by this user");
+    char header[sizeof sqlite_magic] = {};
+    const ssize_t n = ::pread(fd, header, sizeof header, 0);
+    ::close(fd);
+    if (n != static_cast<ssize_t>(sizeof header) ||
+        std::memcmp(header, sqlite_magic, sizeof header) != 0)
+        damaged(file.string(), "it is not an SQLite database");
+}
+
+// Whole-database consistency (b-trees, page use; not index contents): a few milliseconds on an
+// inventory of thousands of journal rows.
+void quick_check(sqlite3* db) {
+    Statement statement(db, "PRAGMA quick_check(1)");
+    const std::string result = statement.step() ? statement.text(0) : std::string("no result");
+    if (result != "ok") damaged(file_of(db), "PRAGMA quick_check: " + result);
+}
+
+// A database with tables but no schema version is someone else's: never migrated over.
+void check_ownership(sqlite3* db) {
+    if (user_version(db) != 0) return;
+    Statement statement(db, "SELECT count(*) FROM sqlite_master");
+    if (statement.step() && statement.integer(0) != 0)
+        damaged(file_of(db), "it holds tables but no pgforge schema version");
+}
+
+sqlite3* open_database(const fs::path& file) {
+    sqlite3* db = nullptr;
+    // No SQLITE_OPEN_CREATE: the file exists (checked or just made), and a file that vanishes
+    // meanwhile is an error, not a new inventory.
+    const int rc = sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr);
+    if (rc != SQLITE_OK) {
+        std::string message =
+            "inventory " + file.string() + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_close(db);
+        throw Error(Exit::failure, message, "check that it is readable by this user");
+    }
+    sqlite3_extended_result_codes(db, 1);
+    // Before anything else: even switching to WAL may have to wait for another process.
+    sqlite3_busy_timeout(db, 5000);
+    return db;
+}
+
+void make_parent(const fs::path& file) {
     if (auto error = make_directories(file.parent_path())) {
         throw Error(Exit::failure,
                     "cannot create directory " + file.parent_path().string() + " for inventory " +
                         file.string() + ": " + error.message(),
                     "check the permissions of its parent directories");
     }
-    const int rc =
-        sqlite3_open_v2(file.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
-    if (rc != SQLITE_OK) {
-        std::string message =
-            "inventory " + file.string() + ": " + (db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
-        sqlite3_close(db_);
-        db_ = nullptr;
-        // SQLite's own errno is often that of a later fallback attempt (ENOENT for a directory
-        // we may not write to); the directory itself tells the user what to fix.
-        const fs::path dir = file.parent_path().empty() ? fs::path(".") : file.parent_path();
-        if (::access(dir.c_str(), W_OK | X_OK) != 0) {
-            message += " (" + dir.string() + ": " + std::strerror(errno) + ")";
-        }
-        throw Error(Exit::failure, message,
-                    "check that " + dir.string() + " is writable by this user");
+}
+
+}  // namespace
+
+// A new inventory is made whole beside its place (0600, WAL, migrated) and linked into it, so
+// that the name never shows an empty or half-made database: an empty file there is damage.
+void Inventory::create_new(const fs::path& file) {
+    make_parent(file);
+    const fs::path dir = file.parent_path().empty() ? fs::path(".") : file.parent_path();
+    struct stat st {};
+    if (::lstat((file.string() + "-wal").c_str(), &st) == 0)
+        damaged(file.string(),
+                "it is missing but its write-ahead log " + file.string() + "-wal is there");
+    const fs::path temporary = file.string() + ".new-" + std::to_string(::getpid()) + "-" +
+                               std::to_string(::time(nullptr));
+    const int fd =
+        ::open(temporary.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        const int error = errno;
+        throw Error(Exit::failure,
+                    "cannot create inventory " + file.string() + " (" + temporary.string() +
+                        "): " + std::strerror(error),
+                    error == ENOSPC ? "free space on the file system of " + dir.string()
+                                    : "check that " + dir.string() + " is writable by this user");
     }
+    ::close(fd);
     try {
-        sqlite3_extended_result_codes(db_, 1);
-        // Before anything else: even switching to WAL may have to wait for another process.
-        sqlite3_busy_timeout(db_, 5000);
+        db_ = open_database(temporary);
+        exec(db_, "PRAGMA journal_mode=WAL");
+        migrate();
+        // Closing checkpoints the WAL into the file and removes the -wal and -shm files.
+        if (sqlite3_close(db_) != SQLITE_OK) fail(db_);
+        db_ = nullptr;
+        // link, not rename: a concurrent first command that got there first keeps its inventory.
+        if (::link(temporary.c_str(), file.c_str()) != 0 && errno != EEXIST) {
+            const int error = errno;
+            throw Error(Exit::failure,
+                        "cannot create inventory " + file.string() + ": " + std::strerror(error),
+                        "check that " + dir.string() + " is writable by this user");
+        }
+        const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            ::fsync(dfd);
+            ::close(dfd);
+        }
+    } catch (...) {
+        if (db_) sqlite3_close(db_);
+        db_ = nullptr;
+        ::unlink(temporary.c_str());
+        throw;
+    }
+    ::unlink(temporary.c_str());
+}
+
+Inventory::Inventory(const fs::path& file) {
+    struct stat st {};
+    if (::lstat(file.c_str(), &st) != 0) {
+        if (errno != ENOENT)
+            throw Error(Exit::failure,
+                        "cannot open inventory " + file.string() + ": " + std::strerror(errno),
+                        "check the permissions of its directory");
+        create_new(file);
+        if (::lstat(file.c_str(), &st) != 0)
+            throw Error(Exit::failure, "inventory " + file.string() +
+                                           " vanished as it was made: " + std::strerror(errno));
+    }
+    check_file(file, st);
+    make_private(file);
+    db_ = open_database(file);
+    try {
+        quick_check(db_);
+        check_ownership(db_);
         exec(db_, "PRAGMA journal_mode=WAL");
         exec(db_, "PRAGMA foreign_keys=ON");
         migrate();
+    } catch (const Error&) {
+        const bool full = out_of_space(db_);
+        sqlite3_close(db_);
+        db_ = nullptr;
+        if (!full) throw;
+        // Reading needs the shared-memory index beside the database (-shm), which a full file
+        // system cannot grow: read without it, so that list, get, status and history keep
+        // working. Writes then fail with "no space left on device" (see fail()).
+        open_read_only(file);
+    } catch (...) {
+        sqlite3_close(db_);
+        db_ = nullptr;
+        throw;
+    }
+}
+
+void Inventory::open_read_only(const fs::path& file) {
+    struct stat wal {};
+    const bool wal_in_use = ::stat((file.string() + "-wal").c_str(), &wal) == 0 && wal.st_size > 0;
+    // With a write-ahead log holding changes, its existing index is used as it is; with none,
+    // the database file alone is the whole inventory and is read as immutable.
+    std::string uri = "file:";
+    for (char c : file.string()) {
+        // The characters a URI path gives a meaning to.
+        if (c == '%' || c == '?' || c == '#') {
+            char code[4];
+            std::snprintf(code, sizeof code, "%%%02X", static_cast<unsigned char>(c));
+            uri += code;
+        } else {
+            uri += c;
+        }
+    }
+    if (!wal_in_use) uri += "?immutable=1";
+    const int rc =
+        sqlite3_open_v2(uri.c_str(), &db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr);
+    if (rc != SQLITE_OK) {
+        const std::string message = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+        sqlite3_close(db_);
+        db_ = nullptr;
+        throw Error(Exit::failure,
+                    "inventory " + file.string() + ": no space left on device (" + message + ")",
+                    "free space on the file system of " + file.string() + ", then retry");
+    }
+    sqlite3_extended_result_codes(db_, 1);
+    sqlite3_busy_timeout(db_, 5000);
+    try {
+        check_ownership(db_);
+        exec(db_, "PRAGMA foreign_keys=ON");
+        if (user_version(db_) != current_schema_version()) migrate();  // refuses newer, or fails
     } catch (...) {
         sqlite3_close(db_);
         db_ = nullptr;

@@ -41,8 +41,12 @@ struct JournalStep {
 
 class Inventory {
   public:
-    // Opens (creating it and its parent directory if needed) and migrates the schema forward.
-    // WAL journal mode, busy timeout of a few seconds.
+    // Opens and migrates the schema forward; WAL journal mode, busy timeout of a few seconds.
+    // A missing inventory (and its parent directory) is created, whole, mode 0600. An existing
+    // one that is damaged (empty, not an SQLite database, failing PRAGMA quick_check, holding
+    // tables but no schema version) or newer than this code is refused, never written over:
+    // Error(Exit::failure) saying how to get out. On a full file system the inventory is opened
+    // read-only: reads work, writes fail with "no space left on device".
     explicit Inventory(const std::filesystem::path& file);
     ~Inventory();
     Inventory(const Inventory&) = delete;
@@ -86,6 +90,8 @@ class Inventory {
 
   private:
     sqlite3* db_ = nullptr;
+    void create_new(const std::filesystem::path& file);
+    void open_read_only(const std::filesystem::path& file);
     void migrate();
     void insert_steps(std::int64_t operation_id, const std::vector<JournalStep>& steps);
 };

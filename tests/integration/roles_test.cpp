@@ -97,8 +97,10 @@ bool tcp_login(const Instance& i, const std::string& user, const std::string& pa
     return ok;
 }
 
+// Private (0600), as pgforge requires of password files.
 fs::path write_file(const fs::path& file, const std::string& content) {
     std::ofstream(file) << content;
+    fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write);
     return file;
 }
 

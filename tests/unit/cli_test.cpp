@@ -3,11 +3,16 @@
 // and no case here gets as far as running a PostgreSQL program.
 #include "engine/cli/cli.hpp"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <fstream>
 #include <initializer_list>
+#include <iostream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <streambuf>
 #include <string>
 #include <vector>
 
@@ -340,4 +345,212 @@ TEST_CASE("a bare name shared by two versions is ambiguous and exits 2", "[unit]
     CHECK(r.status == 2);
     CHECK_THAT(r.err, Catch::Contains("15/main"));
     CHECK_THAT(r.err, Catch::Contains("16/main"));
+}
+
+// ---- bad input, refused before anything is written -------------------------------------------
+
+namespace {
+
+// Everything under the prefix, to show that a refused command wrote nothing.
+std::vector<std::string> tree(const fs::path& dir) {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto& e : fs::recursive_directory_iterator(dir, ec))
+        out.push_back(e.path().lexically_relative(dir).string());
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+std::string slurp(const fs::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Standard input that never ends ('y' forever), for the duration of a scope.
+class EndlessInput : public std::streambuf {
+  public:
+    EndlessInput() : saved_(std::cin.rdbuf(this)) { setg(buffer_, buffer_, buffer_); }
+    ~EndlessInput() override { std::cin.rdbuf(saved_); }
+    EndlessInput(const EndlessInput&) = delete;
+    EndlessInput& operator=(const EndlessInput&) = delete;
+    std::size_t served = 0;
+
+  protected:
+    int_type underflow() override {
+        std::fill(std::begin(buffer_), std::end(buffer_), 'y');
+        setg(buffer_, buffer_, buffer_ + sizeof buffer_);
+        served += sizeof buffer_;
+        return traits_type::to_int_type('y');
+    }
+
+  private:
+    char buffer_[4096];
+    std::streambuf* saved_;
+};
+
+}  // namespace
+
+TEST_CASE("an empty inventory is reported as damaged by every command, and left as it is",
+          "[unit]") {
+    Site site;
+    site.record("main");
+    const fs::path inventory = site.prefix() / "inventory.sqlite";
+    fs::resize_file(inventory, 0);
+    fs::remove(inventory.string() + "-wal");
+    fs::remove(inventory.string() + "-shm");
+    for (std::vector<std::string> args : {std::vector<std::string>{"instance", "list"},
+                                          {"instance", "get", "main"},
+                                          {"instance", "history", "15/main"},
+                                          {"instance", "create", "other", "--state", "stopped"}}) {
+        Result r = site.run(args);
+        INFO(args[1] << "\n" << describe(r));
+        CHECK(r.status == 1);
+        CHECK_THAT(r.err, Catch::Contains("inventory " + inventory.string() + " is damaged"));
+        CHECK_THAT(r.err, Catch::Contains("restore it from a copy"));
+        CHECK(fs::file_size(inventory) == 0);
+    }
+    CHECK_FALSE(fs::exists(site.prefix() / "15" / "other"));
+    CHECK_FALSE(fs::exists(site.prefix() / "locks"));
+}
+
+TEST_CASE("read-only commands on a site without an inventory do not create one", "[unit]") {
+    Site site;
+    for (std::vector<std::string> args : {std::vector<std::string>{"instance", "list"},
+                                          {"instance", "get", "main"},
+                                          {"instance", "status", "main"},
+                                          {"instance", "history", "15/main"}}) {
+        Result r = site.run(args);
+        INFO(args[1] << "\n" << describe(r));
+        CHECK((r.status == 0 || r.status == 4));
+        CHECK_FALSE(fs::exists(site.prefix() / "inventory.sqlite"));
+    }
+}
+
+TEST_CASE("instance create refuses ports outside 1024-65535 before writing anything", "[unit]") {
+    Site site;
+    const char* port = GENERATE("0", "80", "1023", "65536", "-1");
+    Result r = site.run({"instance", "create", "main", "--port", port});
+    INFO(describe(r));
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::Contains(std::string("--port ") + port + " is out of range"));
+    CHECK(is_empty_dir(site.prefix()));
+}
+
+TEST_CASE("instance create refuses a port of another instance without a lock file or journal row",
+          "[unit]") {
+    Site site;
+    site.record("main");  // port 6001
+    const auto before = tree(site.prefix());
+    Result r = site.run({"instance", "create", "other", "--port", "6001"});
+    INFO(describe(r));
+    CHECK(r.status == 5);
+    CHECK_THAT(r.err, Catch::Contains("port 6001 belongs to another instance"));
+    CHECK(tree(site.prefix()) == before);
+    CHECK(pgforge::Inventory(site.prefix() / "inventory.sqlite").journal().empty());
+}
+
+TEST_CASE("timeouts must be more than 0 seconds", "[unit]") {
+    Site site;
+    site.record("main");
+    const char* timeout = GENERATE("0", "-5", "nan", "inf");
+    for (const char* verb : {"start", "stop", "restart"}) {
+        Result r = site.run({"instance", verb, "main", "--timeout", timeout});
+        INFO(verb << " --timeout " << timeout << "\n" << describe(r));
+        CHECK(r.status == 2);
+        CHECK_THAT(r.err, Catch::Contains("--timeout must be a number of seconds > 0"));
+    }
+    CHECK(pgforge::Inventory(site.prefix() / "inventory.sqlite").journal().empty());
+}
+
+TEST_CASE("negative record numbers and counts are refused, not wrapped around", "[unit]") {
+    Site site;
+    const std::string hba = "local all all peer\n";
+    const fs::path file = site.file("pg_hba.conf", hba);
+    for (const char* option : {"--position", "--before", "--after"}) {
+        Result r = site.run({"hba", "add", "--file", file.string(), option, "-1", "host", "all",
+                             "all", "127.0.0.1/32", "trust"});
+        INFO(option << "\n" << describe(r));
+        CHECK(r.status == 2);
+        CHECK_THAT(r.err, Catch::Contains(std::string(option) + " -1 is out of range"));
+        CHECK_THAT(r.err, !Catch::Contains("18446744073709551615"));
+    }
+    Result removed = site.run({"hba", "remove", "--file", file.string(), "--position", "0"});
+    CHECK(removed.status == 2);
+    CHECK_THAT(removed.err, Catch::Contains("--position 0 is out of range"));
+    CHECK(slurp(file) == hba);
+    site.record("main");
+    Result history = site.run({"instance", "history", "main", "--limit", "-3"});
+    CHECK(history.status == 2);
+    CHECK_THAT(history.err, Catch::Contains("--limit -3 is out of range"));
+}
+
+TEST_CASE("control characters from input are escaped in error messages", "[unit]") {
+    Site site;
+    Result r = site.run({"instance", "get", "evil\x1b]0;owned\x07\x1b[2J\xc2\x9b"});
+    INFO(describe(r));
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::Contains("evil\\x1b]0;owned\\x07\\x1b[2J\\u009b"));
+    CHECK(r.err.find('\x1b') == std::string::npos);
+    CHECK(r.err.find('\x07') == std::string::npos);
+    CHECK(r.err.find("\xc2\x9b") == std::string::npos);
+}
+
+TEST_CASE("manifests are read up to 1 MiB, from a file, /dev/zero or standard input", "[unit]") {
+    Site site;
+    site.record("main");
+    const fs::path big = site.file("big.yaml", std::string((1 << 20) + 1, '#'));
+    for (const char* verb : {"database", "role"}) {
+        for (const std::string& file : {big.string(), std::string("/dev/zero")}) {
+            Result r = site.run({verb, "apply", "-i", "main", "-f", file});
+            INFO(verb << " apply -f " << file << "\n" << describe(r));
+            CHECK(r.status == 2);
+            CHECK_THAT(r.err,
+                       Catch::Contains("manifest " + file + " is larger than the limit of 1 MiB"));
+        }
+        EndlessInput endless;
+        Result r = site.run({verb, "apply", "-i", "main", "-f", "-"});
+        INFO(verb << " apply -f -\n" << describe(r));
+        CHECK(r.status == 2);
+        CHECK_THAT(r.err,
+                   Catch::Contains("manifest standard input is larger than the limit of 1 MiB"));
+        CHECK(endless.served <= (2u << 20));
+    }
+}
+
+TEST_CASE("a password file that its group or others can read is refused before anything is done",
+          "[unit]") {
+    Site site;
+    site.record("main");
+    const fs::path file = site.file("password", "secret\n");
+    fs::permissions(file, fs::perms(0644));
+    const auto before = tree(site.prefix());
+    Result role =
+        site.run({"role", "create", "-i", "main", "app", "--password-file", file.string()});
+    INFO(describe(role));
+    CHECK(role.status == 2);
+    CHECK_THAT(role.err, Catch::Contains("password file " + file.string() + " has mode 0644"));
+    CHECK_THAT(role.err, Catch::Contains("chmod 600 " + file.string()));
+    Result create =
+        site.run({"instance", "create", "other", "--superuser-password-file", file.string()});
+    INFO(describe(create));
+    CHECK(create.status == 2);
+    CHECK_THAT(create.err, Catch::Contains("chmod 600 " + file.string()));
+    CHECK(tree(site.prefix()) == before);
+}
+
+TEST_CASE("control characters in files an owner writes are escaped in tables and values",
+          "[unit]") {
+    Site site;
+    const fs::path hba = site.file("pg_hba.conf", "host all \"x\x1b[2Jy\" 127.0.0.1/32 trust\n");
+    Result list = site.run({"hba", "list", "--file", hba.string()});
+    INFO(describe(list));
+    CHECK(list.status == 0);
+    CHECK_THAT(list.out, Catch::Contains("x\\x1b[2Jy"));
+    CHECK(list.out.find('\x1b') == std::string::npos);
+    const fs::path conf = site.file("postgresql.conf", "application_name = 'a\x1b]0;t\x07'\n");
+    Result get = site.run({"conf", "get", "--file", conf.string(), "application_name"});
+    INFO(describe(get));
+    CHECK(get.status == 0);
+    CHECK_THAT(get.out, Catch::Contains("a\\x1b]0;t\\x07"));
+    CHECK(get.out.find('\x1b') == std::string::npos);
 }

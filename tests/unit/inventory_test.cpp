@@ -1,6 +1,7 @@
 #include "engine/inventory/inventory.hpp"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <optional>
 #include <system_error>
 #include <thread>
@@ -163,14 +165,153 @@ TEST_CASE("an inventory in a directory that cannot be created names the path", "
     CHECK_THAT(error->what(), Catch::Contains((dir.path() / "not-a-directory").string()));
 }
 
+namespace {
+
+std::string contents(const fs::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// An inventory that is refused as damaged, with the way out, and left exactly as it was.
+void require_refused_as_damaged(const fs::path& file, const std::string& why) {
+    const std::string before = contents(file);
+    for (int attempt = 0; attempt < 2; ++attempt) {  // and again: nothing was made meanwhile
+        const auto error = error_from([&] { Inventory inventory(file); });
+        REQUIRE(error);
+        CHECK(error->code() == Exit::failure);
+        CHECK_THAT(error->what(),
+                   Catch::StartsWith("inventory " + file.string() + " is damaged: ") &&
+                       Catch::Contains(why));
+        CHECK_THAT(error->hint(), Catch::Contains("restore it from a copy") &&
+                                      Catch::Contains("move it away") &&
+                                      Catch::Contains("mv " + file.string() + "* ") &&
+                                      Catch::Contains("pgforge instance adopt"));
+    }
+    CHECK(contents(file) == before);
+    CHECK_FALSE(fs::exists(file.string() + "-wal"));
+}
+
+int mode_of(const fs::path& file) {
+    struct stat st {};
+    REQUIRE(::lstat(file.c_str(), &st) == 0);
+    return static_cast<int>(st.st_mode & 07777);
+}
+
+}  // namespace
+
 TEST_CASE("a file that is not a database is refused, naming the file", "[inventory]") {
     TempDir dir;
     const fs::path file = dir.path() / "inventory.sqlite";
     std::ofstream(file) << std::string(4096, 'x');
+    require_refused_as_damaged(file, "not an SQLite database");
+}
+
+TEST_CASE("an empty inventory file is damage, never a new inventory", "[inventory]") {
+    TempDir dir;
+    const fs::path file = dir.path() / "inventory.sqlite";
+    std::ofstream{file};
+    require_refused_as_damaged(file, "it is empty (0 bytes)");
+    CHECK(fs::file_size(file) == 0);
+}
+
+TEST_CASE("an inventory failing PRAGMA quick_check is refused", "[inventory]") {
+    TempDir dir;
+    const fs::path file = dir.path() / "inventory.sqlite";
+    {
+        Inventory inventory(file);
+        for (int k = 0; k < 200; ++k)
+            inventory.add(make_instance("15", "i" + std::to_string(k), 6000 + k));
+    }
+    REQUIRE(fs::file_size(file) > 3 * 4096);
+    {
+        // Page 2 and on are b-tree pages; the header (page 1) stays valid.
+        std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp(4096 + 8);
+        const std::string garbage(2 * 4096, '\x5a');
+        f.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+    }
+    require_refused_as_damaged(file, "quick_check");
+}
+
+TEST_CASE("an SQLite database that is not an inventory is not migrated over", "[inventory]") {
+    TempDir dir;
+    const fs::path file = dir.path() / "inventory.sqlite";
+    {
+        RawDatabase other(file);
+        other.exec("CREATE TABLE notes (x); INSERT INTO notes VALUES ('keep me')");
+    }
+    require_refused_as_damaged(file, "no pgforge schema version");
+    RawDatabase untouched(file);
+    CHECK(untouched.count("SELECT count(*) FROM notes") == 1);
+}
+
+TEST_CASE("a write-ahead log without its inventory is refused", "[inventory]") {
+    TempDir dir;
+    const fs::path file = dir.path() / "inventory.sqlite";
+    std::ofstream(file.string() + "-wal") << "frames of the lost database";
     const auto error = error_from([&] { Inventory inventory(file); });
     REQUIRE(error);
-    CHECK(error->code() == Exit::failure);
-    CHECK_THAT(error->what(), Catch::StartsWith("inventory " + file.string() + ": "));
+    CHECK_THAT(error->what(), Catch::Contains("is damaged") && Catch::Contains("-wal"));
+    CHECK_FALSE(fs::exists(file));
+}
+
+TEST_CASE("the inventory, its -wal and -shm and the lock files are private", "[inventory]") {
+    TempDir dir;
+    const fs::path file = dir.path() / "inventory.sqlite";
+    const mode_t old_umask = ::umask(022);
+    {
+        Inventory inventory(file);
+        inventory.add(make_instance("15", "main", 5433));
+        CHECK(mode_of(file) == 0600);
+        CHECK(mode_of(file.string() + "-wal") == 0600);
+        CHECK(mode_of(file.string() + "-shm") == 0600);
+    }
+    {
+        // What an older pgforge left: 0644, tightened on the next open.
+        ::chmod(file.c_str(), 0644);
+        Inventory inventory(file);
+        CHECK(mode_of(file) == 0600);
+        CHECK(inventory.find("15", "main"));
+    }
+    const fs::path locks = dir.path() / "locks";
+    {
+        FileLock lock(locks / "15-main.lock", 200ms, "instance 15/main");
+        CHECK(mode_of(locks) == 0700);
+        CHECK(mode_of(locks / "15-main.lock") == 0600);
+    }
+    ::chmod(locks.c_str(), 0755);
+    ::chmod((locks / "15-main.lock").c_str(), 0644);
+    { FileLock lock(locks / "15-main.lock", 200ms, "instance 15/main"); }
+    CHECK(mode_of(locks) == 0700);
+    CHECK(mode_of(locks / "15-main.lock") == 0600);
+    ::umask(old_umask);
+    // No temporary file is left beside a new inventory.
+    for (const auto& entry : fs::directory_iterator(dir.path()))
+        CHECK(entry.path().filename().string().find(".new-") == std::string::npos);
+}
+
+TEST_CASE("PRAGMA quick_check costs little on an inventory with a long journal", "[inventory]") {
+    TempDir dir;
+    const fs::path file = dir.path() / "inventory.sqlite";
+    {
+        Inventory inventory(file);
+        for (int k = 0; k < 30; ++k)
+            inventory.add(make_instance("15", "i" + std::to_string(k), 6000 + k));
+        RawDatabase raw(file);
+        raw.exec(
+            "WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 20000) "
+            "INSERT INTO journal (operation, instance, started_at, ended_at, outcome, pid) "
+            "SELECT 'start', '15/i' || (k % 30), '2026-11-22T04:19:45.123Z', "
+            "'2026-11-22T04:19:46.123Z', 'ok', 42 FROM n");
+    }
+    const auto began = std::chrono::steady_clock::now();
+    for (int k = 0; k < 10; ++k) {
+        Inventory inventory(file);
+        CHECK(inventory.list().size() == 30);
+    }
+    const double each = seconds_since(began) / 10;
+    INFO("open + check + list: " << each * 1000 << " ms");
+    CHECK(each < 0.05);
 }
 
 TEST_CASE("add then find returns every field", "[inventory]") {

@@ -227,3 +227,25 @@ TEST_CASE("the example settings file shipped in share/ is accepted as it is", "[
     CHECK(s.port_min == 5432);
     CHECK(s.auth_host == "scram-sha-256");
 }
+
+TEST_CASE("load_settings refuses timeouts that are not more than 0 seconds", "[unit][settings]") {
+    Site site;
+    const char* key = GENERATE("start_timeout", "stop_timeout", "lock_timeout");
+    const char* value = GENERATE("0", "-1", "nan");
+    INFO(key << " = " << value);
+    fs::path file = site.write(std::string("[postgresql]\n") + key + " = " + value + "\n");
+    require_usage_error([&] { load_settings(Site::from(file)); },
+                        std::string("[postgresql] ") + key + " must be a number of seconds > 0");
+    fs::path hooks = site.write(std::string("[hooks]\ntimeout = ") + value + "\n");
+    require_usage_error([&] { load_settings(Site::from(hooks)); }, "[hooks] timeout");
+}
+
+TEST_CASE("a settings file larger than 1 MiB is refused, naming it and the limit",
+          "[unit][settings]") {
+    Site site;
+    fs::path file = site.write("# " + std::string(1 << 20, 'x') + "\n");
+    require_usage_error([&] { load_settings(Site::from(file)); },
+                        "settings file " + file.string() + " is larger than the limit of 1 MiB");
+    require_usage_error([&] { load_settings(Site::from("/dev/zero")); },
+                        "settings file /dev/zero is larger than the limit of 1 MiB");
+}

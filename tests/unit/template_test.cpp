@@ -1,6 +1,8 @@
 // Configuration templates and the atomic writes of generated files.
 #include "engine/conf/template.hpp"
 
+#include <grp.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -152,12 +154,31 @@ TEST_CASE("write_file_atomically that fails leaves the original file as it was",
     }
 
     SECTION("the directory is not writable") {
-        if (geteuid() == 0) {
-            WARN("running as root: directory permissions do not stop writes; case skipped");
-            return;
-        }
         fs::permissions(dir.path(), fs::perms::owner_read | fs::perms::owner_exec);
-        CHECK_THROWS_AS(write_file_atomically(file, "new\n", nullptr, k0600), Error);
+        if (geteuid() == 0) {
+            // Directory permissions do not stop root: the write is tried by a child that has
+            // become nobody, to whom the directory belongs (traversable, not writable).
+            REQUIRE(::chown(dir.path().c_str(), 65534, 65534) == 0);
+            const pid_t child = ::fork();
+            REQUIRE(child >= 0);
+            if (child == 0) {
+                if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0)
+                    ::_exit(3);
+                try {
+                    write_file_atomically(file, "new\n", nullptr, k0600);
+                } catch (const Error&) {
+                    ::_exit(0);
+                }
+                ::_exit(1);
+            }
+            int status = 0;
+            REQUIRE(::waitpid(child, &status, 0) == child);
+            CHECK(WIFEXITED(status));
+            CHECK(WEXITSTATUS(status) == 0);  // 1: the write succeeded; 3: could not drop
+            REQUIRE(::chown(dir.path().c_str(), 0, 0) == 0);
+        } else {
+            CHECK_THROWS_AS(write_file_atomically(file, "new\n", nullptr, k0600), Error);
+        }
         fs::permissions(dir.path(), fs::perms::owner_all);
         CHECK(read_text_file(file) == "original\n");
         CHECK_FALSE(has_leftover_temp_file(dir.path()));
