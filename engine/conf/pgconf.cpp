@@ -11,6 +11,7 @@
 
 #include "engine/conf/template.hpp"
 #include "engine/core/error.hpp"
+#include "engine/core/safe_fs.hpp"
 
 namespace fs = std::filesystem;
 
@@ -287,36 +288,23 @@ std::string printable(std::string_view token) {
     return out;
 }
 
+// Configuration files of an instance are the owner's, and so is what they include: as root, each
+// file is opened with the rights of whoever controls it (safe_fs), so an include of a file that
+// user cannot read is refused, never read by root. At most 64 MiB.
 std::string read_file_bytes(const fs::path& file) {
-    int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        throw Error(Exit::failure,
-                    "cannot read configuration file " + file.string() + ": " + std::strerror(errno),
-                    "check that the file exists and is readable");
-    struct stat st {};
-    if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-        ::close(fd);
-        throw Error(Exit::failure,
-                    "cannot read configuration file " + file.string() + ": it is a directory",
-                    "use include_dir for a directory");
+    try {
+        return safe_fs::read_file(file, 64 << 20);
+    } catch (const Error& e) {
+        std::string what = e.what();
+        const std::string prefix = "cannot read " + fs::absolute(file).lexically_normal().string();
+        if (what.rfind(prefix, 0) == 0) what = what.substr(prefix.size());
+        if (what == ": it is a directory")
+            throw Error(Exit::failure,
+                        "cannot read configuration file " + file.string() + ": it is a directory",
+                        "use include_dir for a directory");
+        throw Error(Exit::failure, "cannot read configuration file " + file.string() + what,
+                    e.hint().empty() ? "check that the file exists and is readable" : e.hint());
     }
-    std::string out;
-    if (st.st_size > 0) out.reserve(static_cast<size_t>(st.st_size));
-    char buf[65536];
-    for (;;) {
-        ssize_t got = ::read(fd, buf, sizeof buf);
-        if (got < 0 && errno == EINTR) continue;
-        if (got < 0) {
-            int e = errno;
-            ::close(fd);
-            throw Error(Exit::failure, "cannot read configuration file " + file.string() + ": " +
-                                           std::strerror(e));
-        }
-        if (got == 0) break;
-        out.append(buf, static_cast<size_t>(got));
-    }
-    ::close(fd);
-    return out;
 }
 
 void check_settable_name(std::string_view name) {
@@ -559,10 +547,28 @@ void ConfDocument::save(const fs::path& file, const OsUser* owner) const {
         throw Error(Exit::usage, "no file to save the configuration to",
                     "give a path, or read the document from a file");
     std::error_code ec;
-    // Replace the file a symbolic link points to, not the link.
+    // Replace the file a symbolic link points to, not the link; as root, only where whoever
+    // controls the link controls the target too (else the link's owner could have root write
+    // any file).
     if (fs::is_symlink(target, ec)) {
         fs::path resolved = fs::canonical(target, ec);
-        if (!ec) target = resolved;
+        if (!ec) {
+            if (::geteuid() == 0) {
+                safe_fs::Control link = safe_fs::who_controls(target);
+                safe_fs::Control to = safe_fs::who_controls(resolved.parent_path());
+                if (link.kind != safe_fs::Control::root &&
+                    (to.kind != link.kind || to.owner.uid != link.owner.uid))
+                    throw Error(Exit::failure,
+                                "refusing to write " + resolved.string() + " through the link " +
+                                    target.string() + ": the link is " +
+                                    (link.kind == safe_fs::Control::user
+                                         ? link.owner.name + "'s"
+                                         : "in a directory other users can write") +
+                                    ", the target is not",
+                                "edit the target directly, or replace the link by the file");
+            }
+            target = resolved;
+        }
     }
     OsUser keep;
     auto mode = fs::perms::owner_read | fs::perms::owner_write;

@@ -1,6 +1,7 @@
 // Configuration templates and the atomic writes of generated files.
 #include "engine/conf/template.hpp"
 
+#include <pwd.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -32,7 +33,7 @@ fs::perms mode_of(const fs::path& file) {
 
 bool has_leftover_temp_file(const fs::path& dir) {
     for (const auto& entry : fs::directory_iterator(dir))
-        if (entry.path().filename().string().find(".pgforge-tmp") != std::string::npos) return true;
+        if (entry.path().filename().string().find(".pgforge-") != std::string::npos) return true;
     return false;
 }
 
@@ -144,17 +145,26 @@ TEST_CASE("write_file_atomically that fails leaves the original file as it was",
     fs::path file = dir / "postgresql.conf";
     write_text(file, "original\n");
 
-    SECTION("the temporary file cannot be created (its name is taken by a directory)") {
+    SECTION("the file's name is taken by a directory (the rename fails)") {
         // Works whoever runs the tests, root included.
-        fs::create_directory(dir / "postgresql.conf.pgforge-tmp");
-        CHECK_THROWS_AS(write_file_atomically(file, "new\n", nullptr, k0600), Error);
+        fs::path taken = dir / "taken";
+        fs::create_directory(taken);
+        fs::create_directory(taken / "inside");
+        CHECK_THROWS_AS(write_file_atomically(taken, "new\n", nullptr, k0600), Error);
+        CHECK(fs::is_directory(taken / "inside"));
         CHECK(read_text_file(file) == "original\n");
+        CHECK_FALSE(has_leftover_temp_file(dir.path()));
     }
 
     SECTION("the directory is not writable") {
+        // As root, the directory is given to an ordinary user (nobody): a write there is done
+        // with that user's rights, so the mode stops it as it stops anyone else.
         if (geteuid() == 0) {
-            WARN("running as root: directory permissions do not stop writes; case skipped");
-            return;
+            struct passwd* nobody = getpwnam("nobody");
+            REQUIRE(nobody != nullptr);
+            fs::permissions(dir.path(), fs::perms(0755));
+            REQUIRE(chown(dir.path().c_str(), nobody->pw_uid, nobody->pw_gid) == 0);
+            REQUIRE(chown(file.c_str(), nobody->pw_uid, nobody->pw_gid) == 0);
         }
         fs::permissions(dir.path(), fs::perms::owner_read | fs::perms::owner_exec);
         CHECK_THROWS_AS(write_file_atomically(file, "new\n", nullptr, k0600), Error);
