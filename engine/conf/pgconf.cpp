@@ -291,9 +291,9 @@ std::string printable(std::string_view token) {
 // Configuration files of an instance are the owner's, and so is what they include: as root, each
 // file is opened with the rights of whoever controls it (safe_fs), so an include of a file that
 // user cannot read is refused, never read by root. At most 64 MiB.
-std::string read_file_bytes(const fs::path& file) {
+std::string read_file_bytes(const fs::path& file, const safe_fs::Control& reader = {}) {
     try {
-        return safe_fs::read_file(file, 64 << 20);
+        return safe_fs::read_file(file, reader, 64 << 20);
     } catch (const Error& e) {
         std::string what = e.what();
         const std::string prefix = "cannot read " + fs::absolute(file).lexically_normal().string();
@@ -771,6 +771,10 @@ std::string at_line(const fs::path& file, int line) {
 struct ConfTree::Loader {
     ConfTree& tree;
     std::vector<std::pair<fs::path, fs::path>> chain;  // (as read, identity) of open files
+    // Whose rights the files are read with: whoever controls the main file, and for an include,
+    // whoever controls the file that names it (else the include's own). As root, the owner's
+    // `include_if_exists = '/root/secret'` is then read as the owner: refused, never shown.
+    safe_fs::Control reader{};
 
     std::string chain_text(const fs::path& last) const {
         std::string out;
@@ -801,9 +805,16 @@ struct ConfTree::Loader {
                                 "\": " + std::strerror(ENOENT),
                             "create it, fix the path, or use include_if_exists");
         }
+        const safe_fs::Control outer = reader;
+        reader = safe_fs::reader_for(path, outer);
+        struct Restore {
+            safe_fs::Control& r;
+            safe_fs::Control was;
+            ~Restore() { r = was; }
+        } restore{reader, outer};
         ConfDocument doc = [&] {
             try {
-                return ConfDocument::read(path);
+                return ConfDocument::parse(read_file_bytes(path, reader), path);
             } catch (const Error& e) {
                 if (where.empty() || e.code() == Exit::usage) throw;
                 throw Error(e.code(), where + e.what(), e.hint());

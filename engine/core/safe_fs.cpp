@@ -228,11 +228,16 @@ void check_control(const Control& c, const fs::path& path, const OsUser* owner) 
                         " is writable by other users",
                     "remove group and other write permission from " + c.where.string() +
                         " (chmod go-w), or set its sticky bit");
-    if (c.kind == Control::user && owner && owner->uid != c.owner.uid)
+    if (c.kind == Control::user && owner && owner->uid != c.owner.uid) {
+        std::string who =
+            owner->name.empty() ? user_for_uid(owner->uid, owner->gid).name : owner->name;
         throw Error(Exit::failure,
-                    "refusing to work on " + path.string() + " for " + owner->name + ": " +
-                        c.where.string() + " belongs to " + c.owner.name,
-                    "give " + c.where.string() + " to " + owner->name + ", or use another place");
+                    "refusing to work on " + path.string() + " as a file of " + who + ": " +
+                        c.where.string() + " belongs to " + c.owner.name +
+                        ", who could redirect it",
+                    "pgforge works there only as " + c.owner.name + " and on " + c.owner.name +
+                        "'s files (a link to another user's file is not followed)");
+    }
 }
 
 }  // namespace
@@ -439,14 +444,25 @@ void make_directory(const fs::path& dir_in, const OsUser& owner, mode_t mode) {
     if (r.error) fail("make directory", dir, r, nullptr);
 }
 
-std::optional<Fd> open_for_reading(const fs::path& file_in, bool missing_ok) {
+Control reader_for(const fs::path& file, const Control& on_behalf_of) {
+    if (on_behalf_of.kind != Control::root) return on_behalf_of;
+    return who_controls(file);
+}
+
+std::optional<Fd> open_for_reading(const fs::path& file, bool missing_ok) {
+    Control trusted;
+    return open_for_reading(file, trusted, missing_ok);
+}
+
+std::optional<Fd> open_for_reading(const fs::path& file_in, const Control& on_behalf_of,
+                                   bool missing_ok) {
     fs::path file = absolute_normal(file_in);
     std::string path = file.string();
     const int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
     Fd fd;
     std::optional<OsUser> reader;
     if (root()) {
-        Control c = who_controls(file);
+        Control c = reader_for(file, on_behalf_of);
         check_control(c, file, nullptr);
         if (c.kind == Control::user) reader = c.owner;
     }
@@ -544,6 +560,11 @@ std::string read_rest(int fd, const fs::path& file, size_t limit) {
 
 std::string read_file(const fs::path& file, size_t limit) {
     auto fd = open_for_reading(file, false);
+    return read_rest(fd->get(), file, limit);
+}
+
+std::string read_file(const fs::path& file, const Control& reader, size_t limit) {
+    auto fd = open_for_reading(file, reader, false);
     return read_rest(fd->get(), file, limit);
 }
 

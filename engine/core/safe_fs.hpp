@@ -102,8 +102,18 @@ void make_directory(const std::filesystem::path& dir, const OsUser& owner, mode_
 // Error naming the file and the user.
 std::optional<Fd> open_for_reading(const std::filesystem::path& file, bool missing_ok = false);
 
+// The same with the rights `reader` stands for (who_controls of another path: the file that named
+// this one, as an include does). A user reader reads as that user; a root reader defers to
+// who_controls(file).
+std::optional<Fd> open_for_reading(const std::filesystem::path& file, const Control& reader,
+                                   bool missing_ok = false);
+// Who reads `file` on behalf of `reader` (see above).
+Control reader_for(const std::filesystem::path& file, const Control& reader);
+
 // The whole file through open_for_reading, at most `limit` bytes (more is an Error).
 std::string read_file(const std::filesystem::path& file, size_t limit = 64 << 20);
+std::string read_file(const std::filesystem::path& file, const Control& reader,
+                      size_t limit = 64 << 20);
 
 // The last `max_bytes` of the file through open_for_reading; nullopt when it does not exist.
 std::optional<std::string> read_tail(const std::filesystem::path& file, size_t max_bytes);
