@@ -354,3 +354,21 @@ TEST_CASE("the superuser password file lives in a private directory and goes wit
         if (e.is_regular_file()) CHECK(read(e.path()).find("s3cret-Pw") == std::string::npos);
     }
 }
+
+TEST_CASE("a prefix another user owns is refused before anything is done in it",
+          "[security][files]") {
+    TestSite site;
+    const fs::path prefix = site.root() / "prefix";
+    fs::create_directory(prefix);
+    struct passwd* pw = getpwnam("postgres");
+    REQUIRE(chown(prefix.c_str(), pw->pw_uid, pw->pw_gid) == 0);
+    for (std::vector<std::string> args : {std::vector<std::string>{"instance", "create", "x"},
+                                          std::vector<std::string>{"instance", "list"}}) {
+        auto out = site.cli(args);
+        INFO(args[1] << ": " << out.err);
+        CHECK(out.status != 0);
+        CHECK(out.err.find("prefix " + prefix.string() + " belongs to postgres") !=
+              std::string::npos);
+    }
+    CHECK(fs::is_empty(prefix));
+}
