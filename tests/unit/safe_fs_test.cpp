@@ -4,6 +4,7 @@
 #include "engine/core/safe_fs.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "engine/conf/hba.hpp"
 #include "engine/conf/pgconf.hpp"
@@ -83,6 +85,12 @@ TEST_CASE("safe_fs::run_as runs the body as the user, with the user's groups onl
     fs::path out = dir / "ids";
     fs::permissions(dir.path(), fs::perms(0777));
     std::string path = out.string();
+    // Give this process root's group and `disk` as supplementary groups for the call, so that a
+    // child that kept them (no setgroups before setgid/setuid) is seen.
+    std::vector<gid_t> saved(static_cast<size_t>(getgroups(0, nullptr)));
+    getgroups(static_cast<int>(saved.size()), saved.data());
+    const gid_t marked[] = {0, 6};
+    REQUIRE(setgroups(2, marked) == 0);
     auto r = safe_fs::run_as(u, [&]() noexcept -> safe_fs::ChildResult {
         int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
         if (fd < 0) return {errno, 1};
@@ -90,13 +98,14 @@ TEST_CASE("safe_fs::run_as runs the body as the user, with the user's groups onl
         int n = getgroups(64, groups);
         // uid, euid, gid, then whether any supplementary group is root's (0).
         bool root_group = false;
-        for (int k = 0; k < n; ++k) root_group = root_group || groups[k] == 0;
+        for (int k = 0; k < n; ++k) root_group = root_group || groups[k] == 0 || groups[k] == 6;
         uid_t ids[4] = {getuid(), geteuid(), getgid(), root_group ? 1u : 0u};
         ssize_t w = write(fd, ids, sizeof ids);
         (void)w;
         close(fd);
         return {};
     });
+    REQUIRE(setgroups(saved.size(), saved.data()) == 0);
     REQUIRE(r.error == 0);
     std::string bytes = read(out);
     REQUIRE(bytes.size() == 4 * sizeof(uid_t));
