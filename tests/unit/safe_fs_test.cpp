@@ -374,3 +374,25 @@ TEST_CASE("a plugin's contributed file stays inside <base_dir>/<plugin>/", "[uni
         CHECK(lstat_of(written[0]).st_uid == (root() ? u.uid : geteuid()));
     }
 }
+
+TEST_CASE("ConfDocument::save writes through a link only where the link's owner could", "[unit]") {
+    TempDir dir("safefs");
+    OsUser u = other_user();
+    fs::path home = users_directory(dir, u);
+    fs::path target = dir / "public.conf";
+    write_text(target, "port = 5432\n");
+    fs::permissions(target, fs::perms(0644));
+    fs::path link = home / "postgresql.conf";
+    fs::create_symlink(target, link);
+    auto doc = conf::ConfDocument::read(link);
+    doc.set("work_mem", "1MB");
+    if (root()) {
+        CHECK_THROWS_WITH(doc.save(), Catch::Contains("refusing to write"));
+        CHECK(read(target) == "port = 5432\n");
+    } else {
+        // The running user owns both: the target is written, the link stays.
+        doc.save();
+        CHECK(fs::is_symlink(link));
+        CHECK(read(target).find("work_mem = 1MB") != std::string::npos);
+    }
+}
