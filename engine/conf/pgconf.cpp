@@ -291,8 +291,11 @@ std::string printable(std::string_view token) {
 // Configuration files of an instance are the owner's, and so is what they include: as root, each
 // file is opened with the rights of whoever controls it (safe_fs), so an include of a file that
 // user cannot read is refused, never read by root. At most 64 MiB.
-std::string read_file_bytes(const fs::path& file, const safe_fs::Control& reader = {}) {
+// With `missing_ok`, nullopt when the file does not exist as the reader sees it.
+std::optional<std::string> read_file_bytes(const fs::path& file, const safe_fs::Control& reader,
+                                           bool missing_ok) {
     try {
+        if (missing_ok) return safe_fs::read_file_if_exists(file, reader, 64 << 20);
         return safe_fs::read_file(file, reader, 64 << 20);
     } catch (const Error& e) {
         std::string what = e.what();
@@ -529,7 +532,7 @@ ConfDocument ConfDocument::parse(std::string_view text, fs::path origin) {
 }
 
 ConfDocument ConfDocument::read(const fs::path& file) {
-    return parse(read_file_bytes(file), file);
+    return parse(*read_file_bytes(file, {}, false), file);
 }
 
 std::string ConfDocument::print() const {
@@ -796,15 +799,6 @@ struct ConfTree::Loader {
                 throw Error(Exit::usage,
                             where + "configuration file recursion: " + chain_text(path),
                             "remove the include that leads back to a file being read");
-        std::error_code ec;
-        if (!fs::exists(path, ec)) {
-            if (!strict) return;
-            if (!from.empty())
-                throw Error(Exit::failure,
-                            where + "could not open configuration file \"" + path.string() +
-                                "\": " + std::strerror(ENOENT),
-                            "create it, fix the path, or use include_if_exists");
-        }
         const safe_fs::Control outer = reader;
         reader = safe_fs::reader_for(path, outer);
         struct Restore {
@@ -812,9 +806,26 @@ struct ConfTree::Loader {
             safe_fs::Control was;
             ~Restore() { r = was; }
         } restore{reader, outer};
+        // Whether the file exists is asked with the reader's rights too (the main file's
+        // absence is reported as a read error naming it).
+        const bool missing_ok = !strict || !from.empty();
+        std::optional<std::string> bytes;
+        try {
+            bytes = read_file_bytes(path, reader, missing_ok);
+        } catch (const Error& e) {
+            if (where.empty() || e.code() == Exit::usage) throw;
+            throw Error(e.code(), where + e.what(), e.hint());
+        }
+        if (!bytes) {
+            if (!strict) return;
+            throw Error(Exit::failure,
+                        where + "could not open configuration file \"" + path.string() +
+                            "\": " + std::strerror(ENOENT),
+                        "create it, fix the path, or use include_if_exists");
+        }
         ConfDocument doc = [&] {
             try {
-                return ConfDocument::parse(read_file_bytes(path, reader), path);
+                return ConfDocument::parse(*bytes, path);
             } catch (const Error& e) {
                 if (where.empty() || e.code() == Exit::usage) throw;
                 throw Error(e.code(), where + e.what(), e.hint());

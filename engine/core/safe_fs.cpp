@@ -568,6 +568,13 @@ std::string read_file(const fs::path& file, const Control& reader, size_t limit)
     return read_rest(fd->get(), file, limit);
 }
 
+std::optional<std::string> read_file_if_exists(const fs::path& file, const Control& reader,
+                                               size_t limit) {
+    auto fd = open_for_reading(file, reader, true);
+    if (!fd) return std::nullopt;
+    return read_rest(fd->get(), file, limit);
+}
+
 std::optional<std::string> read_tail(const fs::path& file, size_t max_bytes) {
     auto fd = open_for_reading(file, true);
     if (!fd) return std::nullopt;

@@ -114,6 +114,10 @@ Control reader_for(const std::filesystem::path& file, const Control& reader);
 std::string read_file(const std::filesystem::path& file, size_t limit = 64 << 20);
 std::string read_file(const std::filesystem::path& file, const Control& reader,
                       size_t limit = 64 << 20);
+// nullopt when the file does not exist (as `reader` sees it: a file that user cannot even look
+// for is an Error, so that root's view of which files exist is not given away).
+std::optional<std::string> read_file_if_exists(const std::filesystem::path& file,
+                                               const Control& reader, size_t limit = 64 << 20);
 
 // The last `max_bytes` of the file through open_for_reading; nullopt when it does not exist.
 std::optional<std::string> read_tail(const std::filesystem::path& file, size_t max_bytes);

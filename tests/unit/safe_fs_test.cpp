@@ -257,6 +257,16 @@ TEST_CASE("safe_fs reads a user's file with that user's rights", "[unit]") {
         write_text(conf, "include_if_exists = '" + secret.string() + "'\n");
         CHECK_THROWS_WITH(conf::ConfTree::load(conf),
                           Catch::Contains("Permission denied") && !Catch::Contains("SECRET"));
+        // Whether a file exists in a directory the user cannot search is not told either: a
+        // missing include_if_exists there fails as an existing one does.
+        fs::create_directory(dir / "roots");
+        fs::permissions(dir / "roots", fs::perms(0700));
+        write_text(dir / "roots" / "there.conf", "x = 1\n");
+        for (const char* name : {"there.conf", "nosuch.conf"}) {
+            write_text(conf, "include_if_exists = '" + (dir / "roots" / name).string() + "'\n");
+            INFO(name);
+            CHECK_THROWS_WITH(conf::ConfTree::load(conf), Catch::Contains("Permission denied"));
+        }
     }
     fs::remove(log);
     write_text(log, "one\ntwo\nthree\n");
