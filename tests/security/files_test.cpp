@@ -372,3 +372,22 @@ TEST_CASE("a prefix another user owns is refused before anything is done in it",
     }
     CHECK(fs::is_empty(prefix));
 }
+
+TEST_CASE("a dump replaced by a link to a root file is not listed", "[security][files]") {
+    Decoy decoy;
+    Site s;
+    auto dumped = s.cli({"database", "dump", "postgres", "-i", "sec", "--json"});
+    INFO(dumped.err);
+    REQUIRE(dumped.status == 0);
+    const fs::path dumps = s.instance.base_dir / "dumps";
+    fs::path file;
+    for (const auto& e : fs::directory_iterator(dumps)) file = e.path();
+    REQUIRE(!file.empty());
+    as_user("postgres", "mv " + quote(file.string()) + " " + quote(file.string() + ".moved"));
+    plant_link("postgres", decoy / "secret", file);
+    auto listed = s.cli({"database", "dumps", "-i", "sec", "--json"});
+    INFO(listed.err);
+    CHECK(listed.status == 0);
+    CHECK(listed.out.find(file.filename().string()) == std::string::npos);
+    CHECK(decoy.unchanged());
+}
