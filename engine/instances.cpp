@@ -19,6 +19,7 @@
 #include "engine/core/input.hpp"
 #include "engine/core/log.hpp"
 #include "engine/core/plugins.hpp"
+#include "engine/core/safe_fs.hpp"
 #include "engine/driver/postmaster_pid.hpp"
 #include "engine/inventory/inventory.hpp"
 #include "engine/pipeline.hpp"
@@ -30,7 +31,11 @@ namespace pgforge {
 
 Context::Context(Settings settings, std::unique_ptr<ClusterDriver> driver)
     : settings_(std::move(settings)),
-      driver_(driver ? std::move(driver) : std::make_unique<PostgresDriver>()) {}
+      driver_(driver ? std::move(driver) : std::make_unique<PostgresDriver>()) {
+    // The prefix holds every instance, the inventory and the locks: no other user may be able to
+    // change it or a parent (safe_fs.hpp). Checked for each command, before any lock is taken.
+    safe_fs::check_trusted_directory(settings_.prefix, "prefix");
+}
 
 // Plugin objects and libraries go before the inventory and the driver they may still use.
 Context::~Context() {

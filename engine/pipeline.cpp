@@ -50,7 +50,9 @@ bool runnable_name(const std::string& name) {
 }
 
 // Writes a file atomically with `mode`, given to `owner` when pgforge runs as root; a missing
-// directory is made 0700 for the owner (plain, without an owner).
+// directory is made 0700 for the owner (plain, without an owner). Both go through safe_fs: in a
+// directory of the owner, the work is done as the owner, so a link the owner planted leads
+// nowhere the owner could not write.
 void write_owned_file(const fs::path& path, const std::string& content, const OsUser* owner,
                       unsigned mode) {
     std::error_code ec;
@@ -63,6 +65,28 @@ void write_owned_file(const fs::path& path, const std::string& content, const Os
     }
     write_file_atomically(path, content, owner && running_as_root() ? owner : nullptr,
                           fs::perms(mode & 07777));
+}
+
+// A plugin's file is `<base_dir>/<plugin>/<relative>`: `relative` may not be absolute, hold a
+// `..` or an empty component, and nothing on the way below the base directory may be a symbolic
+// link. Returns why not, or "".
+std::string outside_plugin_directory(const fs::path& base_dir, const std::string& plugin,
+                                     const std::string& relative) {
+    fs::path rel(relative);
+    if (relative.empty() || rel.is_absolute()) return "not a relative path";
+    for (const auto& part : rel)
+        if (part == ".." || part == "." || part.empty()) return "'" + part.string() + "' in it";
+    if (plugin.empty() || plugin.find('/') != std::string::npos || plugin == "..")
+        return "no plugin directory";
+    fs::path p = base_dir / plugin;
+    std::vector<fs::path> steps = {p};
+    for (const auto& part : rel) steps.push_back(steps.back() / part);
+    for (const fs::path& step : steps) {
+        struct stat st {};
+        if (lstat(step.c_str(), &st) != 0) break;
+        if (S_ISLNK(st.st_mode)) return step.string() + " is a symbolic link";
+    }
+    return "";
 }
 
 // The SDK's read-only view of an instance.
@@ -288,7 +312,8 @@ class PluginCall : public Base {
     bool make_directory(const fs::path& path, unsigned mode, std::string& error) override {
         try {
             std::error_code ec;
-            if (fs::is_directory(path, ec)) return true;
+            // An existing directory is left as it is; a link there is not one (safe_fs says so).
+            if (fs::is_directory(fs::symlink_status(path, ec))) return true;
             if (engine_instance_ && running_as_root())
                 make_owned_directory(path, lookup_os_user(engine_instance_->owner),
                                      fs::perms(mode & 07777));
@@ -538,14 +563,15 @@ void ConfigureDraft::add_hba_record(std::string_view text, sdk::HbaPlace place) 
 
 void ConfigureDraft::add_file(std::string_view relative_name, std::string_view content,
                               unsigned mode) {
-    fs::path rel = fs::path(std::string(relative_name)).lexically_normal();
-    if (rel.empty() || rel.is_absolute() || *rel.begin() == "..") {
+    std::string why =
+        outside_plugin_directory(instance_.base_dir, contributor_, std::string(relative_name));
+    if (!why.empty()) {
         conflicts_.push_back("plugin " + contributor_ +
                              " contributes a file outside its directory: '" +
-                             std::string(relative_name) + "'");
+                             std::string(relative_name) + "' (" + why + ")");
         return;
     }
-    fs::path path = instance_.base_dir / contributor_ / rel;
+    fs::path path = instance_.base_dir / contributor_ / std::string(relative_name);
     for (const auto& f : files_)
         if (f.path == path) {
             conflicts_.push_back("file " + path.string() + " contributed twice by plugin " +
@@ -592,9 +618,19 @@ std::vector<std::string> ConfigureDraft::apply_parameters() {
 std::vector<fs::path> ConfigureDraft::write_files(const OsUser& owner) {
     std::vector<fs::path> written;
     for (const auto& f : files_) {
+        // Checked again at the write: the owner may have planted a link since add_file.
+        std::string why = outside_plugin_directory(
+            instance_.base_dir, f.plugin,
+            f.path.lexically_relative(instance_.base_dir / f.plugin).string());
+        if (!why.empty())
+            throw Error(
+                Exit::failure,
+                "refusing to write " + f.path.string() + " for plugin " + f.plugin + ": " + why,
+                "remove the link; pgforge writes a plugin's files only inside " +
+                    (instance_.base_dir / f.plugin).string());
         struct stat st {};
-        if (stat(f.path.c_str(), &st) == 0 && (st.st_mode & 07777) == (f.mode & 07777) &&
-            read_text_file(f.path) == f.content)
+        if (lstat(f.path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+            (st.st_mode & 07777) == (f.mode & 07777) && read_text_file(f.path) == f.content)
             continue;
         write_owned_file(f.path, f.content, &owner, f.mode);
         written.push_back(f.path);

@@ -1,6 +1,11 @@
 // instance and installation commands.
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -8,6 +13,7 @@
 
 #include "engine/cli/command.hpp"
 #include "engine/core/input.hpp"
+#include "engine/core/safe_fs.hpp"
 #include "engine/driver/installations.hpp"
 #include "engine/driver/postmaster_pid.hpp"
 #include "engine/inventory/inventory.hpp"
@@ -452,33 +458,64 @@ int instance_logs(Invocation& inv) {
     Instance i = instances::get(inv.ctx(), inv.arg(0, "instance name"));
     int lines = *inv.opt<int>("lines");
     check_at_least(lines, 0, "--lines");
-    std::ifstream in(i.log_file, std::ios::binary);
-    if (!in)
+    // The log is the owner's: it is opened with the owner's rights (a link to a file the owner
+    // cannot read is refused) and read through that descriptor only.
+    auto fd = safe_fs::open_for_reading(i.log_file, true);
+    if (!fd)
         throw Error(
             Exit::not_found,
             "instance " + i.qualified_name() + " has no log yet (" + i.log_file.string() + ")",
             "start it: pgforge instance start " + i.qualified_name());
+    std::string chunk(65536, '\0');
+    auto copy_out = [&]() {
+        bool any = false;
+        for (;;) {
+            ssize_t n = read(fd->get(), chunk.data(), chunk.size());
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0)
+                throw Error(Exit::failure,
+                            "cannot read " + i.log_file.string() + ": " + std::strerror(errno));
+            if (n == 0) return any;
+            inv.out.write(chunk.data(), n);
+            any = true;
+        }
+    };
     if (lines > 0) {
-        inv.out << tail_file(i.log_file, lines) << "\n";
-        in.seekg(0, std::ios::end);
+        // Only the end is read: the last 64 KiB hold the lines asked for, or as many as fit.
+        struct stat st {};
+        fstat(fd->get(), &st);
+        off_t from = st.st_size > 65536 ? st.st_size - 65536 : 0;
+        lseek(fd->get(), from, SEEK_SET);
+        std::string text;
+        for (;;) {
+            ssize_t n = read(fd->get(), chunk.data(), chunk.size());
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            text.append(chunk.data(), static_cast<size_t>(n));
+        }
+        if (!text.empty() && text.back() == '\n') text.pop_back();
+        // As tail_file: walk back over `lines` newlines.
+        size_t begin = text.size();
+        bool whole = false;
+        for (int k = 0; k < lines && !whole; ++k) {
+            size_t nl = begin == 0 ? std::string::npos : text.rfind('\n', begin - 1);
+            if (nl == std::string::npos)
+                whole = true;
+            else
+                begin = nl;
+        }
+        inv.out << (whole ? text : text.substr(begin + 1)) << "\n";
     } else {
-        inv.out << in.rdbuf();
-        in.clear();
+        copy_out();
     }
     inv.out.flush();
     if (!inv.flag("follow")) return 0;
     // Follow: print what is appended, as tail -f does, until interrupted.
-    std::string chunk(8192, '\0');
     for (;;) {
-        in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
-        std::streamsize n = in.gcount();
-        if (n > 0) {
-            inv.out.write(chunk.data(), n);
+        if (copy_out()) {
             inv.out.flush();
-            in.clear();
             continue;
         }
-        in.clear();
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
 }

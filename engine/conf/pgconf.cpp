@@ -11,6 +11,7 @@
 
 #include "engine/conf/template.hpp"
 #include "engine/core/error.hpp"
+#include "engine/core/safe_fs.hpp"
 
 namespace fs = std::filesystem;
 
@@ -287,36 +288,26 @@ std::string printable(std::string_view token) {
     return out;
 }
 
-std::string read_file_bytes(const fs::path& file) {
-    int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        throw Error(Exit::failure,
-                    "cannot read configuration file " + file.string() + ": " + std::strerror(errno),
-                    "check that the file exists and is readable");
-    struct stat st {};
-    if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-        ::close(fd);
-        throw Error(Exit::failure,
-                    "cannot read configuration file " + file.string() + ": it is a directory",
-                    "use include_dir for a directory");
+// Configuration files of an instance are the owner's, and so is what they include: as root, each
+// file is opened with the rights of whoever controls it (safe_fs), so an include of a file that
+// user cannot read is refused, never read by root. At most 64 MiB.
+// With `missing_ok`, nullopt when the file does not exist as the reader sees it.
+std::optional<std::string> read_file_bytes(const fs::path& file, const safe_fs::Control& reader,
+                                           bool missing_ok) {
+    try {
+        if (missing_ok) return safe_fs::read_file_if_exists(file, reader, 64 << 20);
+        return safe_fs::read_file(file, reader, 64 << 20);
+    } catch (const Error& e) {
+        std::string what = e.what();
+        const std::string prefix = "cannot read " + fs::absolute(file).lexically_normal().string();
+        if (what.rfind(prefix, 0) == 0) what = what.substr(prefix.size());
+        if (what == ": it is a directory")
+            throw Error(Exit::failure,
+                        "cannot read configuration file " + file.string() + ": it is a directory",
+                        "use include_dir for a directory");
+        throw Error(Exit::failure, "cannot read configuration file " + file.string() + what,
+                    e.hint().empty() ? "check that the file exists and is readable" : e.hint());
     }
-    std::string out;
-    if (st.st_size > 0) out.reserve(static_cast<size_t>(st.st_size));
-    char buf[65536];
-    for (;;) {
-        ssize_t got = ::read(fd, buf, sizeof buf);
-        if (got < 0 && errno == EINTR) continue;
-        if (got < 0) {
-            int e = errno;
-            ::close(fd);
-            throw Error(Exit::failure, "cannot read configuration file " + file.string() + ": " +
-                                           std::strerror(e));
-        }
-        if (got == 0) break;
-        out.append(buf, static_cast<size_t>(got));
-    }
-    ::close(fd);
-    return out;
 }
 
 void check_settable_name(std::string_view name) {
@@ -541,7 +532,7 @@ ConfDocument ConfDocument::parse(std::string_view text, fs::path origin) {
 }
 
 ConfDocument ConfDocument::read(const fs::path& file) {
-    return parse(read_file_bytes(file), file);
+    return parse(*read_file_bytes(file, {}, false), file);
 }
 
 std::string ConfDocument::print() const {
@@ -559,10 +550,28 @@ void ConfDocument::save(const fs::path& file, const OsUser* owner) const {
         throw Error(Exit::usage, "no file to save the configuration to",
                     "give a path, or read the document from a file");
     std::error_code ec;
-    // Replace the file a symbolic link points to, not the link.
+    // Replace the file a symbolic link points to, not the link; as root, only where whoever
+    // controls the link controls the target too (else the link's owner could have root write
+    // any file).
     if (fs::is_symlink(target, ec)) {
         fs::path resolved = fs::canonical(target, ec);
-        if (!ec) target = resolved;
+        if (!ec) {
+            if (::geteuid() == 0) {
+                safe_fs::Control link = safe_fs::who_controls(target);
+                safe_fs::Control to = safe_fs::who_controls(resolved.parent_path());
+                if (link.kind != safe_fs::Control::root &&
+                    (to.kind != link.kind || to.owner.uid != link.owner.uid))
+                    throw Error(Exit::failure,
+                                "refusing to write " + resolved.string() + " through the link " +
+                                    target.string() + ": the link is " +
+                                    (link.kind == safe_fs::Control::user
+                                         ? link.owner.name + "'s"
+                                         : "in a directory other users can write") +
+                                    ", the target is not",
+                                "edit the target directly, or replace the link by the file");
+            }
+            target = resolved;
+        }
     }
     OsUser keep;
     auto mode = fs::perms::owner_read | fs::perms::owner_write;
@@ -765,6 +774,10 @@ std::string at_line(const fs::path& file, int line) {
 struct ConfTree::Loader {
     ConfTree& tree;
     std::vector<std::pair<fs::path, fs::path>> chain;  // (as read, identity) of open files
+    // Whose rights the files are read with: whoever controls the main file, and for an include,
+    // whoever controls the file that names it (else the include's own). As root, the owner's
+    // `include_if_exists = '/root/secret'` is then read as the owner: refused, never shown.
+    safe_fs::Control reader{};
 
     std::string chain_text(const fs::path& last) const {
         std::string out;
@@ -786,18 +799,33 @@ struct ConfTree::Loader {
                 throw Error(Exit::usage,
                             where + "configuration file recursion: " + chain_text(path),
                             "remove the include that leads back to a file being read");
-        std::error_code ec;
-        if (!fs::exists(path, ec)) {
+        const safe_fs::Control outer = reader;
+        reader = safe_fs::reader_for(path, outer);
+        struct Restore {
+            safe_fs::Control& r;
+            safe_fs::Control was;
+            ~Restore() { r = was; }
+        } restore{reader, outer};
+        // Whether the file exists is asked with the reader's rights too (the main file's
+        // absence is reported as a read error naming it).
+        const bool missing_ok = !strict || !from.empty();
+        std::optional<std::string> bytes;
+        try {
+            bytes = read_file_bytes(path, reader, missing_ok);
+        } catch (const Error& e) {
+            if (where.empty() || e.code() == Exit::usage) throw;
+            throw Error(e.code(), where + e.what(), e.hint());
+        }
+        if (!bytes) {
             if (!strict) return;
-            if (!from.empty())
-                throw Error(Exit::failure,
-                            where + "could not open configuration file \"" + path.string() +
-                                "\": " + std::strerror(ENOENT),
-                            "create it, fix the path, or use include_if_exists");
+            throw Error(Exit::failure,
+                        where + "could not open configuration file \"" + path.string() +
+                            "\": " + std::strerror(ENOENT),
+                        "create it, fix the path, or use include_if_exists");
         }
         ConfDocument doc = [&] {
             try {
-                return ConfDocument::read(path);
+                return ConfDocument::parse(*bytes, path);
             } catch (const Error& e) {
                 if (where.empty() || e.code() == Exit::usage) throw;
                 throw Error(e.code(), where + e.what(), e.hint());

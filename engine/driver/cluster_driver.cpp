@@ -13,6 +13,7 @@
 
 #include "engine/core/error.hpp"
 #include "engine/core/log.hpp"
+#include "engine/core/safe_fs.hpp"
 #include "engine/driver/postmaster_pid.hpp"
 #include "engine/pg/connection.hpp"
 
@@ -25,23 +26,22 @@ namespace {
 constexpr int kLogTailLines = 20;
 
 std::string log_tail_message(const Instance& i) {
-    std::string tail = tail_file(i.log_file, kLogTailLines);
+    std::string tail;
+    try {
+        tail = tail_file(i.log_file, kLogTailLines);
+    } catch (const std::exception& e) {
+        return "\n(" + std::string(e.what()) + ")";
+    }
     if (tail.empty()) return "";
     return "\nlast lines of " + i.log_file.string() + ":\n" + tail;
 }
 
-void chown_to(const fs::path& p, const OsUser& owner) {
-    if (geteuid() != 0) return;
-    if (chown(p.c_str(), owner.uid, owner.gid) != 0)
-        throw Error(Exit::failure, "cannot give " + p.string() + " to " + owner.name + ": " +
-                                       std::strerror(errno));
-}
-
-// Writes the superuser password for initdb into a 0600 file that only the owner can read,
-// removed when this goes out of scope.
+// Writes the superuser password for initdb into a file only the owner can read, in a private
+// 0700 directory of the owner under the instance's base directory
+// (<base_dir>/.pgforge-private-*), removed with the directory when this goes out of scope.
 class PasswordFileCopy {
   public:
-    PasswordFileCopy(const fs::path& source, const fs::path& target, const OsUser& owner) {
+    PasswordFileCopy(const fs::path& source, const fs::path& base_dir, const OsUser& owner) {
         std::ifstream in(source);
         if (!in)
             throw Error(Exit::usage, "cannot read password file " + source.string(),
@@ -51,26 +51,24 @@ class PasswordFileCopy {
         if (password.empty())
             throw Error(Exit::usage, "password file " + source.string() + " is empty",
                         "write the password on its first line");
-        int fd = open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0)
-            throw Error(Exit::failure,
-                        "cannot create " + target.string() + ": " + std::strerror(errno));
-        path_ = target;
-        password += '\n';
-        bool ok =
-            write(fd, password.data(), password.size()) == static_cast<ssize_t>(password.size());
-        close(fd);
-        if (!ok) throw Error(Exit::failure, "cannot write " + target.string());
-        chown_to(target, owner);
-    }
-    ~PasswordFileCopy() {
-        if (!path_.empty()) unlink(path_.c_str());
+        dir_ = std::make_unique<safe_fs::PrivateDirectory>(base_dir, owner);
+        path_ = dir_->write("pwfile", password + "\n");
     }
     const fs::path& path() const { return path_; }
 
   private:
+    std::unique_ptr<safe_fs::PrivateDirectory> dir_;
     fs::path path_;
 };
+
+// The run directory of a managed instance (its socket directory's parent, when the socket
+// directory is not inside the instance) must be one no other user can change.
+void check_run_directory(const Instance& i) {
+    fs::path run_dir = i.socket_dir.parent_path();
+    auto rel = i.socket_dir.lexically_relative(i.base_dir);
+    if (!rel.empty() && *rel.begin() != "..") return;
+    safe_fs::check_trusted_directory(run_dir, "run directory");
+}
 
 void sleep_ms(double ms) {
     std::this_thread::sleep_for(std::chrono::microseconds(long(ms * 1000)));
@@ -103,17 +101,7 @@ const char* to_string(StopMode mode) {
 }
 
 void make_owned_directory(const fs::path& dir, const OsUser& owner, fs::perms mode) {
-    std::error_code ec;
-    if (!fs::exists(dir.parent_path(), ec)) {
-        fs::create_directories(dir.parent_path(), ec);
-        if (ec)
-            throw Error(Exit::failure,
-                        "cannot create " + dir.parent_path().string() + ": " + ec.message());
-    }
-    if (!fs::create_directory(dir, ec) && ec)
-        throw Error(Exit::failure, "cannot create " + dir.string() + ": " + ec.message());
-    fs::permissions(dir, mode, ec);
-    chown_to(dir, owner);
+    safe_fs::make_directory(dir, owner, static_cast<mode_t>(mode) & 07777);
 }
 
 void PostgresDriver::initdb(const Cluster& c, const InitOptions& o, const Progress& progress) {
@@ -133,7 +121,7 @@ void PostgresDriver::initdb(const Cluster& c, const InitOptions& o, const Progre
     if (!i.wal_dir.empty()) cmd.argv.push_back("--waldir=" + i.wal_dir.string());
     std::unique_ptr<PasswordFileCopy> pw;
     if (!o.password_file.empty()) {
-        pw = std::make_unique<PasswordFileCopy>(o.password_file, i.base_dir / ".pwfile", c.owner);
+        pw = std::make_unique<PasswordFileCopy>(o.password_file, i.base_dir, c.owner);
         cmd.argv.push_back("--pwfile=" + pw->path().string());
     }
     // initdb reads the locale environment for what it does not get as options.
@@ -181,6 +169,7 @@ bool PostgresDriver::start(const Cluster& c, double timeout, const Progress& pro
                             i.qualified_name() + "`, or raise --timeout");
         sleep_ms(20);
     }
+    check_run_directory(i);
     make_owned_directory(i.socket_dir, c.owner, fs::perms(0755));
     make_owned_directory(i.log_file.parent_path(), c.owner, fs::perms(0700));
 
@@ -261,6 +250,7 @@ void PostgresDriver::reload(const Cluster& c) {
 
 void PostgresDriver::run_foreground(const Cluster& c) {
     const Instance& i = c.instance;
+    check_run_directory(i);
     make_owned_directory(i.socket_dir, c.owner, fs::perms(0755));
     Command cmd;
     cmd.as = &c.owner;

@@ -1,11 +1,16 @@
 #include "engine/driver/postmaster_pid.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <fstream>
 #include <sstream>
 #include <vector>
+
+#include "engine/core/safe_fs.hpp"
 
 namespace pgforge {
 
@@ -36,11 +41,27 @@ std::optional<PostmasterPid> parse_postmaster_pid(const std::string& text) {
 }
 
 std::optional<PostmasterPid> read_postmaster_pid(const std::filesystem::path& data_dir) {
-    std::ifstream in(data_dir / "postmaster.pid");
-    if (!in) return std::nullopt;
-    std::stringstream buf;
-    buf << in.rdbuf();
-    return parse_postmaster_pid(buf.str());
+    // The data directory is the owner's: a link there, or a file that is not the owner's (a
+    // root-only file linked in), is not read. Opened in this process (it is read often while a
+    // server starts), without following a link, and checked through the descriptor.
+    const std::filesystem::path file = data_dir / "postmaster.pid";
+    int fd = open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) return std::nullopt;
+    struct stat st {
+    }, dir{};
+    bool ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && stat(data_dir.c_str(), &dir) == 0 &&
+              st.st_uid == dir.st_uid;
+    std::string text;
+    char buf[4096];
+    while (ok && text.size() < 8192) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        text.append(buf, static_cast<size_t>(n));
+    }
+    close(fd);
+    if (!ok) return std::nullopt;
+    return parse_postmaster_pid(text);
 }
 
 bool process_exists(pid_t pid) {
@@ -56,12 +77,9 @@ bool process_exists(pid_t pid) {
 
 std::string tail_file(const std::filesystem::path& file, int lines) {
     if (lines <= 0) return {};
-    std::ifstream in(file, std::ios::binary | std::ios::ate);
-    if (!in) return {};
-    std::streamoff size = in.tellg();
-    std::streamoff from = size > 65536 ? size - 65536 : 0;
-    in.seekg(from);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // Read with the rights of the file's owner (safe_fs): a link to a file the owner cannot read
+    // is refused, not printed.
+    std::string text = safe_fs::read_tail(file, 65536).value_or("");
     if (!text.empty() && text.back() == '\n') text.pop_back();
     // Walk back over `lines` newlines; the text after the last one found is the tail.
     size_t begin = text.size();

@@ -27,7 +27,8 @@ std::optional<PostmasterPid> read_postmaster_pid(const std::filesystem::path& da
 // Whether a process with this pid exists (owned by anyone) and has not exited (a zombie has).
 bool process_exists(pid_t pid);
 
-// The last `lines` lines of a text file (empty if unreadable).
+// The last `lines` lines of a text file (of its last 64 KiB), read with the rights of whoever
+// controls it (empty if it does not exist; an Error if that user cannot read it).
 std::string tail_file(const std::filesystem::path& file, int lines);
 
 }  // namespace pgforge

@@ -639,11 +639,15 @@ std::optional<DumpInfo> parse_dump_file(const fs::path& file) {
     auto name = decode_file_name(base.substr(0, sep));
     auto time = iso_from_stamp(base.substr(sep + 1));
     if (!name || !time) return std::nullopt;
+    // The dumps directory is the owner's: only its regular files are dumps (a link there is not
+    // followed, so no size of another file is reported).
+    std::error_code ec;
+    auto st = fs::symlink_status(file, ec);
+    if (ec || !fs::is_regular_file(st)) return std::nullopt;
     DumpInfo d;
     d.database = *name;
     d.file = file;
     d.time = *time;
-    std::error_code ec;
     d.size = fs::file_size(file, ec);
     if (ec) d.size = 0;
     return d;

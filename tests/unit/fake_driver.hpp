@@ -3,6 +3,8 @@
 // render its configuration; a step can be told to fail.
 #pragma once
 
+#include <unistd.h>
+
 #include <fstream>
 #include <stdexcept>
 #include <string>
@@ -29,6 +31,13 @@ class FakeDriver : public ClusterDriver {
         std::filesystem::create_directories(c.instance.data_dir);
         std::ofstream(c.instance.data_dir / "PG_VERSION") << c.instance.version << "\n";
         std::ofstream(c.instance.data_dir / "postgresql.conf") << "max_connections = 100\n";
+        // As initdb does, running as the owner: the data directory and its files are the owner's.
+        if (geteuid() == 0)
+            for (const char* name : {"", "PG_VERSION", "postgresql.conf"}) {
+                std::filesystem::path p = c.instance.data_dir / name;
+                if (::chown(p.c_str(), c.owner.uid, c.owner.gid) != 0)
+                    throw std::runtime_error("cannot chown " + p.string());
+            }
     }
     bool start(const Cluster& c, double, const Progress&) override {
         call("start", c);
