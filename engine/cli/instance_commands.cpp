@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "engine/cli/command.hpp"
+#include "engine/core/interrupt.hpp"
 #include "engine/driver/installations.hpp"
 #include "engine/driver/postmaster_pid.hpp"
 #include "engine/inventory/inventory.hpp"
@@ -448,7 +449,7 @@ int instance_logs(Invocation& inv) {
     if (!inv.flag("follow")) return 0;
     // Follow: print what is appended, as tail -f does, until interrupted.
     std::string chunk(8192, '\0');
-    for (;;) {
+    while (!interrupted()) {
         in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
         std::streamsize n = in.gcount();
         if (n > 0) {
@@ -460,6 +461,7 @@ int instance_logs(Invocation& inv) {
         in.clear();
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
+    return 0;
 }
 
 int instance_env(Invocation& inv) {
