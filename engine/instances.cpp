@@ -325,11 +325,13 @@ Instance create(Context& ctx, const CreateOptions& o) {
         p.around(sdk::HookPoint::pre_start, "start", [&] {
             if (!fs::exists(i.socket_dir, ec)) p.made("empty directory", i.socket_dir.string());
             p.made("server", i.data_dir.string());
-            if (ctx.driver().start(cluster, s.start_timeout, ctx.progress))
-                p.on_undo("server start", [&, cluster] {
+            // Before the start: a start cut short (signal, timeout) is undone too.
+            p.on_undo("server start", [&, cluster] {
+                if (ctx.driver().status(cluster).running)
                     ctx.driver().stop(cluster, StopMode::immediate, s.stop_timeout);
-                    remove_if_empty(i.socket_dir);
-                });
+                remove_if_empty(i.socket_dir);
+            });
+            ctx.driver().start(cluster, s.start_timeout, ctx.progress);
         });
     }
     p.finish();
@@ -494,14 +496,13 @@ std::string resume_locked(Context& ctx, const std::string& version, const std::s
             std::int64_t id = inv.begin_operation("resume create", q);
             std::vector<JournalStep> done;
             std::string failed;
-            bool entry = false;
+            const bool had_entry = inv.find(version, name).has_value();
             for (auto st = steps.rbegin(); st != steps.rend(); ++st) {
                 if (st->kind != "made") continue;
                 std::string at = utc_timestamp();
                 try {
                     undo_made(ctx, st->name, st->message);
                     done.push_back({"undo", st->name + " " + st->message, at, 0, "ok", {}});
-                    if (st->name == "inventory entry") entry = true;
                 } catch (const std::exception& x) {
                     done.push_back(
                         {"undo", st->name + " " + st->message, at, 0, "failed", x.what()});
@@ -518,7 +519,8 @@ std::string resume_locked(Context& ctx, const std::string& version, const std::s
             inv.end_operation(e.id, false,
                               exited(e) + "; undone (journal entry " + std::to_string(id) + ")");
             inv.end_operation(id, true, {}, done);
-            if (entry) gone = "its create was interrupted and has been undone";
+            if (had_entry && !inv.find(version, name))
+                gone = "its create was interrupted and has been undone";
         } else if (e.operation == "drop") {
             bool decided = std::any_of(steps.begin(), steps.end(), [](const JournalStep& st) {
                 return st.kind == "made" && st.name == "drop decided";

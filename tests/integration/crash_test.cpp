@@ -357,6 +357,105 @@ TEST_CASE("TERM or INT mid-initdb undoes the create (exit 8) and leaves no passw
     }
 }
 
+TEST_CASE(
+    "kill -9 mid-initdb: the initdb left running is ended, a start never runs it, and "
+    "create or drop afterwards converge",
+    "[integration][crash]") {
+    TestSite site;
+    PasswordFile pw;
+    const std::vector<std::string> create = {"instance", "create", "crash",
+                                             "--superuser-password-file", pw.path.string()};
+    const auto [with_instance, without] = baseline(site, create);
+    const fs::path data = site.root() / "prefix" / "15" / "crash" / "data";
+    for (const std::string next : {"create", "start", "drop"}) {
+        DYNAMIC_SECTION("then " << next) {
+            auto child = spawn_cli(site, create);
+            wait_for([&] { return fs::exists(data / "base"); });
+            REQUIRE(fs::exists(data));
+            kill(child.pid, SIGKILL);
+            REQUIRE(wait_cli(child).killed);
+            if (next == "create") {
+                auto again = run_cli(site, create);
+                INFO(again.err);
+                REQUIRE(again.status == 0);
+                CHECK(converged(site, "crash", with_instance) == "");
+                REQUIRE(run_cli(site, {"instance", "drop", "crash"}).status == 0);
+            } else if (next == "start") {
+                // A half-created instance is undone, never started on initdb's configuration.
+                auto start = run_cli(site, {"instance", "start", "crash"});
+                INFO(start.err);
+                CHECK(start.status == 4);
+                CHECK_THAT(start.err, Catch::Contains("interrupted and has been undone"));
+                CHECK(gone(site, without) == "");
+            } else {
+                auto drop = run_cli(site, {"instance", "drop", "crash"});
+                INFO(drop.err);
+                CHECK(drop.status == 0);
+                CHECK(gone(site, without) == "");
+            }
+            // initdb went on alone after its parent's death: it must not write there any more.
+            std::this_thread::sleep_for(std::chrono::milliseconds(500));
+            CHECK_FALSE(fs::exists(data));
+            REQUIRE(run_cli(site, create).status == 0);
+            CHECK(converged(site, "crash", with_instance) == "");
+            REQUIRE(run_cli(site, {"instance", "drop", "crash"}).status == 0);
+        }
+    }
+}
+
+TEST_CASE("TERM once the server runs: the undo stops it to the end, not cut short by the signal",
+          "[integration][crash]") {
+    TestSite site;
+    const std::vector<std::string> create = {"instance", "create", "crash"};
+    const auto without = baseline(site, create).second;
+    // A post_start site hook that takes its time, so that the signal comes after the start.
+    fs::path hooks = site.root() / "hooks";
+    fs::create_directories(hooks / "post_start.d");
+    fs::permissions(hooks, fs::perms(0755));
+    fs::permissions(hooks / "post_start.d", fs::perms(0755));
+    fs::path hook = hooks / "post_start.d" / "10-slow";
+    std::ofstream(hook) << "#!/bin/sh\nsleep 3\n";
+    fs::permissions(hook, fs::perms(0755));
+    site.add_settings("[hooks]\ndir = " + hooks.string());
+    const fs::path data = site.root() / "prefix" / "15" / "crash" / "data";
+
+    auto child = spawn_cli(site, create);
+    long postmaster = 0;
+    wait_for([&] {
+        std::ifstream pid(data / "postmaster.pid");
+        std::string line, status;
+        if (!std::getline(pid, line)) return false;
+        for (int k = 2; k <= 8 && std::getline(pid, status); ++k) {
+        }
+        postmaster = std::atol(line.c_str());
+        return status.find("ready") != std::string::npos;
+    });
+    REQUIRE(postmaster > 0);
+    // Past the start's own wait: in the hook.
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    kill(child.pid, SIGTERM);
+    auto ended = wait_cli(child);
+    INFO(ended.err);
+    CHECK(ended.status == 8);
+    CHECK(kill(static_cast<pid_t>(postmaster), 0) != 0);
+    CHECK(gone(site, without) == "");
+    // Each undo ran to its end: the server was stopped by its own undo, not by a later one.
+    Inventory inv(site.settings().inventory_file());
+    auto e = last_operation(site, "create");
+    CHECK(e.outcome == "failed");
+    std::vector<std::string> undos;
+    for (const auto& st : inv.steps(e.id))
+        if (st.kind == "undo") {
+            undos.push_back(st.name);
+            CHECK(st.outcome == "ok");
+            CHECK(st.message == "");
+        }
+    CHECK(undos == std::vector<std::string>{"server start",
+                                            "instance directory " + data.parent_path().string(),
+                                            "inventory entry"});
+    CHECK(run_cli(site, create).status == 0);
+}
+
 TEST_CASE("a second signal ends at once; the next create finishes the undo",
           "[integration][crash]") {
     TestSite site;
