@@ -347,7 +347,7 @@ int instance_history(Invocation& inv) {
     std::reverse(entries.begin(), entries.end());
     auto state_of = [](const JournalEntry& e) {
         if (!e.outcome.empty()) return e.outcome;
-        return std::string(process_exists(static_cast<pid_t>(e.pid)) ? "running" : "unfinished");
+        return std::string(process_gone(e.pid, e.process) ? "unfinished" : "running");
     };
     if (inv.json) {
         json arr = json::array();
