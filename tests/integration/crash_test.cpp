@@ -121,10 +121,11 @@ std::vector<fs::path> files_with_password(const TestSite& site) {
     return found;
 }
 
-// Directories under the prefix and the run directory, two levels down (what an instance adds).
+// Directories under the prefix, the run directory and the WAL directories' parent, two levels
+// down (what an instance adds).
 std::set<std::string> directories(const TestSite& site) {
     std::set<std::string> out;
-    for (const char* top : {"prefix", "run"}) {
+    for (const char* top : {"prefix", "run", "wal"}) {
         fs::path base = site.root() / top;
         std::error_code ec;
         for (auto it = fs::recursive_directory_iterator(base, ec);
@@ -211,8 +212,14 @@ void wait_for(const std::function<bool()>& condition, double seconds = 60) {
 int kill_create_at(int first, int last) {
     TestSite site;
     PasswordFile pw;
-    const std::vector<std::string> create = {"instance", "create", "crash",
-                                             "--superuser-password-file", pw.path.string()};
+    // With a WAL directory of its own, which create makes and undoes too.
+    const std::vector<std::string> create = {"instance",
+                                             "create",
+                                             "crash",
+                                             "--superuser-password-file",
+                                             pw.path.string(),
+                                             "--waldir",
+                                             (site.root() / "wal" / "crash").string()};
     const auto [with_instance, without] = baseline(site, create);
     int kills = 0, ok = 0;
     for (int point = first; point <= last; ++point) {
@@ -321,6 +328,57 @@ TEST_CASE("drop killed at each point: the same drop again succeeds and leaves no
     WARN("drop: kills at " << kills << " points: " << ok << " converged");
     CHECK(kills >= 8);
     CHECK(ok == kills);
+}
+
+TEST_CASE("drop killed at each point: the next start finishes it, or finds the instance whole",
+          "[integration][crash]") {
+    if (!fault_injection_available()) return;
+    TestSite site;
+    const std::vector<std::string> create = {"instance", "create", "crash"};
+    const std::vector<std::string> drop = {"instance", "drop", "crash"};
+    const auto [with_instance, without] = baseline(site, create);
+    REQUIRE(run_cli(site, create).status == 0);
+    int kills = 0, finished = 0, whole = 0;
+    for (int point = 1; point < 200; ++point) {
+        auto killed = run_cli(site, drop, {"PGFORGE_FAULT_KILL_AT=" + std::to_string(point)});
+        if (!killed.killed) {
+            REQUIRE(killed.status == 0);
+            break;
+        }
+        INFO("killed at: " << killed.err);
+        ++kills;
+        bool decided = false;
+        {
+            Inventory inv(site.settings().inventory_file());
+            auto e = last_operation(site, "drop");
+            REQUIRE(e.outcome.empty());
+            for (const auto& st : inv.steps(e.id))
+                decided = decided || (st.kind == "made" && st.name == "drop decided");
+        }
+        auto start = run_cli(site, {"instance", "start", "crash"});
+        INFO("start: " << start.err);
+        if (decided) {
+            // Past pre_drop: the drop is finished, and start says the instance is gone.
+            CHECK(start.status == 4);
+            CHECK_THAT(start.err, Catch::Contains("drop was interrupted and has been finished"));
+            std::string problem = gone(site, without);
+            CHECK(problem == "");
+            if (problem.empty() && start.status == 4) ++finished;
+        } else {
+            // Killed before anything was removed: the instance is whole and starts.
+            CHECK(start.status == 0);
+            std::string problem = converged(site, "crash", with_instance);
+            CHECK(problem == "");
+            if (problem.empty() && start.status == 0) ++whole;
+            REQUIRE(run_cli(site, drop).status == 0);
+        }
+        CHECK(last_operation(site, "drop").outcome == "ok");
+        REQUIRE(run_cli(site, create).status == 0);
+    }
+    WARN("drop then start: kills at " << kills << " points: " << finished << " finished, " << whole
+                                      << " whole");
+    CHECK(finished + whole == kills);
+    CHECK(finished >= 5);
 }
 
 TEST_CASE("TERM or INT mid-initdb undoes the create (exit 8) and leaves no password file",
