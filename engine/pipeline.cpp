@@ -844,16 +844,21 @@ bool instance_program(const std::string& comm) {
     return comm == "initdb" || comm == "postgres" || comm == "postmaster";
 }
 
-// The pids of those programs whose working directory is `dir` or below it.
+// The pids of those programs whose working directory is `dir` or below it, run by the owner of
+// `dir` (never another user's process, whatever its name).
 std::vector<pid_t> programs_working_in(const fs::path& dir) {
     std::vector<pid_t> pids;
+    struct stat owner {};
+    if (::lstat(dir.c_str(), &owner) != 0) return pids;
     std::error_code ec;
     const std::string prefix = dir.string() + "/";
     for (const auto& entry : fs::directory_iterator("/proc", ec)) {
         const std::string name = entry.path().filename().string();
         if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
         pid_t pid = static_cast<pid_t>(std::stol(name));
-        if (pid == getpid()) continue;
+        struct stat st {};
+        if (pid == getpid() || ::stat(entry.path().c_str(), &st) != 0 || st.st_uid != owner.st_uid)
+            continue;
         std::error_code e2;
         fs::path cwd = fs::read_symlink(entry.path() / "cwd", e2);
         if (e2) continue;
@@ -867,11 +872,24 @@ std::vector<pid_t> programs_working_in(const fs::path& dir) {
     return pids;
 }
 
+// Whether `pid` is the postmaster of `data_dir`: a postgres process of the data directory's
+// owner working in it. A stale or forged postmaster.pid never makes pgforge signal another
+// process.
+bool postmaster_of(pid_t pid, const fs::path& data_dir) {
+    std::error_code ec;
+    fs::path real = fs::canonical(data_dir, ec);
+    if (ec) return false;
+    for (pid_t p : programs_working_in(real))
+        if (p == pid) return true;
+    return false;
+}
+
 }  // namespace
 
 bool stop_server_at(const fs::path& data_dir, double timeout) {
     auto pm = read_postmaster_pid(data_dir);
-    if (!pm || pm->pid <= 0 || !process_exists(pm->pid)) return false;
+    if (!pm || pm->pid <= 0 || !process_exists(pm->pid) || !postmaster_of(pm->pid, data_dir))
+        return false;
     kill(pm->pid, SIGQUIT);
     auto began = Clock::now();
     for (;;) {
@@ -892,7 +910,8 @@ void remove_made_tree(const fs::path& dir) {
     // end it and its backends, then remove. A few tries: files may appear while it goes.
     for (int attempt = 0;; ++attempt) {
         for (int round = 0; round < 100; ++round) {
-            auto pids = programs_working_in(dir);
+            fs::path real = fs::canonical(dir, ec);
+            auto pids = ec ? std::vector<pid_t>{} : programs_working_in(real);
             if (pids.empty()) break;
             for (pid_t pid : pids) kill(pid, SIGKILL);
             for (pid_t pid : pids) reap_if_exited(pid);

@@ -1,5 +1,6 @@
 // Unfinished operations in the journal: which process ran them, and resuming only those whose
 // process is gone (a live one, even unfinished, is left alone). With the fake driver.
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -84,4 +85,23 @@ TEST_CASE("only an unfinished create whose process is gone is undone, under the 
     CHECK(entries[1].operation == "create");
     CHECK(entries[1].outcome == "failed");
     CHECK_THAT(entries[1].message, Catch::Contains("undone"));
+}
+
+TEST_CASE("undoing a server never signals a process a forged postmaster.pid names") {
+    TempDir dir("resume");
+    fs::create_directories(dir / "data");
+    pid_t victim = fork();
+    REQUIRE(victim >= 0);
+    if (victim == 0) {
+        // Not a postgres working in the data directory.
+        execl("/bin/sleep", "sleep", "30", static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    std::ofstream(dir / "data" / "postmaster.pid")
+        << victim << "\n"
+        << (dir / "data").string() << "\n1\n5432\n/tmp\nlocalhost\n1 2\nready\n";
+    CHECK_FALSE(stop_server_at(dir / "data", 1));
+    CHECK(kill(victim, 0) == 0);
+    kill(victim, SIGKILL);
+    waitpid(victim, nullptr, 0);
 }
