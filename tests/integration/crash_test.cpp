@@ -514,6 +514,34 @@ TEST_CASE("TERM once the server runs: the undo stops it to the end, not cut shor
     CHECK(run_cli(site, create).status == 0);
 }
 
+TEST_CASE("INT while waiting for the instance lock gives up at once (exit 8)",
+          "[integration][crash]") {
+    TestSite site;
+    REQUIRE(site.cli({"instance", "create", "crash", "--state", "stopped"}).status == 0);
+    // A long lock wait.
+    std::string settings;
+    {
+        std::ifstream in(site.settings_file());
+        std::stringstream ss;
+        ss << in.rdbuf();
+        settings = ss.str();
+    }
+    auto at = settings.find("lock_timeout = 1\n");
+    REQUIRE(at != std::string::npos);
+    settings.replace(at, 16, "lock_timeout = 120");
+    std::ofstream(site.settings_file()) << settings;
+    FileLock held(site.settings().lock_file("15", "crash"), std::chrono::milliseconds(100), "test");
+    auto child = spawn_cli(site, {"instance", "start", "crash"});
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    auto began = std::chrono::steady_clock::now();
+    kill(child.pid, SIGINT);
+    auto ended = wait_cli(child);
+    INFO(ended.err);
+    CHECK(ended.status == 8);
+    CHECK(std::chrono::steady_clock::now() - began < std::chrono::seconds(10));
+    CHECK(site.cli({"instance", "status", "crash"}).status == 3);
+}
+
 TEST_CASE("a second signal ends at once; the next create finishes the undo",
           "[integration][crash]") {
     TestSite site;
