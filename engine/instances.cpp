@@ -163,6 +163,8 @@ void remove_if_empty(const fs::path& dir) {
     if (fs::is_directory(dir, ec) && fs::is_empty(dir, ec)) fs::remove(dir, ec);
 }
 
+std::string resume_locked(Context& ctx, const std::string& version, const std::string& name);
+
 bool wal_dir_made_by_pgforge(const Instance& i) {
     auto opts = nlohmann::json::parse(i.options.empty() ? "{}" : i.options, nullptr, false);
     return opts.is_object() && opts.value("waldir_created", false);
@@ -170,11 +172,16 @@ bool wal_dir_made_by_pgforge(const Instance& i) {
 
 }  // namespace
 
-std::unique_ptr<FileLock> lock(Context& ctx, const Instance& i) {
-    return std::make_unique<FileLock>(
+std::unique_ptr<FileLock> lock(Context& ctx, const Instance& i, bool must_exist) {
+    auto held = std::make_unique<FileLock>(
         ctx.settings().lock_file(i.version, i.name),
         std::chrono::milliseconds(long(ctx.settings().lock_timeout * 1000)),
         "instance " + i.qualified_name());
+    std::string gone = resume_locked(ctx, i.version, i.name);
+    if (!gone.empty() && must_exist)
+        throw Error(Exit::not_found, "instance " + i.qualified_name() + " does not exist: " + gone,
+                    "create it again: pgforge instance create " + i.qualified_name());
+    return held;
 }
 
 Cluster cluster_for(Context& ctx, const Instance& i) {
@@ -225,7 +232,8 @@ Instance create(Context& ctx, const CreateOptions& o) {
         throw Error(Exit::failure,
                     "cannot create prefix " + s.prefix.string() + ": " + ec.message(),
                     "choose a writable --prefix");
-    auto held = lock(ctx, i);
+    // Under the lock, an unfinished create of this name (killed) is undone first.
+    auto held = lock(ctx, i, false);
     Inventory& inv = ctx.inventory();
     if (inv.find(i.version, i.name))
         throw Error(
@@ -262,6 +270,7 @@ Instance create(Context& ctx, const CreateOptions& o) {
                                {"superuser_password", !o.superuser_password_file.empty()},
                                {"waldir_created", waldir_created}};
         i.options = opts.dump();
+        p.made("inventory entry", i.qualified_name());
         inv.add(i);
     });
     p.on_undo("inventory entry", [&] { inv.remove(i.version, i.name); });
@@ -271,15 +280,20 @@ Instance create(Context& ctx, const CreateOptions& o) {
         fs::path version_dir = i.base_dir.parent_path();
         bool version_dir_created = !fs::exists(version_dir, ec);
         cluster.instance = i;
-        make_owned_directory(i.base_dir, owner, fs::perms(0700));
+        // Journaled before they are made: after a kill, the next command removes them (and
+        // with the base directory, initdb's password file and whatever initdb wrote).
+        if (version_dir_created) p.made("empty directory", version_dir.string());
+        p.made("directory", i.base_dir.string());
         p.on_undo("instance directory " + i.base_dir.string(),
                   [&, version_dir, version_dir_created] {
-                      remove_tree(i.base_dir);
+                      remove_made_tree(i.base_dir);
                       if (version_dir_created) remove_if_empty(version_dir);
                   });
+        make_owned_directory(i.base_dir, owner, fs::perms(0700));
         if (waldir_created) {
+            p.made("directory", i.wal_dir.string());
+            p.on_undo("WAL directory " + i.wal_dir.string(), [&] { remove_made_tree(i.wal_dir); });
             make_owned_directory(i.wal_dir, owner, fs::perms(0700));
-            p.on_undo("WAL directory " + i.wal_dir.string(), [&] { remove_tree(i.wal_dir); });
         }
         InitOptions init;
         init.encoding = o.encoding;
@@ -322,11 +336,15 @@ Instance create(Context& ctx, const CreateOptions& o) {
 
     if (o.start) {
         p.around(sdk::HookPoint::pre_start, "start", [&] {
-            if (ctx.driver().start(cluster, s.start_timeout, ctx.progress))
-                p.on_undo("server start", [&, cluster] {
+            if (!fs::exists(i.socket_dir, ec)) p.made("empty directory", i.socket_dir.string());
+            p.made("server", i.data_dir.string());
+            // Before the start: a start cut short (signal, timeout) is undone too.
+            p.on_undo("server start", [&, cluster] {
+                if (ctx.driver().status(cluster).running)
                     ctx.driver().stop(cluster, StopMode::immediate, s.stop_timeout);
-                    remove_if_empty(i.socket_dir);
-                });
+                remove_if_empty(i.socket_dir);
+            });
+            ctx.driver().start(cluster, s.start_timeout, ctx.progress);
         });
     }
     p.finish();
@@ -373,7 +391,12 @@ std::vector<ListItem> ls(Context& ctx, const std::string& version) {
     std::set<fs::path> known;
     // Without an inventory file there is nothing declared, but orphans may still be on disk.
     std::vector<Instance> declared;
-    if (fs::exists(ctx.settings().inventory_file(), ec)) declared = ctx.inventory().list(version);
+    if (fs::exists(ctx.settings().inventory_file(), ec)) {
+        // What a killed create or drop left is undone or finished first, so the list shows
+        // what is there.
+        resume_all(ctx);
+        declared = ctx.inventory().list(version);
+    }
     for (auto& i : declared) {
         ListItem item;
         known.insert(i.base_dir);
@@ -448,7 +471,121 @@ bool stop_step(Context& ctx, Pipeline& p, StopMode mode, std::optional<double> t
     return stopped;
 }
 
+// The rest of a drop once pre_drop let it go on: from here a drop that is killed is finished by
+// the next command, not undone.
+void drop_decided(Context& ctx, Pipeline& p) {
+    Instance& i = p.instance();
+    p.made("drop decided", i.qualified_name());
+    stop_step(ctx, p, StopMode::fast, std::nullopt);
+    p.step("remove files", [&] {
+        if (ctx.progress) ctx.progress("removing files");
+        if (!i.wal_dir.empty() && wal_dir_made_by_pgforge(i)) remove_made_tree(i.wal_dir);
+        remove_made_tree(i.base_dir);
+        remove_if_empty(i.base_dir.parent_path());
+        remove_tree(i.socket_dir);
+    });
+    p.hooks(sdk::HookPoint::post_drop);
+    // The entry goes with the journal's end, in one transaction.
+    p.finish_removing_entry();
+}
+
+std::string exited(const JournalEntry& e) {
+    return "interrupted: its process (pid " + std::to_string(e.pid) + ") ended before it did";
+}
+
+// Finishes or undoes the operations on one instance whose process died (kill -9, a crash, a
+// second signal): a create is undone from what it journaled as made, a drop that got past
+// pre_drop is finished; others are ended. The caller holds the instance lock. Returns what
+// happened to the instance when its entry went ("" when it did not).
+std::string resume_locked(Context& ctx, const std::string& version, const std::string& name) {
+    Inventory& inv = ctx.inventory();
+    const std::string q = version + "/" + name;
+    std::string gone;
+    for (const auto& e : inv.unfinished(q)) {
+        if (!process_gone(e.pid, e.process)) continue;
+        auto steps = inv.steps(e.id);
+        if (e.operation == "create") {
+            log::info("instance " + q + ": undoing the create interrupted at " + e.started_at);
+            std::int64_t id = inv.begin_operation("resume create", q);
+            std::vector<JournalStep> done;
+            std::string failed;
+            const bool had_entry = inv.find(version, name).has_value();
+            for (auto st = steps.rbegin(); st != steps.rend(); ++st) {
+                if (st->kind != "made") continue;
+                std::string at = utc_timestamp();
+                try {
+                    undo_made(ctx, st->name, st->message);
+                    done.push_back({"undo", st->name + " " + st->message, at, 0, "ok", {}});
+                } catch (const std::exception& x) {
+                    done.push_back(
+                        {"undo", st->name + " " + st->message, at, 0, "failed", x.what()});
+                    if (failed.empty()) failed = st->name + " " + st->message + ": " + x.what();
+                }
+            }
+            if (!failed.empty()) {
+                // The create stays unfinished: the next command tries again.
+                inv.end_operation(id, false, failed, done);
+                throw Error(Exit::failure,
+                            "instance " + q + ": cannot undo its interrupted create: " + failed,
+                            "fix the cause, then run the command again");
+            }
+            inv.end_operation(e.id, false,
+                              exited(e) + "; undone (journal entry " + std::to_string(id) + ")");
+            inv.end_operation(id, true, {}, done);
+            if (had_entry && !inv.find(version, name))
+                gone = "its create was interrupted and has been undone";
+        } else if (e.operation == "drop") {
+            bool decided = std::any_of(steps.begin(), steps.end(), [](const JournalStep& st) {
+                return st.kind == "made" && st.name == "drop decided";
+            });
+            auto found = inv.find(version, name);
+            if (decided && found) {
+                log::info("instance " + q + ": finishing the drop interrupted at " + e.started_at);
+                Instance i = *found;
+                Pipeline p(ctx, "drop", i);
+                drop_decided(ctx, p);
+                gone = "its drop was interrupted and has been finished";
+            }
+            inv.end_operation(e.id, false,
+                              exited(e) + (decided ? "; finished by a later drop"
+                                                   : "; nothing had been removed"));
+        } else {
+            // An interrupted configure or reload may have left the instance's files half-changed
+            // as a set: they are put back as they were (its manifest says how). Others (start,
+            // stop, restart, a plugin's command, an interrupted resume) leave nothing half-made
+            // that the journal knows of: they are ended.
+            if (e.operation == "configure" || e.operation == "reload")
+                if (auto i = inv.find(version, name)) configuration::recover(ctx, *i);
+            inv.end_operation(e.id, false, exited(e));
+        }
+    }
+    return gone;
+}
+
 }  // namespace
+
+std::string resume(Context& ctx, const std::string& version, const std::string& name) {
+    return resume_locked(ctx, version, name);
+}
+
+void resume_all(Context& ctx) {
+    std::set<std::string> seen;
+    for (const auto& e : ctx.inventory().unfinished()) {
+        if (!process_gone(e.pid, e.process) || !seen.insert(e.instance).second) continue;
+        InstanceRef ref = parse_instance_ref(e.instance);
+        Instance i;
+        i.version = ref.version;
+        i.name = ref.name;
+        try {
+            // Never waits: an instance another command holds is left to it.
+            FileLock held(ctx.settings().lock_file(i.version, i.name), std::chrono::milliseconds(0),
+                          "instance " + e.instance);
+            resume_locked(ctx, i.version, i.name);
+        } catch (const std::exception& x) {
+            log::warn(std::string("instance ") + e.instance + ": " + x.what());
+        }
+    }
+}
 
 bool stop(Context& ctx, const Instance& inst, StopMode mode, std::optional<double> timeout) {
     auto held = lock(ctx, inst);
@@ -476,21 +613,16 @@ void reload(Context& ctx, const Instance& i) {
 }
 
 void drop(Context& ctx, const Instance& inst) {
-    auto held = lock(ctx, inst);
+    auto held = lock(ctx, inst, false);
+    // A drop that was killed has just been finished by the lock: the instance is gone.
+    if (!ctx.inventory().find(inst.version, inst.name)) {
+        log::info("instance " + inst.qualified_name() + " is already dropped");
+        return;
+    }
     Instance i = inst;
     Pipeline p(ctx, "drop", i);
     p.hooks(sdk::HookPoint::pre_drop);
-    stop_step(ctx, p, StopMode::fast, std::nullopt);
-    p.step("remove files", [&] {
-        if (ctx.progress) ctx.progress("removing files");
-        if (!i.wal_dir.empty() && wal_dir_made_by_pgforge(i)) remove_tree(i.wal_dir);
-        remove_tree(i.base_dir);
-        remove_if_empty(i.base_dir.parent_path());
-        remove_tree(i.socket_dir);
-    });
-    p.hooks(sdk::HookPoint::post_drop);
-    p.step("inventory entry", [&] { ctx.inventory().remove(i.version, i.name); });
-    p.finish();
+    drop_decided(ctx, p);
 }
 
 std::vector<std::pair<std::string, std::string>> environment(Context& ctx, const Instance& i) {

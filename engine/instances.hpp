@@ -83,7 +83,18 @@ struct ListItem {
 std::vector<ListItem> ls(Context& ctx, const std::string& version = {});
 
 // Serialises pgforge processes acting on one instance; Error(Exit::busy) after lock_timeout.
-std::unique_ptr<FileLock> lock(Context& ctx, const Instance& instance);
+// Once held, resumes what a killed command left on the instance (see resume); when that removed
+// the instance and `must_exist`, throws Error(Exit::not_found) saying so.
+std::unique_ptr<FileLock> lock(Context& ctx, const Instance& instance, bool must_exist = true);
+
+// Operations on the instance whose process died before they ended (kill -9, a crash, a second
+// signal), found in the journal: a create is undone (what it journaled as made is removed,
+// newest first: server, directories, inventory entry), a drop that got past pre_drop is
+// finished, others are ended as interrupted. The caller holds the instance lock. Returns why
+// the instance is gone when its entry was removed, else "".
+std::string resume(Context& ctx, const std::string& version, const std::string& name);
+// resume() for every instance with such an operation whose lock is free (instance list).
+void resume_all(Context& ctx);
 
 // The driver's view of an inventoried instance (installation and owner resolved).
 Cluster cluster_for(Context& ctx, const Instance& instance);

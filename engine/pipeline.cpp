@@ -1,16 +1,21 @@
 #include "engine/pipeline.hpp"
 
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <set>
+#include <thread>
 
 #include "engine/conf/template.hpp"
 #include "engine/core/error.hpp"
+#include "engine/core/fault.hpp"
+#include "engine/core/interrupt.hpp"
 #include "engine/core/log.hpp"
 #include "engine/core/plugins.hpp"
 #include "engine/core/text.hpp"
@@ -642,12 +647,19 @@ std::vector<fs::path> ConfigureDraft::write_files(const OsUser& owner) {
 
 Pipeline::Pipeline(Context& ctx, std::string operation, Instance& instance)
     : ctx_(ctx), operation_(std::move(operation)), instance_(instance) {
+    // A signal before anything began: nothing to undo, nothing journaled.
+    throw_if_interrupted();
     journal_id_ = ctx.inventory().begin_operation(operation_, instance_.qualified_name());
+    fault_point(operation_, "begin", "after");
 }
 
 Pipeline::~Pipeline() {
     if (finished_) return;
+    // The undo of an interrupted operation runs to its end; a second signal still ends the
+    // process, and the next command on the instance resumes from the journal.
+    DeferInterrupts defer;
     for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
+        fault_point(operation_, "undo " + it->first, "before");
         auto began = Clock::now();
         std::string at = utc_timestamp();
         try {
@@ -670,6 +682,15 @@ Pipeline::~Pipeline() {
     }
 }
 
+void Pipeline::check_interrupt() {
+    try {
+        throw_if_interrupted();
+    } catch (const Error& e) {
+        failure_ = e.what();
+        throw;
+    }
+}
+
 void Pipeline::record(JournalStep step) {
     pending_.push_back(std::move(step));
 }
@@ -685,7 +706,16 @@ void Pipeline::on_undo(std::string what, std::function<void()> undo) {
     undo_.emplace_back(std::move(what), std::move(undo));
 }
 
+void Pipeline::made(const std::string& kind, const std::string& target) {
+    pending_.push_back({"made", kind, utc_timestamp(), 0, "ok", target});
+    flush();
+    fault_point(operation_, "made " + kind, "after");
+}
+
 void Pipeline::finish() {
+    // A signal during the last step still fails the operation: it is undone, not half-kept.
+    check_interrupt();
+    fault_point(operation_, "finish", "before");
     finished_ = true;
     undo_.clear();
     auto steps = std::move(pending_);
@@ -693,9 +723,21 @@ void Pipeline::finish() {
     ctx_.inventory().end_operation(journal_id_, true, {}, steps);
 }
 
+void Pipeline::finish_removing_entry() {
+    check_interrupt();
+    fault_point(operation_, "finish", "before");
+    finished_ = true;
+    undo_.clear();
+    auto steps = std::move(pending_);
+    pending_.clear();
+    ctx_.inventory().end_operation_removing(journal_id_, steps, instance_.version, instance_.name);
+}
+
 void Pipeline::step(const std::string& name, const std::function<void()>& body) {
     // What ran so far is on disk before a long step: a kill -9 leaves it visible.
     flush();
+    check_interrupt();
+    fault_point(operation_, name, "before");
     auto began = Clock::now();
     std::string at = utc_timestamp();
     try {
@@ -703,13 +745,20 @@ void Pipeline::step(const std::string& name, const std::function<void()>& body) 
     } catch (const std::exception& e) {
         failure_ = e.what();
         pending_.push_back({"step", name, at, ms_since(began), "failed", e.what()});
+        // A program cut short by the signal fails with its own message; the signal is the cause.
+        if (interrupted()) check_interrupt();
         throw;
     }
     pending_.push_back({"step", name, at, ms_since(began), "ok", {}});
+    fault_point(operation_, name, "after");
+    check_interrupt();
 }
 
 void Pipeline::hooks(sdk::HookPoint point, const sdk::Outcome& outcome, ConfigureDraft* draft) {
     const bool pre = sdk::is_pre(point);
+    check_interrupt();
+    const std::string point_name = sdk::to_string(point);
+    fault_point(operation_, point_name, "before");
     std::vector<HookHandler> hs;
     try {
         hs = handlers_at(ctx_, point);
@@ -733,13 +782,14 @@ void Pipeline::hooks(sdk::HookPoint point, const sdk::Outcome& outcome, Configur
             kind = "hook";
             r = run_site_hook(h, point, outcome);
         }
-        pending_.push_back({kind, std::string(sdk::to_string(point)) + " " + h.name, at,
-                            ms_since(began), r.refused() ? "refused" : "ok", r.message});
+        pending_.push_back({kind, point_name + " " + h.name, at, ms_since(began),
+                            r.refused() ? "refused" : "ok", r.message});
+        check_interrupt();
         if (!r.refused()) continue;
         std::string who = (h.plugin ? "plugin " : "site hook ") + h.name;
         Error e(Exit::failure,
                 operation_ + " of instance " + instance_.qualified_name() + " refused at " +
-                    sdk::to_string(point) + " by " + who + ": " + r.message,
+                    point_name + " by " + who + ": " + r.message,
                 pre ? "the step did not run" : "");
         if (pre) {
             failure_ = e.what();
@@ -817,6 +867,8 @@ void Pipeline::around(sdk::HookPoint pre, const std::string& step_name,
         sdk::Outcome failed{false, e.what()};
         std::string saved = failure_;
         try {
+            // The post handlers see an interrupted step fail like any other.
+            DeferInterrupts defer;
             hooks(post, failed);
         } catch (const std::exception& h) {
             log::warn(h.what());
@@ -825,6 +877,114 @@ void Pipeline::around(sdk::HookPoint pre, const std::string& step_name,
         throw;
     }
     hooks(post, {});
+}
+
+// ---------------------------------------------------------------- what a killed operation made
+
+namespace {
+
+// Programs pgforge starts in an instance's directories and that may outlive it: initdb (its
+// working directory is the base directory) and the backends it or the server runs.
+bool instance_program(const std::string& comm) {
+    return comm == "initdb" || comm == "postgres" || comm == "postmaster";
+}
+
+// The pids of those programs whose working directory is `dir` or below it, run by the owner of
+// `dir` (never another user's process, whatever its name).
+std::vector<pid_t> programs_working_in(const fs::path& dir) {
+    std::vector<pid_t> pids;
+    struct stat owner {};
+    if (::lstat(dir.c_str(), &owner) != 0) return pids;
+    std::error_code ec;
+    const std::string prefix = dir.string() + "/";
+    for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+        const std::string name = entry.path().filename().string();
+        if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
+        pid_t pid = static_cast<pid_t>(std::stol(name));
+        struct stat st {};
+        if (pid == getpid() || ::stat(entry.path().c_str(), &st) != 0 || st.st_uid != owner.st_uid)
+            continue;
+        std::error_code e2;
+        fs::path cwd = fs::read_symlink(entry.path() / "cwd", e2);
+        if (e2) continue;
+        const std::string c = cwd.string();
+        if (c != dir.string() && c.rfind(prefix, 0) != 0) continue;
+        std::string comm;
+        std::getline(std::ifstream(entry.path() / "comm"), comm);
+        while (!comm.empty() && comm.back() == '\n') comm.pop_back();
+        if (instance_program(comm)) pids.push_back(pid);
+    }
+    return pids;
+}
+
+// Whether `pid` is the postmaster of `data_dir`: a postgres process of the data directory's
+// owner working in it. A stale or forged postmaster.pid never makes pgforge signal another
+// process.
+bool postmaster_of(pid_t pid, const fs::path& data_dir) {
+    std::error_code ec;
+    fs::path real = fs::canonical(data_dir, ec);
+    if (ec) return false;
+    for (pid_t p : programs_working_in(real))
+        if (p == pid) return true;
+    return false;
+}
+
+}  // namespace
+
+bool stop_server_at(const fs::path& data_dir, double timeout) {
+    auto pm = read_postmaster_pid(data_dir);
+    if (!pm || pm->pid <= 0 || !process_exists(pm->pid) || !postmaster_of(pm->pid, data_dir))
+        return false;
+    kill(pm->pid, SIGQUIT);
+    auto began = Clock::now();
+    for (;;) {
+        reap_if_exited(pm->pid);  // our child when this process started it
+        if (!process_exists(pm->pid)) return true;
+        if (ms_since(began) > timeout * 1000) {
+            kill(pm->pid, SIGKILL);
+            timeout += 5;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+}
+
+void remove_made_tree(const fs::path& dir) {
+    std::error_code ec;
+    if (!fs::exists(fs::symlink_status(dir, ec))) return;
+    // An initdb cut short may still be writing (its parent died without taking it along);
+    // end it and its backends, then remove. A few tries: files may appear while it goes.
+    for (int attempt = 0;; ++attempt) {
+        for (int round = 0; round < 100; ++round) {
+            fs::path real = fs::canonical(dir, ec);
+            auto pids = ec ? std::vector<pid_t>{} : programs_working_in(real);
+            if (pids.empty()) break;
+            for (pid_t pid : pids) kill(pid, SIGKILL);
+            for (pid_t pid : pids) reap_if_exited(pid);
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        ec.clear();
+        fs::remove_all(dir, ec);
+        if (!ec) return;
+        if (attempt == 10) {
+            log::warn("cannot remove " + dir.string() + ": " + ec.message());
+            return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+}
+
+void undo_made(Context& ctx, const std::string& kind, const std::string& target) {
+    std::error_code ec;
+    if (kind == "inventory entry") {
+        InstanceRef ref = parse_instance_ref(target);
+        ctx.inventory().remove(ref.version, ref.name);
+    } else if (kind == "directory") {
+        remove_made_tree(target);
+    } else if (kind == "empty directory") {
+        if (fs::is_directory(target, ec) && fs::is_empty(target, ec)) fs::remove(target, ec);
+    } else if (kind == "server") {
+        stop_server_at(target, ctx.settings().stop_timeout);
+    }
 }
 
 // ---------------------------------------------------------------- commands, fields, setup

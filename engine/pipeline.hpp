@@ -115,8 +115,17 @@ class Pipeline {
     void step(const std::string& name, const std::function<void()>& body);
     // What undoes the last step, run in reverse order when the operation fails.
     void on_undo(std::string what, std::function<void()> undo);
-    // The operation succeeded: drop the undos, end the journal entry "ok".
+    // Journals, at once and before it is made, something this operation is about to make
+    // (kind: "inventory entry", "directory", "empty directory", "server"; target: the
+    // instance's qualified name, a path, the data directory), so that after a kill the next
+    // command on the instance can undo it (see instances::resume). A marker such as "drop
+    // decided" says the operation went past the point where it is finished rather than undone.
+    void made(const std::string& kind, const std::string& target);
+    // The operation succeeded: drop the undos, end the journal entry "ok". A signal received
+    // meanwhile fails it instead (Error(Exit::interrupted)), and the undos run.
     void finish();
+    // finish(), removing the instance's inventory entry in the same transaction (drop).
+    void finish_removing_entry();
 
     Instance& instance() { return instance_; }
     const std::string& operation() const { return operation_; }
@@ -129,6 +138,8 @@ class Pipeline {
 
   private:
     void flush();
+    // throw_if_interrupted(), recording the failure.
+    void check_interrupt();
     sdk::Result run_site_hook(const HookHandler& h, sdk::HookPoint point,
                               const sdk::Outcome& outcome);
     Context& ctx_;
@@ -140,6 +151,20 @@ class Pipeline {
     std::vector<std::pair<std::string, std::function<void()>>> undo_;
     std::vector<JournalStep> pending_;
 };
+
+// Undoes one thing a killed operation journaled with Pipeline::made (nothing that is already
+// gone is an error): removes the inventory entry, the directory (after ending the initdb or
+// server processes still working in it), the directory if it is empty, or stops the server of
+// a data directory. Unknown kinds and markers do nothing.
+void undo_made(Context& ctx, const std::string& kind, const std::string& target);
+
+// Removes a directory tree pgforge made, even while a program it started there (an initdb cut
+// short, a server) may still be writing into it: those are ended first.
+void remove_made_tree(const std::filesystem::path& dir);
+
+// Stops the server of a data directory (immediate shutdown, then SIGKILL after `timeout`
+// seconds); false when none runs.
+bool stop_server_at(const std::filesystem::path& data_dir, double timeout = 10);
 
 // The context a plugin's command runs with (pgforge FAMILY VERB ...).
 int run_plugin_command(Context& ctx, LoadedPlugin& plugin, const sdk::Command& command,

@@ -9,6 +9,7 @@
 
 #include "engine/cli/command.hpp"
 #include "engine/core/input.hpp"
+#include "engine/core/interrupt.hpp"
 #include "engine/core/log.hpp"
 #include "engine/core/plugins.hpp"
 #include "engine/core/text.hpp"
@@ -338,18 +339,22 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
         // are shown, never sent to the terminal.
         err << "pgforge: " << escape_control(e.what()) << "\n";
         if (!e.hint().empty()) err << "  hint: " << escape_control(e.hint()) << "\n";
-        return static_cast<int>(e.code());
+        // A failure a signal caused (a program it cut short, a wait it broke) is an interruption.
+        return static_cast<int>(interrupted() ? Exit::interrupted : e.code());
     } catch (const po::error& e) {
         err << "pgforge: " << escape_control(e.what()) << "\n  hint: see pgforge --help\n";
         return static_cast<int>(Exit::usage);
     } catch (const std::exception& e) {
         inv.end_progress();
         err << "pgforge: " << escape_control(e.what()) << "\n";
-        return static_cast<int>(Exit::failure);
+        return static_cast<int>(interrupted() ? Exit::interrupted : Exit::failure);
     }
 }
 
 int main(int argc, char** argv) {
+    // INT, TERM and HUP fail the running operation at its next check, so that it undoes what
+    // it made (exit 8); a second one ends pgforge at once.
+    install_interrupt_handlers();
     std::vector<std::string> args(argv + 1, argv + argc);
     return run(args, std::cout, std::cerr);
 }

@@ -14,6 +14,7 @@
 #include "engine/cli/command.hpp"
 #include "engine/core/input.hpp"
 #include "engine/core/safe_fs.hpp"
+#include "engine/core/interrupt.hpp"
 #include "engine/driver/installations.hpp"
 #include "engine/driver/postmaster_pid.hpp"
 #include "engine/inventory/inventory.hpp"
@@ -372,7 +373,7 @@ int instance_history(Invocation& inv) {
     std::reverse(entries.begin(), entries.end());
     auto state_of = [](const JournalEntry& e) {
         if (!e.outcome.empty()) return e.outcome;
-        return std::string(process_exists(static_cast<pid_t>(e.pid)) ? "running" : "unfinished");
+        return std::string(process_gone(e.pid, e.process) ? "unfinished" : "running");
     };
     if (inv.json) {
         json arr = json::array();
@@ -511,13 +512,14 @@ int instance_logs(Invocation& inv) {
     inv.out.flush();
     if (!inv.flag("follow")) return 0;
     // Follow: print what is appended, as tail -f does, until interrupted.
-    for (;;) {
+    while (!interrupted()) {
         if (copy_out()) {
             inv.out.flush();
             continue;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
+    return 0;
 }
 
 int instance_env(Invocation& inv) {

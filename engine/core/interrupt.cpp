@@ -13,6 +13,7 @@ namespace pgforge {
 namespace {
 
 std::atomic<int> received{0};
+std::atomic<int> deferred{0};
 
 extern "C" void on_signal(int sig) {
     int expected = 0;
@@ -36,17 +37,25 @@ void install_interrupt_handlers() {
 }
 
 int interrupted() {
-    return received.load();
+    return deferred.load() > 0 ? 0 : received.load();
 }
 
 void throw_if_interrupted() {
-    if (int sig = received.load())
+    if (int sig = interrupted())
         throw Error(Exit::interrupted, std::string("interrupted by ") + strsignal(sig),
                     "what this operation made was undone; run the command again");
 }
 
 void clear_interrupt() {
     received.store(0);
+}
+
+DeferInterrupts::DeferInterrupts() {
+    deferred.fetch_add(1);
+}
+
+DeferInterrupts::~DeferInterrupts() {
+    deferred.fetch_sub(1);
 }
 
 }  // namespace pgforge

@@ -18,4 +18,15 @@ void throw_if_interrupted();
 // Forgets a received signal (tests, and the CLI between commands run in-process).
 void clear_interrupt();
 
+// While one lives, interrupted() reports 0 and throw_if_interrupted() does nothing: the undo of
+// an interrupted operation runs to its end (a signal received meanwhile is kept for after; a
+// second signal still ends the process at once).
+class DeferInterrupts {
+  public:
+    DeferInterrupts();
+    ~DeferInterrupts();
+    DeferInterrupts(const DeferInterrupts&) = delete;
+    DeferInterrupts& operator=(const DeferInterrupts&) = delete;
+};
+
 }  // namespace pgforge

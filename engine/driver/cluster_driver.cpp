@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "engine/core/error.hpp"
+#include "engine/core/interrupt.hpp"
 #include "engine/core/log.hpp"
 #include "engine/core/safe_fs.hpp"
 #include "engine/driver/postmaster_pid.hpp"
@@ -187,6 +188,17 @@ bool PostgresDriver::start(const Cluster& c, double timeout, const Progress& pro
     // back off to 5 ms.
     double pause_ms = 0.5;
     for (;;) {
+        if (interrupted()) {
+            // The start is abandoned: the server it began goes with it, then the signal fails
+            // the operation like any error.
+            kill(child, SIGQUIT);
+            const auto asked = Clock::now();
+            while (!reap_if_exited(child)) {
+                if (seconds_since(asked) > 10) kill(child, SIGKILL);
+                sleep_ms(5);
+            }
+            throw_if_interrupted();
+        }
         auto pm = read_postmaster_pid(i.data_dir);
         if (pm && pm->pid == child && (pm->status == "ready" || pm->status == "standby")) break;
         if (reap_if_exited(child)) {
@@ -226,6 +238,8 @@ bool PostgresDriver::stop(const Cluster& c, StopMode mode, double timeout) {
     // The postmaster removes postmaster.pid just before it exits; wait for the process itself,
     // so that a start right after this one finds the port and shared memory free.
     while (!reap_if_exited(pm->pid)) {
+        // The shutdown goes on without us; the signal fails the operation.
+        throw_if_interrupted();
         if (seconds_since(began) > timeout)
             throw Error(Exit::server,
                         "instance " + i.qualified_name() + " did not stop within " +

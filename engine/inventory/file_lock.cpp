@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "engine/core/error.hpp"
+#include "engine/core/interrupt.hpp"
 #include "engine/inventory/inventory.hpp"
 
 namespace fs = std::filesystem;
@@ -114,6 +115,11 @@ FileLock::FileLock(const fs::path& file, std::chrono::milliseconds timeout,
                            : std::string("another pgforge process");
             throw Error(Exit::busy, what + " is busy: " + process + " holds " + file.string(),
                         "wait for it to finish, or retry");
+        }
+        // INT/TERM/HUP while waiting: give up now (exit 8), nothing was done yet.
+        if (interrupted()) {
+            ::close(fd_);
+            throw_if_interrupted();
         }
         // Short pauses first, so that a lock released quickly is taken quickly.
         std::this_thread::sleep_for(std::min<clock::duration>(pause, deadline - now));

@@ -1,6 +1,7 @@
 #include "engine/inventory/inventory.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,6 +11,8 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <fstream>
+#include <sstream>
 #include <string_view>
 #include <system_error>
 
@@ -23,7 +26,7 @@ namespace {
 
 // Each entry is applied once, in order; PRAGMA user_version counts how many have been.
 // Never edit an entry that has shipped: add a new one.
-constexpr std::array<const char*, 3> migrations = {
+constexpr std::array<const char*, 4> migrations = {
     // 1: instances and the journal of operations.
     R"sql(
 CREATE TABLE instances (
@@ -77,6 +80,12 @@ CREATE TABLE journal_steps (
     message      TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (operation_id, seq)
 );
+)sql",
+    // 4: which process ran an operation (boot and start time with the pid: a pid is reused), so
+    // that a later command knows an unfinished one is dead; finding those is quick.
+    R"sql(
+ALTER TABLE journal ADD COLUMN process TEXT NOT NULL DEFAULT '';
+CREATE INDEX journal_unfinished ON journal (instance) WHERE ended_at = '';
 )sql",
 };
 
@@ -585,12 +594,13 @@ std::vector<int> Inventory::ports() const {
 
 std::int64_t Inventory::begin_operation(const std::string& operation, const std::string& instance) {
     Statement statement(db_,
-                        "INSERT INTO journal (operation, instance, started_at, pid, outcome) "
-                        "VALUES (?1, ?2, ?3, ?4, '')");
+                        "INSERT INTO journal (operation, instance, started_at, pid, outcome, "
+                        "process) VALUES (?1, ?2, ?3, ?4, '', ?5)");
     statement.bind(1, operation)
         .bind(2, instance)
         .bind(3, utc_timestamp())
-        .bind(4, std::int64_t{::getpid()});
+        .bind(4, std::int64_t{::getpid()})
+        .bind(5, process_identity(::getpid()));
     statement.step();
     return sqlite3_last_insert_rowid(db_);
 }
@@ -643,6 +653,38 @@ void Inventory::insert_steps(std::int64_t operation_id, const std::vector<Journa
     }
 }
 
+void Inventory::end_operation_removing(std::int64_t id, const std::vector<JournalStep>& steps,
+                                       const std::string& version, const std::string& name) {
+    in_transaction(db_, [&] {
+        insert_steps(id, steps);
+        remove(version, name);
+        end_operation(id, true, {});
+    });
+}
+
+std::vector<JournalEntry> Inventory::unfinished(const std::string& instance) const {
+    Statement statement(db_,
+                        "SELECT id, operation, instance, started_at, ended_at, outcome, message, "
+                        "pid, process FROM journal WHERE ended_at = '' AND (?1 = '' OR instance = "
+                        "?1) ORDER BY id");
+    statement.bind(1, instance);
+    std::vector<JournalEntry> entries;
+    while (statement.step()) {
+        JournalEntry entry;
+        entry.id = statement.integer(0);
+        entry.operation = statement.text(1);
+        entry.instance = statement.text(2);
+        entry.started_at = statement.text(3);
+        entry.ended_at = statement.text(4);
+        entry.outcome = statement.text(5);
+        entry.message = statement.text(6);
+        entry.pid = static_cast<long>(statement.integer(7));
+        entry.process = statement.text(8);
+        entries.push_back(std::move(entry));
+    }
+    return entries;
+}
+
 std::vector<JournalStep> Inventory::steps(std::int64_t operation_id) const {
     Statement statement(db_,
                         "SELECT kind, name, started_at, duration_ms, outcome, message FROM "
@@ -691,7 +733,7 @@ std::vector<JournalEntry> Inventory::journal(const std::string& instance, int li
     // The id, not started_at, orders entries: timestamps of quick operations can be equal.
     Statement statement(db_,
                         "SELECT id, operation, instance, started_at, ended_at, outcome, message, "
-                        "pid FROM journal WHERE ?1 = '' OR instance = ?1 ORDER BY id DESC "
+                        "pid, process FROM journal WHERE ?1 = '' OR instance = ?1 ORDER BY id DESC "
                         "LIMIT ?2");
     statement.bind(1, instance).bind(2, std::int64_t{limit});
     std::vector<JournalEntry> entries;
@@ -705,9 +747,53 @@ std::vector<JournalEntry> Inventory::journal(const std::string& instance, int li
         entry.outcome = statement.text(5);
         entry.message = statement.text(6);
         entry.pid = static_cast<long>(statement.integer(7));
+        entry.process = statement.text(8);
         entries.push_back(std::move(entry));
     }
     return entries;
+}
+
+namespace {
+
+std::string read_first_line(const char* path) {
+    std::ifstream in(path);
+    std::string line;
+    std::getline(in, line);
+    return line;
+}
+
+// The start time of a process in clock ticks since boot (field 22 of /proc/PID/stat); empty
+// when it is gone.
+std::string start_ticks(long pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat;
+    if (!std::getline(in, stat)) return {};
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    auto close = stat.rfind(')');
+    if (close == std::string::npos) return {};
+    std::istringstream fields(stat.substr(close + 2));
+    std::string field;
+    for (int k = 3; k <= 22 && fields >> field; ++k)
+        if (k == 22) return field;
+    return {};
+}
+
+}  // namespace
+
+std::string process_identity(long pid) {
+    std::string ticks = start_ticks(pid);
+    if (ticks.empty()) return {};
+    return read_first_line("/proc/sys/kernel/random/boot_id") + ":" + ticks;
+}
+
+bool process_gone(long pid, const std::string& identity) {
+    if (pid <= 0) return true;
+    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return true;
+    // Alive under that pid: the same process only if it started at the same time in this boot
+    // (an entry written before identities were recorded trusts the pid alone).
+    if (identity.empty()) return false;
+    std::string now = process_identity(pid);
+    return !now.empty() && now != identity;
 }
 
 }  // namespace pgforge

@@ -26,6 +26,7 @@ struct JournalEntry {
     std::string outcome;     // "", "ok", "failed"
     std::string message;     // error message when failed
     long pid = 0;
+    std::string process;  // process_identity(pid) when it began
 };
 
 // One thing an operation did: an engine step ("initdb"), a plugin handler ("pre_start backup"),
@@ -78,6 +79,14 @@ class Inventory {
     void end_operation(std::int64_t id, bool ok, const std::string& message,
                        const std::vector<JournalStep>& steps);
 
+    // end_operation "ok" with the last steps and the removal of the instance's entry, in one
+    // transaction: a drop is either finished or still unfinished, never half-recorded.
+    void end_operation_removing(std::int64_t id, const std::vector<JournalStep>& steps,
+                                const std::string& version, const std::string& name);
+    // Operations without an end (still running, or their process died), oldest first; empty
+    // `instance` means all.
+    std::vector<JournalEntry> unfinished(const std::string& instance = {}) const;
+
     // A plugin's per-instance state (a JSON object, "{}" when none); gone with the instance.
     std::string plugin_state(const Instance& instance, const std::string& plugin) const;
     void set_plugin_state(const Instance& instance, const std::string& plugin,
@@ -112,6 +121,12 @@ class FileLock {
 
 // mkdir -p, each directory made with mode 0755 (less the umask).
 std::error_code make_directories(const std::filesystem::path& dir);
+
+// What tells a process apart from a later one with the same pid: the boot id and its start
+// time. Empty when there is no such process.
+std::string process_identity(long pid);
+// Whether the process that began a journal entry (its pid and identity) has ended.
+bool process_gone(long pid, const std::string& identity);
 
 // Current UTC time as ISO 8601 with milliseconds: 2026-11-22T04:19:45.123Z
 std::string utc_timestamp();

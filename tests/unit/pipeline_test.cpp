@@ -110,8 +110,13 @@ TEST_CASE("create runs its steps with the hook points around them, in order") {
     auto entry = inv.journal("15/main").at(0);
     CHECK(entry.operation == "create");
     CHECK(entry.outcome == "ok");
-    std::vector<std::string> names;
-    for (const auto& st : inv.steps(entry.id)) names.push_back(st.kind + ":" + st.name);
+    std::vector<std::string> names, made;
+    for (const auto& st : inv.steps(entry.id))
+        (st.kind == "made" ? made : names).push_back(st.kind + ":" + st.name);
+    // What it makes is journaled before it is made, for the next command after a kill.
+    CHECK(made == std::vector<std::string>{"made:inventory entry", "made:empty directory",
+                                           "made:directory", "made:empty directory",
+                                           "made:server"});
     CHECK(names == std::vector<std::string>{
                        "step:inventory entry", "plugin:pre_init recorder", "step:initdb",
                        "plugin:post_init recorder", "plugin:pre_configure recorder",

@@ -1,0 +1,592 @@
+// Crashes and signals in the middle of create and drop, with the CLI binary in a child process:
+// killed (SIGKILL) at each point of the fault injection build (PGFORGE_FAULT_INJECTION=ON, see
+// engine/core/fault.hpp), or sent TERM/INT mid-initdb. Each time, running the same command again
+// must succeed and converge: the instance runs, is in the inventory once, no stray directory, no
+// password file anywhere under the site, and `instance list` shows no drift.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <functional>
+
+#include "engine/core/fault.hpp"
+#include "engine/inventory/inventory.hpp"
+#include "tests/support/test_site.hpp"
+
+namespace fs = std::filesystem;
+using namespace pgforge;
+using pgforge::test::TestSite;
+
+namespace {
+
+const std::string kPassword = "crash-test-Secret-4711";
+
+struct Child {
+    pid_t pid = -1;
+    fs::path err_file;
+};
+
+struct Ended {
+    bool killed = false;  // by a signal (SIGKILL from the fault point, or a second signal)
+    int signal = 0;
+    int status = 0;  // exit status when not killed
+    std::string err;
+};
+
+// The CLI binary with this site's settings, `env` added to its environment.
+Child spawn_cli(const TestSite& site, const std::vector<std::string>& args,
+                const std::vector<std::string>& env = {}) {
+    static int counter = 0;
+    Child c;
+    c.err_file = site.root() / ("stderr-" + std::to_string(++counter));
+    std::vector<std::string> argv = {PGFORGE_CLI_PATH, "--settings", site.settings_file().string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    c.pid = fork();
+    REQUIRE(c.pid >= 0);
+    if (c.pid == 0) {
+        int null = ::open("/dev/null", O_WRONLY);
+        int err = ::open(c.err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(null, 1);
+        dup2(err, 2);
+        for (const auto& e : env) putenv(const_cast<char*>(e.c_str()));
+        std::vector<char*> v;
+        for (auto& a : argv) v.push_back(const_cast<char*>(a.c_str()));
+        v.push_back(nullptr);
+        execv(v[0], v.data());
+        _exit(127);
+    }
+    return c;
+}
+
+Ended wait_cli(const Child& c) {
+    int status = 0;
+    while (waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    Ended e;
+    e.killed = WIFSIGNALED(status);
+    e.signal = e.killed ? WTERMSIG(status) : 0;
+    e.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    std::ifstream in(c.err_file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    e.err = ss.str();
+    fs::remove(c.err_file);
+    return e;
+}
+
+Ended run_cli(const TestSite& site, const std::vector<std::string>& args,
+              const std::vector<std::string>& env = {}) {
+    return wait_cli(spawn_cli(site, args, env));
+}
+
+// The password file pgforge reads, outside the site.
+struct PasswordFile {
+    fs::path path;
+    PasswordFile() {
+        char tmpl[] = "/tmp/pgforge-crash-pw-XXXXXX";
+        int fd = mkstemp(tmpl);
+        REQUIRE(fd >= 0);
+        std::string line = kPassword + "\n";
+        REQUIRE(write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()));
+        close(fd);
+        path = tmpl;
+    }
+    ~PasswordFile() {
+        std::error_code ec;
+        fs::remove(path, ec);
+    }
+};
+
+// Files under the site holding the clear password (none may outlive a command).
+std::vector<fs::path> files_with_password(const TestSite& site) {
+    std::vector<fs::path> found;
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(site.root(), ec);
+         it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        std::error_code e2;
+        if (!it->is_regular_file(e2) || it->file_size(e2) > (64u << 20)) continue;
+        std::ifstream in(it->path(), std::ios::binary);
+        std::string content((std::istreambuf_iterator<char>(in)), {});
+        if (content.find(kPassword) != std::string::npos) found.push_back(it->path());
+    }
+    return found;
+}
+
+// Directories under the prefix, the run directory and the WAL directories' parent, two levels
+// down (what an instance adds).
+std::set<std::string> directories(const TestSite& site) {
+    std::set<std::string> out;
+    for (const char* top : {"prefix", "run", "wal"}) {
+        fs::path base = site.root() / top;
+        std::error_code ec;
+        for (auto it = fs::recursive_directory_iterator(base, ec);
+             it != fs::recursive_directory_iterator(); it.increment(ec)) {
+            if (it.depth() >= 1) it.disable_recursion_pending();
+            std::error_code e2;
+            if (it->is_directory(e2) && !it->is_symlink(e2))
+                out.insert(fs::relative(it->path(), site.root()).string());
+        }
+    }
+    return out;
+}
+
+nlohmann::json list_json(const TestSite& site) {
+    auto l = site.cli({"instance", "list", "--json"});
+    REQUIRE(l.status == 0);
+    return nlohmann::json::parse(l.out);
+}
+
+std::string show(const std::set<std::string>& dirs) {
+    std::string out;
+    for (const auto& d : dirs) out += " " + d;
+    return out;
+}
+
+// "" when the instance runs, is listed once, nothing drifts and no password file is left; else
+// what is wrong.
+std::string converged(const TestSite& site, const std::string& name,
+                      const std::set<std::string>& expected_dirs) {
+    if (site.cli({"instance", "status", name}).status != 0) return "not running";
+    int count = 0;
+    for (const auto& item : list_json(site)) {
+        if (!item["drift"].is_null()) return "drift: " + item.dump();
+        if (item["name"] == name) ++count;
+    }
+    if (count != 1) return "listed " + std::to_string(count) + " times";
+    if (auto d = directories(site); d != expected_dirs)
+        return "directories:" + show(d) + " instead of" + show(expected_dirs);
+    if (auto f = files_with_password(site); !f.empty()) return "password in " + f[0].string();
+    return "";
+}
+
+// "" when no instance is left: no drift, no directory of it, no password file.
+std::string gone(const TestSite& site, const std::set<std::string>& expected_dirs) {
+    for (const auto& item : list_json(site))
+        if (!item["drift"].is_null()) return "drift: " + item.dump();
+    if (auto d = directories(site); d != expected_dirs)
+        return "directories:" + show(d) + " instead of" + show(expected_dirs);
+    if (auto f = files_with_password(site); !f.empty()) return "password in " + f[0].string();
+    return "";
+}
+
+// The directories with the instance and without it, from a create and a drop never killed.
+std::pair<std::set<std::string>, std::set<std::string>> baseline(
+    const TestSite& site, const std::vector<std::string>& create) {
+    REQUIRE(run_cli(site, create).status == 0);
+    auto with_instance = directories(site);
+    REQUIRE(run_cli(site, {"instance", "drop", "crash"}).status == 0);
+    return {with_instance, directories(site)};
+}
+
+// How the last operation on `name` in the journal ended.
+JournalEntry last_operation(const TestSite& site, const std::string& operation) {
+    Inventory inv(site.settings().inventory_file());
+    for (const auto& e : inv.journal("15/crash", 50))
+        if (e.operation == operation) return e;
+    return {};
+}
+
+bool fault_injection_available() {
+    if (fault_injection_built()) return true;
+    WARN("built without PGFORGE_FAULT_INJECTION: the kills at each point are skipped");
+    return false;
+}
+
+void wait_for(const std::function<bool()>& condition, double seconds = 60) {
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(long(seconds * 1000));
+    while (!condition() && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+}
+
+// Kills create at the points [first, last] in turn; after each, the same create again must
+// converge. Returns how many kills there were (the create ran to its end after the last).
+int kill_create_at(int first, int last) {
+    TestSite site;
+    PasswordFile pw;
+    // With a WAL directory of its own, which create makes and undoes too.
+    const std::vector<std::string> create = {"instance",
+                                             "create",
+                                             "crash",
+                                             "--superuser-password-file",
+                                             pw.path.string(),
+                                             "--waldir",
+                                             (site.root() / "wal" / "crash").string()};
+    const auto [with_instance, without] = baseline(site, create);
+    int kills = 0, ok = 0;
+    for (int point = first; point <= last; ++point) {
+        auto killed = run_cli(site, create, {"PGFORGE_FAULT_KILL_AT=" + std::to_string(point)});
+        if (!killed.killed) {
+            // Past the last point: the create ran to its end.
+            REQUIRE(killed.status == 0);
+            REQUIRE(run_cli(site, {"instance", "drop", "crash"}).status == 0);
+            break;
+        }
+        INFO("killed at: " << killed.err);
+        REQUIRE(killed.signal == SIGKILL);
+        ++kills;
+        auto again = run_cli(site, create);
+        INFO("create again: " << again.err);
+        REQUIRE(again.status == 0);
+        std::string problem = converged(site, "crash", with_instance);
+        CHECK(problem == "");
+        CHECK(last_operation(site, "create").outcome == "ok");
+        if (problem.empty()) ++ok;
+        REQUIRE(run_cli(site, {"instance", "drop", "crash"}).status == 0);
+        CHECK(gone(site, without) == "");
+    }
+    WARN("create: kills at " << kills << " points (" << first << " to " << first + kills - 1
+                             << "): " << ok << " converged");
+    CHECK(ok == kills);
+    return kills;
+}
+
+}  // namespace
+
+// Two halves, each within the test time limit.
+TEST_CASE("create killed at each of its first 10 points: the same create again converges",
+          "[integration][crash]") {
+    if (!fault_injection_available()) return;
+    CHECK(kill_create_at(1, 10) == 10);
+}
+
+TEST_CASE("create killed at each of its later points: the same create again converges",
+          "[integration][crash]") {
+    if (!fault_injection_available()) return;
+    CHECK(kill_create_at(11, 200) >= 8);
+}
+
+TEST_CASE("create killed at each point: a drop then leaves nothing behind",
+          "[integration][crash]") {
+    if (!fault_injection_available()) return;
+    TestSite site;
+    const std::vector<std::string> create = {"instance", "create", "crash"};
+    const auto without = baseline(site, create).second;
+    int kills = 0, clean = 0;
+    for (int point = 1; point < 200; ++point) {
+        auto killed = run_cli(site, create, {"PGFORGE_FAULT_KILL_AT=" + std::to_string(point)});
+        if (!killed.killed) {
+            REQUIRE(killed.status == 0);
+            REQUIRE(run_cli(site, {"instance", "drop", "crash"}).status == 0);
+            break;
+        }
+        INFO("killed at: " << killed.err);
+        ++kills;
+        // The entry may not have been written yet: then there is nothing to drop (exit 4), and
+        // instance list (in gone()) undoes what is left.
+        auto drop = run_cli(site, {"instance", "drop", "crash"});
+        INFO("drop: " << drop.err);
+        CHECK((drop.status == 0 || drop.status == 4));
+        std::string problem = gone(site, without);
+        CHECK(problem == "");
+        if (problem.empty()) ++clean;
+    }
+    WARN("create then drop: kills at " << kills << " points: " << clean << " left nothing");
+    CHECK(kills >= 18);
+    CHECK(clean == kills);
+    // And the name is free again.
+    REQUIRE(run_cli(site, create).status == 0);
+}
+
+TEST_CASE("drop killed at each point: the same drop again succeeds and leaves nothing",
+          "[integration][crash]") {
+    if (!fault_injection_available()) return;
+    TestSite site;
+    const std::vector<std::string> create = {"instance", "create", "crash"};
+    const std::vector<std::string> drop = {"instance", "drop", "crash"};
+    const auto [with_instance, without] = baseline(site, create);
+    REQUIRE(run_cli(site, create).status == 0);
+    int kills = 0, ok = 0;
+    for (int point = 1; point < 200; ++point) {
+        auto killed = run_cli(site, drop, {"PGFORGE_FAULT_KILL_AT=" + std::to_string(point)});
+        if (!killed.killed) {
+            REQUIRE(killed.status == 0);
+            break;
+        }
+        INFO("killed at: " << killed.err);
+        ++kills;
+        auto again = run_cli(site, drop);
+        INFO("drop again: " << again.err);
+        REQUIRE(again.status == 0);
+        std::string problem = gone(site, without);
+        CHECK(problem == "");
+        CHECK(site.cli({"instance", "status", "crash"}).status == 4);
+        if (problem.empty()) ++ok;
+        auto re = run_cli(site, create);
+        INFO("create again: " << re.err);
+        REQUIRE(re.status == 0);
+        CHECK(converged(site, "crash", with_instance) == "");
+    }
+    WARN("drop: kills at " << kills << " points: " << ok << " converged");
+    CHECK(kills >= 8);
+    CHECK(ok == kills);
+}
+
+TEST_CASE("drop killed at each point: the next start finishes it, or finds the instance whole",
+          "[integration][crash]") {
+    if (!fault_injection_available()) return;
+    TestSite site;
+    const std::vector<std::string> create = {"instance", "create", "crash"};
+    const std::vector<std::string> drop = {"instance", "drop", "crash"};
+    const auto [with_instance, without] = baseline(site, create);
+    REQUIRE(run_cli(site, create).status == 0);
+    int kills = 0, finished = 0, whole = 0;
+    for (int point = 1; point < 200; ++point) {
+        auto killed = run_cli(site, drop, {"PGFORGE_FAULT_KILL_AT=" + std::to_string(point)});
+        if (!killed.killed) {
+            REQUIRE(killed.status == 0);
+            break;
+        }
+        INFO("killed at: " << killed.err);
+        ++kills;
+        bool decided = false;
+        {
+            Inventory inv(site.settings().inventory_file());
+            auto e = last_operation(site, "drop");
+            REQUIRE(e.outcome.empty());
+            for (const auto& st : inv.steps(e.id))
+                decided = decided || (st.kind == "made" && st.name == "drop decided");
+        }
+        auto start = run_cli(site, {"instance", "start", "crash"});
+        INFO("start: " << start.err);
+        if (decided) {
+            // Past pre_drop: the drop is finished, and start says the instance is gone.
+            CHECK(start.status == 4);
+            CHECK_THAT(start.err, Catch::Contains("drop was interrupted and has been finished"));
+            std::string problem = gone(site, without);
+            CHECK(problem == "");
+            if (problem.empty() && start.status == 4) ++finished;
+        } else {
+            // Killed before anything was removed: the instance is whole and starts.
+            CHECK(start.status == 0);
+            std::string problem = converged(site, "crash", with_instance);
+            CHECK(problem == "");
+            if (problem.empty() && start.status == 0) ++whole;
+            REQUIRE(run_cli(site, drop).status == 0);
+        }
+        CHECK(last_operation(site, "drop").outcome == "ok");
+        REQUIRE(run_cli(site, create).status == 0);
+    }
+    WARN("drop then start: kills at " << kills << " points: " << finished << " finished, " << whole
+                                      << " whole");
+    CHECK(finished + whole == kills);
+    CHECK(finished >= 5);
+}
+
+TEST_CASE("TERM or INT mid-initdb undoes the create (exit 8) and leaves no password file",
+          "[integration][crash]") {
+    TestSite site;
+    PasswordFile pw;
+    const std::vector<std::string> create = {"instance", "create", "crash",
+                                             "--superuser-password-file", pw.path.string()};
+    const auto without = baseline(site, create).second;
+    const fs::path data = site.root() / "prefix" / "15" / "crash" / "data";
+    for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
+        DYNAMIC_SECTION("signal " << strsignal(sig)) {
+            auto child = spawn_cli(site, create);
+            wait_for([&] { return fs::exists(data / "base"); });
+            REQUIRE(fs::exists(data));
+            kill(child.pid, sig);
+            auto ended = wait_cli(child);
+            INFO(ended.err);
+            CHECK_FALSE(ended.killed);
+            CHECK(ended.status == 8);
+            CHECK_THAT(ended.err, Catch::Contains("interrupted"));
+            // Undone at once, like a failure: nothing is left, not even for the next command.
+            CHECK(directories(site) == without);
+            CHECK(files_with_password(site).empty());
+            auto e = last_operation(site, "create");
+            CHECK(e.outcome == "failed");
+            CHECK_THAT(e.message, Catch::Contains("interrupted"));
+            auto again = run_cli(site, create);
+            INFO(again.err);
+            REQUIRE(again.status == 0);
+            CHECK(files_with_password(site).empty());
+            REQUIRE(run_cli(site, {"instance", "drop", "crash"}).status == 0);
+        }
+    }
+}
+
+TEST_CASE(
+    "kill -9 mid-initdb: the initdb left running is ended, a start never runs it, and "
+    "create or drop afterwards converge",
+    "[integration][crash]") {
+    TestSite site;
+    PasswordFile pw;
+    const std::vector<std::string> create = {"instance", "create", "crash",
+                                             "--superuser-password-file", pw.path.string()};
+    const auto [with_instance, without] = baseline(site, create);
+    const fs::path data = site.root() / "prefix" / "15" / "crash" / "data";
+    for (const std::string next : {"create", "start", "drop"}) {
+        DYNAMIC_SECTION("then " << next) {
+            auto child = spawn_cli(site, create);
+            wait_for([&] { return fs::exists(data / "base"); });
+            REQUIRE(fs::exists(data));
+            kill(child.pid, SIGKILL);
+            REQUIRE(wait_cli(child).killed);
+            if (next == "create") {
+                auto again = run_cli(site, create);
+                INFO(again.err);
+                REQUIRE(again.status == 0);
+                CHECK(converged(site, "crash", with_instance) == "");
+                REQUIRE(run_cli(site, {"instance", "drop", "crash"}).status == 0);
+            } else if (next == "start") {
+                // A half-created instance is undone, never started on initdb's configuration.
+                auto start = run_cli(site, {"instance", "start", "crash"});
+                INFO(start.err);
+                CHECK(start.status == 4);
+                CHECK_THAT(start.err, Catch::Contains("interrupted and has been undone"));
+                CHECK(gone(site, without) == "");
+            } else {
+                auto drop = run_cli(site, {"instance", "drop", "crash"});
+                INFO(drop.err);
+                CHECK(drop.status == 0);
+                CHECK(gone(site, without) == "");
+            }
+            // initdb went on alone after its parent's death: it must not write there any more.
+            std::this_thread::sleep_for(std::chrono::milliseconds(500));
+            CHECK_FALSE(fs::exists(data));
+            REQUIRE(run_cli(site, create).status == 0);
+            CHECK(converged(site, "crash", with_instance) == "");
+            REQUIRE(run_cli(site, {"instance", "drop", "crash"}).status == 0);
+        }
+    }
+}
+
+TEST_CASE("TERM once the server runs: the undo stops it to the end, not cut short by the signal",
+          "[integration][crash]") {
+    TestSite site;
+    const std::vector<std::string> create = {"instance", "create", "crash"};
+    const auto without = baseline(site, create).second;
+    // A post_start site hook that takes its time, so that the signal comes after the start.
+    fs::path hooks = site.root() / "hooks";
+    fs::create_directories(hooks / "post_start.d");
+    fs::permissions(hooks, fs::perms(0755));
+    fs::permissions(hooks / "post_start.d", fs::perms(0755));
+    fs::path hook = hooks / "post_start.d" / "10-slow";
+    std::ofstream(hook) << "#!/bin/sh\nsleep 3\n";
+    fs::permissions(hook, fs::perms(0755));
+    site.add_settings("[hooks]\ndir = " + hooks.string());
+    const fs::path data = site.root() / "prefix" / "15" / "crash" / "data";
+
+    auto child = spawn_cli(site, create);
+    long postmaster = 0;
+    wait_for([&] {
+        std::ifstream pid(data / "postmaster.pid");
+        std::string line, status;
+        if (!std::getline(pid, line)) return false;
+        for (int k = 2; k <= 8 && std::getline(pid, status); ++k) {
+        }
+        postmaster = std::atol(line.c_str());
+        return status.find("ready") != std::string::npos;
+    });
+    REQUIRE(postmaster > 0);
+    // Past the start's own wait: in the hook.
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    kill(child.pid, SIGTERM);
+    auto ended = wait_cli(child);
+    INFO(ended.err);
+    CHECK(ended.status == 8);
+    CHECK(kill(static_cast<pid_t>(postmaster), 0) != 0);
+    CHECK(gone(site, without) == "");
+    // Each undo ran to its end: the server was stopped by its own undo, not by a later one.
+    Inventory inv(site.settings().inventory_file());
+    auto e = last_operation(site, "create");
+    CHECK(e.outcome == "failed");
+    std::vector<std::string> undos;
+    for (const auto& st : inv.steps(e.id))
+        if (st.kind == "undo") {
+            undos.push_back(st.name);
+            CHECK(st.outcome == "ok");
+            CHECK(st.message == "");
+        }
+    CHECK(undos == std::vector<std::string>{"server start",
+                                            "instance directory " + data.parent_path().string(),
+                                            "inventory entry"});
+    CHECK(run_cli(site, create).status == 0);
+}
+
+TEST_CASE("INT while waiting for the instance lock gives up at once (exit 8)",
+          "[integration][crash]") {
+    TestSite site;
+    REQUIRE(site.cli({"instance", "create", "crash", "--state", "stopped"}).status == 0);
+    // A long lock wait.
+    std::string settings;
+    {
+        std::ifstream in(site.settings_file());
+        std::stringstream ss;
+        ss << in.rdbuf();
+        settings = ss.str();
+    }
+    auto at = settings.find("lock_timeout = 1\n");
+    REQUIRE(at != std::string::npos);
+    settings.replace(at, 16, "lock_timeout = 120");
+    std::ofstream(site.settings_file()) << settings;
+    FileLock held(site.settings().lock_file("15", "crash"), std::chrono::milliseconds(100), "test");
+    auto child = spawn_cli(site, {"instance", "start", "crash"});
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    auto began = std::chrono::steady_clock::now();
+    kill(child.pid, SIGINT);
+    auto ended = wait_cli(child);
+    INFO(ended.err);
+    CHECK(ended.status == 8);
+    CHECK(std::chrono::steady_clock::now() - began < std::chrono::seconds(10));
+    CHECK(site.cli({"instance", "status", "crash"}).status == 3);
+}
+
+TEST_CASE("a second signal ends at once; the next create finishes the undo",
+          "[integration][crash]") {
+    TestSite site;
+    PasswordFile pw;
+    const std::vector<std::string> create = {"instance", "create", "crash",
+                                             "--superuser-password-file", pw.path.string()};
+    const auto without = baseline(site, create).second;
+    const fs::path data = site.root() / "prefix" / "15" / "crash" / "data";
+    auto child = spawn_cli(site, create);
+    wait_for([&] { return fs::exists(data / "base"); });
+    kill(child.pid, SIGTERM);
+    kill(child.pid, SIGTERM);
+    auto ended = wait_cli(child);
+    INFO(ended.err);
+    CHECK((ended.status == 8 || ended.status == 128 + SIGTERM));
+    auto again = run_cli(site, create);
+    INFO(again.err);
+    REQUIRE(again.status == 0);
+    CHECK(files_with_password(site).empty());
+    REQUIRE(run_cli(site, {"instance", "drop", "crash"}).status == 0);
+    CHECK(directories(site) == without);
+}
+
+TEST_CASE("killed during the undo of an interrupted create: the next create converges",
+          "[integration][crash]") {
+    if (!fault_injection_available()) return;
+    TestSite site;
+    PasswordFile pw;
+    const std::vector<std::string> create = {"instance", "create", "crash",
+                                             "--superuser-password-file", pw.path.string()};
+    const auto without = baseline(site, create).second;
+    const fs::path data = site.root() / "prefix" / "15" / "crash" / "data";
+    // TERM mid-initdb starts the undo; the kill comes when only the entry is left to remove.
+    auto child =
+        spawn_cli(site, create, {"PGFORGE_FAULT_KILL_AT=create:undo inventory entry:before"});
+    wait_for([&] { return fs::exists(data / "base"); });
+    kill(child.pid, SIGTERM);
+    auto ended = wait_cli(child);
+    INFO(ended.err);
+    REQUIRE(ended.killed);
+    CHECK(last_operation(site, "create").outcome.empty());
+    auto again = run_cli(site, create);
+    INFO(again.err);
+    REQUIRE(again.status == 0);
+    CHECK(files_with_password(site).empty());
+    REQUIRE(run_cli(site, {"instance", "drop", "crash"}).status == 0);
+    CHECK(directories(site) == without);
+}
