@@ -10,6 +10,7 @@
 #include "engine/conf/parameters.hpp"
 #include "engine/conf/template.hpp"
 #include "engine/core/error.hpp"
+#include "engine/core/fault.hpp"
 #include "engine/core/interrupt.hpp"
 #include "engine/core/log.hpp"
 #include "engine/core/text.hpp"
@@ -103,9 +104,10 @@ void put_back(Context& ctx, const Cluster& cluster, const Instance& i, conf::Fil
 // The server's own checks of files just written; then the reload and, when asked for, the
 // restart. Throws when the files must go back: Error with a hint saying "put back" for a
 // refusal that already says so.
-void check_written(Context& ctx, const Cluster& cluster, const Instance& i, bool conf_changed,
-                   bool hba_changed, bool ident_changed, bool& reload_sent, Outcome& out,
-                   const Options& o, conf::FileSet& files) {
+void check_written(Context& ctx, const std::string& operation, const Cluster& cluster,
+                   const Instance& i, bool conf_changed, bool hba_changed, bool ident_changed,
+                   bool& reload_sent, Outcome& out, const Options& o, conf::FileSet& files,
+                   const std::function<void()>& before_stop) {
     if (conf_changed) {
         std::string complaints =
             conf::check_data_directory(cluster.installation, cluster.owner, i.data_dir);
@@ -146,6 +148,7 @@ void check_written(Context& ctx, const Cluster& cluster, const Instance& i, bool
     throw_if_interrupted();
     reload_sent = true;
     reload_and_wait(c);
+    fault_point(operation, "reload", "after");
     out.reloaded = true;
     if (!conf_changed) return;
     std::vector<std::string> names;
@@ -160,9 +163,12 @@ void check_written(Context& ctx, const Cluster& cluster, const Instance& i, bool
     out.pending_restart = pending.rows.at(0).at(0).value_or("0") != "0";
     if (!(out.pending_restart && o.restart)) return;
     throw_if_interrupted();
+    before_stop();
     ctx.driver().stop(cluster, StopMode::fast, ctx.settings().stop_timeout);
+    fault_point(operation, "restart stop", "after");
     try {
         ctx.driver().start(cluster, ctx.settings().start_timeout, ctx.progress);
+        fault_point(operation, "restart start", "after");
     } catch (const std::exception& e) {
         // The server as it was: the files back, and started on them.
         std::string refusal = e.what();
@@ -285,8 +291,12 @@ void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outc
             // does when an exception leaves this block).
             bool reload_sent = false;
             try {
-                check_written(ctx, cluster, i, conf_changed, hba_changed, ident_changed,
-                              reload_sent, out, o, files);
+                check_written(ctx, reload ? "reload" : "configure", cluster, i, conf_changed,
+                              hba_changed, ident_changed, reload_sent, out, o, files, [&] {
+                                  // After a kill from here on, the next command puts the files
+                                  // back and starts the server again (instances.cpp, resume).
+                                  p.made("server stopped for restart", i.data_dir.string());
+                              });
                 files.commit();
             } catch (const Error& e) {
                 put_back(ctx, cluster, i, files, reload_sent);

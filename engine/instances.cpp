@@ -493,6 +493,31 @@ std::string exited(const JournalEntry& e) {
     return "interrupted: its process (pid " + std::to_string(e.pid) + ") ended before it did";
 }
 
+// The server a configure killed during its restart had stopped, started again on the files as
+// they are now; when it was started on the new files and those were put back (`put_back`), it is
+// restarted on them. Returns "" when nothing was to be done, else what was, for the journal.
+std::string restart_stopped_server(Context& ctx, const Instance& i, bool put_back) {
+    try {
+        Cluster cluster = cluster_for(ctx, i);
+        if (ctx.driver().status(cluster).running) {
+            if (!put_back) return "";
+            log::info("instance " + i.qualified_name() +
+                      ": restarting the server on its restored files");
+            ctx.driver().stop(cluster, StopMode::fast, ctx.settings().stop_timeout);
+        } else {
+            log::info("instance " + i.qualified_name() +
+                      ": starting the server its interrupted restart had stopped");
+        }
+        ctx.driver().start(cluster, ctx.settings().start_timeout, ctx.progress);
+        return "; the server it had stopped was started again";
+    } catch (const std::exception& x) {
+        log::warn(
+            "instance " + i.qualified_name() +
+            ": the server an interrupted restart had stopped did not start again: " + x.what());
+        return std::string("; the server it had stopped did not start again: ") + x.what();
+    }
+}
+
 // Finishes or undoes the operations on one instance whose process died (kill -9, a crash, a
 // second signal): a create is undone from what it journaled as made, a drop that got past
 // pre_drop is finished; others are ended. The caller holds the instance lock. Returns what
@@ -554,9 +579,18 @@ std::string resume_locked(Context& ctx, const std::string& version, const std::s
             // as a set: they are put back as they were (its manifest says how). Others (start,
             // stop, restart, a plugin's command, an interrupted resume) leave nothing half-made
             // that the journal knows of: they are ended.
+            std::string became;
             if (e.operation == "configure" || e.operation == "reload")
-                if (auto i = inv.find(version, name)) configuration::recover(ctx, *i);
-            inv.end_operation(e.id, false, exited(e));
+                if (auto i = inv.find(version, name)) {
+                    bool put_back = configuration::recover(ctx, *i);
+                    // Killed during its restart: the server runs again, as it did before.
+                    bool stopped =
+                        std::any_of(steps.begin(), steps.end(), [](const JournalStep& st) {
+                            return st.kind == "made" && st.name == "server stopped for restart";
+                        });
+                    if (stopped) became = restart_stopped_server(ctx, *i, put_back);
+                }
+            inv.end_operation(e.id, false, exited(e) + became);
         }
     }
     return gone;

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "engine/core/error.hpp"
+#include "engine/core/fault.hpp"
 #include "engine/core/log.hpp"
 
 namespace fs = std::filesystem;
@@ -191,6 +192,7 @@ void put_back(const std::vector<FileSet::Entry>& entries) {
                 fail(e.file, "remove");
             }
             sync_dir(dirfd.get());
+            fault_point("files", "put back " + e.file.filename().string(), "after");
         } catch (const std::exception& ex) {
             log::error(std::string("could not put back ") + e.file.string() + ": " + ex.what());
             if (first.empty()) first = ex.what();
@@ -299,6 +301,7 @@ void FileSet::apply() {
         sync_dir(dirfd.get());
     }
     state_ = State::applied;
+    fault_point("files", "manifest", "after");
     try {
         for (const auto& e : entries_) {
             const fs::path dir = e.file.parent_path();
@@ -306,6 +309,7 @@ void FileSet::apply() {
             uid_t uid = e.uid;
             gid_t gid = e.gid;
             stage(dirfd.get(), dir, e.staged, e.after, &uid, &gid, static_cast<mode_t>(e.mode));
+            fault_point("files", "stage " + e.file.filename().string(), "after");
         }
         std::set<fs::path> dirs;
         for (const auto& e : entries_) {
@@ -313,6 +317,7 @@ void FileSet::apply() {
             Fd dirfd(open_dir(dir));
             replace(dirfd.get(), dir, e.staged, e.file);
             dirs.insert(dir);
+            fault_point("files", "rename " + e.file.filename().string(), "after");
         }
         for (const auto& dir : dirs) {
             Fd dirfd(open_dir(dir));

@@ -1,8 +1,9 @@
-// Crashes and signals in the middle of create and drop, with the CLI binary in a child process:
-// killed (SIGKILL) at each point of the fault injection build (PGFORGE_FAULT_INJECTION=ON, see
-// engine/core/fault.hpp), or sent TERM/INT mid-initdb. Each time, running the same command again
-// must succeed and converge: the instance runs, is in the inventory once, no stray directory, no
-// password file anywhere under the site, and `instance list` shows no drift.
+// Crashes and signals in the middle of create, drop and configure (conf set, hba add), with the
+// CLI binary in a child process: killed (SIGKILL) at each point of the fault injection build
+// (PGFORGE_FAULT_INJECTION=ON, see engine/core/fault.hpp), or sent TERM/INT mid-initdb. Each
+// time, running the same command again must succeed and converge: the instance runs, is in the
+// inventory once, no stray directory, no password file anywhere under the site, and `instance
+// list` shows no drift; a configure's files are as before it or as after it, never a mix.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -18,8 +19,11 @@
 
 #include <functional>
 
+#include "engine/conf/file_set.hpp"
 #include "engine/core/fault.hpp"
+#include "engine/instances.hpp"
 #include "engine/inventory/inventory.hpp"
+#include "engine/pg/connection.hpp"
 #include "tests/support/test_site.hpp"
 
 namespace fs = std::filesystem;
@@ -589,4 +593,249 @@ TEST_CASE("killed during the undo of an interrupted create: the next create conv
     CHECK(files_with_password(site).empty());
     REQUIRE(run_cli(site, {"instance", "drop", "crash"}).status == 0);
     CHECK(directories(site) == without);
+}
+
+namespace {
+
+const fs::path fixtures = PGFORGE_TEST_PLUGIN_DIR;
+
+// A running instance "crash" with the recorder plugin, whose contributions at pre_configure (a
+// parameter, an HBA record and the ident mapping it names) change with each round: so that every
+// configure of a round changes postgresql.conf, pg_hba.conf and pg_ident.conf together.
+struct ConfigureSite {
+    TestSite site;
+    std::string base;
+    fs::path data;
+    mutable int rounds = 0;  // each round's contributions are new
+
+    ConfigureSite() {
+        std::ifstream in(site.settings_file());
+        base.assign(std::istreambuf_iterator<char>(in), {});
+        round(0);
+        REQUIRE(run_cli(site, {"instance", "create", "crash"}).status == 0);
+        data = site.root() / "prefix" / "15" / "crash" / "data";
+        REQUIRE(fs::exists(data / "postgresql.conf"));
+    }
+    void round(int r) const {
+        const std::string n = std::to_string(r);
+        std::ofstream out(site.settings_file(), std::ios::trunc);
+        out << base << "\n[plugins]\npath = " << (fixtures / "recorder").string()
+            << "\nenabled = recorder\n[recorder]\nparameter = idle_in_transaction_session_timeout="
+            << 1000 + r << "s\nhba = local all crash_r" << n << " peer map=crashmap" << n
+            << "\nident = crashmap" << n << " " << test::expected_owner() << " crash_r" << n
+            << "\n";
+    }
+};
+
+using Files = std::map<std::string, std::string>;
+
+Files conf_files(const fs::path& data) {
+    Files files;
+    for (const char* name : {"postgresql.conf", "pg_hba.conf", "pg_ident.conf"}) {
+        std::ifstream in(data / name);
+        files[name].assign(std::istreambuf_iterator<char>(in), {});
+    }
+    return files;
+}
+
+// Which files differ between two snapshots.
+std::string differ(const Files& a, const Files& b) {
+    std::string out;
+    for (const auto& [name, text] : a)
+        if (b.at(name) != text) out += " " + name;
+    return out.empty() ? " none" : out;
+}
+
+// "" when no manifest nor staged file of a configure is left in the data directory.
+std::string leftovers(const fs::path& data) {
+    std::string out;
+    if (fs::exists(conf::FileSet::manifest_path(data))) out += " manifest";
+    for (const auto& entry : fs::directory_iterator(data))
+        if (entry.path().filename().string().rfind(".pgforge-stage-", 0) == 0)
+            out += " " + entry.path().filename().string();
+    return out;
+}
+
+// "" when the server accepts connections and runs on its files (nothing pending a restart, no
+// line it refused); else what is wrong.
+std::string server_agrees(const TestSite& site) {
+    try {
+        Context ctx(site.settings());
+        pg::Connection c(instances::get(ctx, "crash"));
+        auto one = [&](const std::string& sql) {
+            return c.exec(sql).rows.at(0).at(0).value_or("NULL");
+        };
+        if (auto n = one("SELECT count(*) FROM pg_settings WHERE pending_restart"); n != "0")
+            return n + " settings pending a restart";
+        if (auto n = one("SELECT count(*) FROM pg_file_settings WHERE error IS NOT NULL"); n != "0")
+            return n + " settings in error";
+        if (auto n = one("SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL");
+            n != "0")
+            return n + " HBA records in error";
+        return "";
+    } catch (const std::exception& e) {
+        return std::string("no connection: ") + e.what();
+    }
+}
+
+// "" when `instance history` shows every operation ended (none running or unfinished).
+std::string history_ended(const TestSite& site) {
+    auto h = site.cli({"instance", "history", "crash", "--limit", "6", "--json"});
+    if (h.status != 0) return "history: " + h.err;
+    for (const auto& e : nlohmann::json::parse(h.out))
+        if (e["outcome"] != "ok" && e["outcome"] != "failed") return "not ended: " + e.dump();
+    return "";
+}
+
+enum class Then { same, start_stop };
+
+struct Counts {
+    int kills = 0, converged = 0, put_back = 0;
+};
+
+// Runs `command(round)` killed at each point in turn (a round per point); after each kill the
+// next command is the same one again (Then::same), or `instance stop` or `start` first
+// (Then::start_stop, alternately), then the same one. `refused`: the server refuses the change,
+// so the command fails cleanly (exit 2) with the files as before.
+Counts kill_configure_at_each_point(const ConfigureSite& s,
+                                    const std::function<std::vector<std::string>(int)>& command,
+                                    bool refused, Then then) {
+    Counts c;
+    for (int point = 1; point < 60; ++point) {
+        const int round = ++s.rounds;
+        s.round(round);
+        const auto cmd = command(round);
+        const Files before = conf_files(s.data);
+        auto killed = run_cli(s.site, cmd, {"PGFORGE_FAULT_KILL_AT=" + std::to_string(point)});
+        if (!killed.killed) {
+            // Past the last point: the command ran to its end.
+            INFO(killed.err);
+            REQUIRE(killed.status == (refused ? 2 : 0));
+            if (refused) CHECK(conf_files(s.data) == before);
+            break;
+        }
+        ++c.kills;
+        INFO("killed at: " << killed.err);
+        REQUIRE(killed.signal == SIGKILL);
+        const bool manifest = fs::exists(conf::FileSet::manifest_path(s.data));
+        const Files raw = conf_files(s.data);
+        Files mid = raw;  // the files as the next command left them
+        if (then == Then::start_stop) {
+            const char* next = point % 2 ? "start" : "stop";
+            auto n = run_cli(s.site, {"instance", next, "crash"});
+            INFO("instance " << next << ": " << n.err);
+            CHECK(n.status == 0);
+            mid = conf_files(s.data);
+            CHECK(leftovers(s.data) == "");
+            CHECK(history_ended(s.site) == "");
+            // A manifest means the set was half way: it is put back as it was.
+            if (manifest) CHECK(differ(mid, before) == " none");
+            if (manifest && mid == before) ++c.put_back;
+            if (std::string(next) == "stop")
+                REQUIRE(run_cli(s.site, {"instance", "start", "crash"}).status == 0);
+        } else if (manifest) {
+            ++c.put_back;
+        }
+        auto again = run_cli(s.site, cmd);
+        INFO("the same command again: " << again.err);
+        CHECK(again.status == (refused ? 2 : 0));
+        const Files after = conf_files(s.data);
+        if (refused) CHECK(differ(after, before) == " none");
+        // Never a mix: as before, or as after (when killed past the set's writes).
+        INFO("as left: differs from before in" << differ(mid, before) << ", from after in"
+                                               << differ(mid, after));
+        // (Straight after the kill, a set half way is mixed on disk, with its manifest: the next
+        // command puts it back before anything else.)
+        const bool whole = (then == Then::same && manifest) || mid == before || mid == after;
+        CHECK(whole);
+        if (!manifest) CHECK((raw == before || raw == after));
+        std::string problem = leftovers(s.data);
+        if (problem.empty()) problem = server_agrees(s.site);
+        if (problem.empty()) problem = history_ended(s.site);
+        CHECK(problem == "");
+        if (problem.empty() && again.status == (refused ? 2 : 0) && whole) ++c.converged;
+    }
+    return c;
+}
+
+std::vector<std::string> conf_set(int round) {
+    return {"conf", "set", "-i", "crash", "work_mem=" + std::to_string(4096 + round) + "kB"};
+}
+
+std::vector<std::string> conf_set_restart(int round) {
+    return {"conf",  "set",       "-i",
+            "crash", "--restart", "shared_buffers=" + std::to_string(128 + round) + "MB"};
+}
+
+std::vector<std::string> hba_add(int round) {
+    return {"hba",          "add", "-i",  "crash",
+            "host",         "all", "all", "10." + std::to_string(round) + ".0.0/16",
+            "scram-sha-256"};
+}
+
+std::vector<std::string> hba_add_refused(int round) {
+    return {"hba",  "add", "-i",  "crash",
+            "host", "all", "all", "10." + std::to_string(round) + ".0.0/16",
+            "sspi"};
+}
+
+}  // namespace
+
+TEST_CASE("conf set killed at each point: the same conf set again converges",
+          "[integration][crash][configure]") {
+    if (!fault_injection_available()) return;
+    ConfigureSite s;
+    auto c = kill_configure_at_each_point(s, conf_set, false, Then::same);
+    WARN("conf set: kills at " << c.kills << " points: " << c.converged << " converged ("
+                               << c.put_back << " with the set half way)");
+    CHECK(c.kills >= 14);
+    CHECK(c.converged == c.kills);
+}
+
+TEST_CASE("conf set --restart killed at each point: the same conf set again converges",
+          "[integration][crash][configure]") {
+    if (!fault_injection_available()) return;
+    ConfigureSite s;
+    auto c = kill_configure_at_each_point(s, conf_set_restart, false, Then::same);
+    WARN("conf set --restart: kills at " << c.kills << " points: " << c.converged << " converged ("
+                                         << c.put_back << " with the set half way)");
+    CHECK(c.kills >= 16);
+    CHECK(c.converged == c.kills);
+}
+
+TEST_CASE("hba add killed at each point: the same hba add again converges",
+          "[integration][crash][configure]") {
+    if (!fault_injection_available()) return;
+    ConfigureSite s;
+    auto c = kill_configure_at_each_point(s, hba_add, false, Then::same);
+    WARN("hba add: kills at " << c.kills << " points: " << c.converged << " converged ("
+                              << c.put_back << " with the set half way)");
+    CHECK(c.kills >= 14);
+    CHECK(c.converged == c.kills);
+}
+
+TEST_CASE("hba add of a record the server refuses, killed at each point: it fails cleanly again",
+          "[integration][crash][configure]") {
+    if (!fault_injection_available()) return;
+    ConfigureSite s;
+    auto c = kill_configure_at_each_point(s, hba_add_refused, true, Then::same);
+    WARN("hba add (refused): kills at " << c.kills << " points: " << c.converged << " converged ("
+                                        << c.put_back << " with the set half way)");
+    CHECK(c.kills >= 14);
+    CHECK(c.converged == c.kills);
+}
+
+TEST_CASE("conf set and hba add killed at each point: the next start or stop puts the files back",
+          "[integration][crash][configure]") {
+    if (!fault_injection_available()) return;
+    ConfigureSite s;
+    for (const char* which : {"conf set", "hba add"}) {
+        auto c = kill_configure_at_each_point(
+            s, std::string(which) == "conf set" ? conf_set : hba_add, false, Then::start_stop);
+        WARN(which << " then start or stop: kills at " << c.kills << " points: " << c.converged
+                   << " converged (" << c.put_back << " put back by start or stop)");
+        CHECK(c.kills >= 14);
+        CHECK(c.put_back >= 6);
+        CHECK(c.converged == c.kills);
+    }
 }

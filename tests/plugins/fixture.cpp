@@ -1,5 +1,6 @@
 // Test plugins. GOOD: records every hook call to the file named by its `log` setting and does
-// what its settings say (refuse at points, contribute a parameter, an HBA record, a file).
+// what its settings say (refuse at points, contribute a parameter, an HBA record, an ident
+// mapping, a file).
 // The others each break one rule of the plugin boundary.
 #include <fstream>
 #include <pgforge/plugin.hpp>
@@ -45,6 +46,13 @@ class Fixture final : public Plugin {
             }
             if (auto h = ctx.setting("hba")) c->add_hba_record(*h, HbaPlace::first);
             if (auto f = ctx.setting("file")) c->add_file(*f, "made by " FIXTURE_NAME "\n", 0600);
+            if (auto m = ctx.setting("ident")) {
+                // "MAPNAME SYSTEM-USERNAME PG-USERNAME"
+                std::stringstream in(*m);
+                std::string map, system_user, database_user;
+                in >> map >> system_user >> database_user;
+                c->add_ident_mapping(map, system_user, database_user);
+            }
         }
         if (auto file = ctx.setting("undo_file"); file && ctx.point() == HookPoint::post_start)
             ctx.on_undo("marker", [path = *file](Context& undo) {
