@@ -720,8 +720,9 @@ Counts kill_configure_at_each_point(const ConfigureSite& s,
         const bool manifest = fs::exists(conf::FileSet::manifest_path(s.data));
         const Files raw = conf_files(s.data);
         Files mid = raw;  // the files as the next command left them
+        std::string next_agrees;
         if (then == Then::start_stop) {
-            const char* next = point % 2 ? "start" : "stop";
+            const char* next = round % 2 ? "start" : "stop";
             auto n = run_cli(s.site, {"instance", next, "crash"});
             INFO("instance " << next << ": " << n.err);
             CHECK(n.status == 0);
@@ -733,6 +734,9 @@ Counts kill_configure_at_each_point(const ConfigureSite& s,
             if (manifest && mid == before) ++c.put_back;
             if (std::string(next) == "stop")
                 REQUIRE(run_cli(s.site, {"instance", "start", "crash"}).status == 0);
+            // The server runs on the files as they are now.
+            next_agrees = server_agrees(s.site);
+            CHECK(next_agrees == "");
         } else if (manifest) {
             ++c.put_back;
         }
@@ -749,7 +753,8 @@ Counts kill_configure_at_each_point(const ConfigureSite& s,
         const bool whole = (then == Then::same && manifest) || mid == before || mid == after;
         CHECK(whole);
         if (!manifest) CHECK((raw == before || raw == after));
-        std::string problem = leftovers(s.data);
+        std::string problem = next_agrees;
+        if (problem.empty()) problem = leftovers(s.data);
         if (problem.empty()) problem = server_agrees(s.site);
         if (problem.empty()) problem = history_ended(s.site);
         CHECK(problem == "");
@@ -825,13 +830,18 @@ TEST_CASE("hba add of a record the server refuses, killed at each point: it fail
     CHECK(c.converged == c.kills);
 }
 
-TEST_CASE("conf set and hba add killed at each point: the next start or stop puts the files back",
-          "[integration][crash][configure]") {
+TEST_CASE(
+    "conf set, conf set --restart and hba add killed at each point: the next start or stop puts "
+    "the files back",
+    "[integration][crash][configure]") {
     if (!fault_injection_available()) return;
     ConfigureSite s;
-    for (const char* which : {"conf set", "hba add"}) {
-        auto c = kill_configure_at_each_point(
-            s, std::string(which) == "conf set" ? conf_set : hba_add, false, Then::start_stop);
+    for (const std::string which : {"conf set", "conf set --restart", "hba add"}) {
+        auto c = kill_configure_at_each_point(s,
+                                              which == "conf set"             ? conf_set
+                                              : which == "conf set --restart" ? conf_set_restart
+                                                                              : hba_add,
+                                              false, Then::start_stop);
         WARN(which << " then start or stop: kills at " << c.kills << " points: " << c.converged
                    << " converged (" << c.put_back << " put back by start or stop)");
         CHECK(c.kills >= 14);
