@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "engine/core/error.hpp"
+#include "engine/core/input.hpp"
 #include "engine/core/log.hpp"
 
 namespace fs = std::filesystem;
@@ -395,6 +396,89 @@ void check_trusted_directory(const fs::path& dir, const std::string& what) {
     }
 }
 
+namespace {
+
+bool trusted_owner(const struct stat& st) {
+    return st.st_uid == 0 || st.st_uid == geteuid();
+}
+
+}  // namespace
+
+std::optional<TrustedFile> open_trusted(const fs::path& path, bool directory, std::string& why) {
+    std::error_code ec;
+    fs::path real = fs::canonical(path, ec);
+    if (ec) {
+        why = path.string() + " cannot be read: " + ec.message();
+        return std::nullopt;
+    }
+    std::vector<std::string> names;
+    for (const auto& part : real.relative_path()) names.push_back(part.string());
+    const size_t n = names.size();
+
+    Fd current(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    fs::path at = "/";
+    struct stat st {};
+    if (!current || ::fstat(current.get(), &st) != 0) {
+        why = std::string("/ cannot be opened: ") + std::strerror(errno);
+        return std::nullopt;
+    }
+    // At step k, `current` is open at `at`: "/" and then names[0..k-1]. The file is step n, its
+    // own directory step n - 1, and the steps before are the directories above it.
+    for (size_t k = 0;; ++k) {
+        if (!trusted_owner(st)) {
+            why = at.string() + " is owned by uid " + std::to_string(st.st_uid) +
+                  ", neither root nor the current user";
+            return std::nullopt;
+        }
+        if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+            // A shared directory above the file's own directory is safe when sticky: only the
+            // owner of an entry (checked at the next step: root or us) can rename or remove it.
+            const bool above = k + 1 < n;
+            if (!(above && S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX))) {
+                why = at.string() + " is writable by others than its owner";
+                return std::nullopt;
+            }
+        }
+        if (k == n) break;
+        const bool last = k + 1 == n;
+        int flags = O_NOFOLLOW | O_CLOEXEC;
+        if (!last)
+            flags |= O_PATH | O_DIRECTORY;
+        else
+            flags |= directory ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK;
+        Fd next(::openat(current.get(), names[k].c_str(), flags));
+        fs::path next_at = at / names[k];
+        if (!next || ::fstat(next.get(), &st) != 0) {
+            int e = errno;
+            why = next_at.string() +
+                  (e == ELOOP || e == ENOTDIR || e == ENOENT
+                       ? " changed while it was checked (" + std::string(std::strerror(e)) + ")"
+                       : " cannot be opened: " + std::string(std::strerror(e)));
+            return std::nullopt;
+        }
+        current = std::move(next);
+        at = std::move(next_at);
+    }
+    if (!directory && !S_ISREG(st.st_mode)) {
+        why = at.string() + " is not a regular file";
+        return std::nullopt;
+    }
+    if (directory && !S_ISDIR(st.st_mode)) {
+        why = at.string() + " is not a directory";
+        return std::nullopt;
+    }
+    // Opened O_NONBLOCK so that a FIFO could not stall the walk; reads are plain from here.
+    if (!directory) ::fcntl(current.get(), F_SETFL, 0);
+    return TrustedFile{std::move(current), std::move(at), st};
+}
+
+std::string unsafe_reason(const fs::path& path) {
+    std::error_code ec;
+    std::string why;
+    if (!open_trusted(path, fs::is_directory(path, ec), why)) return why;
+    return {};
+}
+
 void write_file(const fs::path& file, const std::string& content, const OsUser* owner,
                 mode_t mode) {
     fs::path target = absolute_normal(file);
@@ -534,8 +618,6 @@ std::optional<Fd> open_for_reading(const fs::path& file_in, const Control& on_be
     return fd;
 }
 
-namespace {
-
 std::string read_rest(int fd, const fs::path& file, size_t limit) {
     std::string out;
     char buf[65536];
@@ -548,15 +630,12 @@ std::string read_rest(int fd, const fs::path& file, size_t limit) {
         if (got == 0) break;
         if (out.size() + static_cast<size_t>(got) > limit)
             throw Error(Exit::failure,
-                        "cannot read " + file.string() + ": larger than " +
-                            std::to_string(limit >> 20) + " MiB",
+                        "cannot read " + file.string() + ": larger than " + describe_size(limit),
                         "pgforge reads files of at most that size");
         out.append(buf, static_cast<size_t>(got));
     }
     return out;
 }
-
-}  // namespace
 
 std::string read_file(const fs::path& file, size_t limit) {
     auto fd = open_for_reading(file, false);
