@@ -273,14 +273,8 @@ ChildResult run_as(const OsUser& user, const std::function<ChildResult()>& body)
     if (pid == 0) {
         close(report[0]);
         ChildResult r;
-        if (setgroups(groups.size(), groups.data()) != 0)
-            r = {errno, step_become};
-        else if (setgid(user.gid) != 0)
-            r = {errno, step_become};
-        else if (setuid(user.uid) != 0)
-            r = {errno, step_become};
-        else if (getuid() == 0 || geteuid() == 0 || getegid() != user.gid)
-            r = {EPERM, step_become};
+        if (int e = become_user(user.uid, user.gid, groups))
+            r = {e, step_become};
         else
             r = body();
         ssize_t n = write(report[1], &r, sizeof r);

@@ -125,11 +125,8 @@ Prepared prepare(const Command& c) {
 
 // In the child: become the user, change directory. Returns errno on failure.
 int become(const Prepared& p) {
-    if (p.switch_user) {
-        if (setgroups(p.groups.size(), p.groups.data()) != 0) return errno;
-        if (setgid(p.gid) != 0) return errno;
-        if (setuid(p.uid) != 0) return errno;
-    }
+    if (p.switch_user)
+        if (int e = become_user(p.uid, p.gid, p.groups)) return e;
     if (chdir(p.cwd.c_str()) != 0) return errno;
     return 0;
 }
@@ -194,6 +191,14 @@ int read_exec_error(int fd) {
 }
 
 }  // namespace
+
+int become_user(uid_t uid, gid_t gid, const std::vector<gid_t>& groups) noexcept {
+    if (setgroups(groups.size(), groups.data()) != 0) return errno;
+    if (setgid(gid) != 0) return errno;
+    if (setuid(uid) != 0) return errno;
+    if (getuid() == 0 || geteuid() == 0 || getegid() != gid) return EPERM;
+    return 0;
+}
 
 OsUser lookup_os_user(const std::string& name) {
     std::vector<char> buf(16384);
