@@ -12,6 +12,7 @@
 
 #include "engine/core/error.hpp"
 #include "engine/core/log.hpp"
+#include "engine/core/safe_fs.hpp"
 
 namespace fs = std::filesystem;
 
@@ -25,19 +26,7 @@ constexpr off_t kManifestLimit = 64 << 20;
     throw Error(Exit::failure, "cannot " + step + " " + what.string() + ": " + std::strerror(e));
 }
 
-class Fd {
-  public:
-    explicit Fd(int fd = -1) : fd_(fd) {}
-    ~Fd() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    int get() const { return fd_; }
-
-  private:
-    int fd_;
-};
+using safe_fs::Fd;
 
 std::string random_name() {
     unsigned char bytes[8];
