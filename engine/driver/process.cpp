@@ -265,14 +265,27 @@ ProcessResult run_process(const Command& c) {
     Prepared p = prepare(c);
     // A signal already received: this runs during the undo that follows it, and runs to its end.
     const bool interrupted_before = interrupted() != 0;
-    int in[2], out[2], err[2], fail[2];
+    int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, fail[2] = {-1, -1};
+    // On a failure before the child runs, the pipes made so far are closed.
+    auto close_pipes = [&] {
+        for (int* p : {in, out, err, fail})
+            for (int k = 0; k < 2; ++k)
+                if (p[k] >= 0) close(p[k]);
+    };
     if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) ||
-        pipe2(fail, O_CLOEXEC))
-        throw Error(Exit::failure, std::string("cannot create pipes: ") + std::strerror(errno));
+        pipe2(fail, O_CLOEXEC)) {
+        int e = errno;
+        close_pipes();
+        throw Error(Exit::failure, std::string("cannot create pipes: ") + std::strerror(e));
+    }
     log::debug("running " + describe(c));
     const pid_t parent = getpid();
     pid_t pid = fork();
-    if (pid < 0) throw Error(Exit::failure, std::string("fork: ") + std::strerror(errno));
+    if (pid < 0) {
+        int e = errno;
+        close_pipes();
+        throw Error(Exit::failure, std::string("fork: ") + std::strerror(e));
+    }
     if (pid == 0) {
         // Its own process group, so that a timeout or an interruption stops the program and
         // what it started (and a Ctrl-C at the terminal reaches pgforge alone, which decides).
@@ -312,6 +325,7 @@ ProcessResult run_process(const Command& c) {
         kill(pid, SIGKILL);
         for (auto& f : fds)
             if (f.fd >= 0) close(f.fd);
+        for (auto& f : fds) f.fd = -1;
         in_fd = -1;
     };
     while (open_outputs > 0 || in_fd >= 0) {
@@ -358,9 +372,13 @@ ProcessResult run_process(const Command& c) {
             if (written >= c.input.size()) {
                 close(in_fd);
                 in_fd = -1;
+                fds[2].fd = -1;
             }
         }
     }
+    // A poll error ends the loop with streams still open.
+    for (auto& f : fds)
+        if (f.fd >= 0) close(f.fd);
     r.status = wait_status(pid);
     if (int e = read_exec_error(fail[0])) throw_exec_error(c, e);
     return r;
@@ -374,7 +392,12 @@ pid_t spawn_detached(const Command& c, const std::filesystem::path& log_file) {
         throw Error(Exit::failure, std::string("cannot create pipe: ") + std::strerror(errno));
     log::debug("starting " + describe(c) + " >> " + log);
     pid_t pid = fork();
-    if (pid < 0) throw Error(Exit::failure, std::string("fork: ") + std::strerror(errno));
+    if (pid < 0) {
+        int e = errno;
+        close(fail[0]);
+        close(fail[1]);
+        throw Error(Exit::failure, std::string("fork: ") + std::strerror(e));
+    }
     if (pid == 0) {
         setsid();
         default_signals();
@@ -386,6 +409,9 @@ pid_t spawn_detached(const Command& c, const std::filesystem::path& log_file) {
         dup2(null, 0);
         dup2(fd, 1);
         dup2(fd, 2);
+        // The originals would stay open in the program (the copies on 0-2 are what it gets).
+        if (null > 2) close(null);
+        if (fd > 2) close(fd);
         exec_program(p, exec_fd);
         child_fail(fail[1], errno);
     }
