@@ -652,10 +652,14 @@ std::optional<std::string> read_tail(const fs::path& file, size_t max_bytes) {
     auto fd = open_for_reading(file, true);
     if (!fd) return std::nullopt;
     struct stat st {};
-    fstat(fd->get(), &st);
+    // Unchecked, a failed fstat or lseek would read the file from its start, and a long log
+    // would exceed the read's limit.
+    if (fstat(fd->get(), &st) != 0)
+        throw Error(Exit::failure, "cannot read " + file.string() + ": " + std::strerror(errno));
     off_t from =
         st.st_size > static_cast<off_t>(max_bytes) ? st.st_size - static_cast<off_t>(max_bytes) : 0;
-    if (from > 0) lseek(fd->get(), from, SEEK_SET);
+    if (from > 0 && lseek(fd->get(), from, SEEK_SET) < 0)
+        throw Error(Exit::failure, "cannot read " + file.string() + ": " + std::strerror(errno));
     // The file may grow while it is read: take what is there, up to twice the window.
     std::string text = read_rest(fd->get(), file, max_bytes * 2 + 65536);
     if (text.size() > max_bytes) text.erase(0, text.size() - max_bytes);
