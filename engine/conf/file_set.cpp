@@ -69,7 +69,8 @@ void stage(int dirfd, const fs::path& dir, const std::string& name, const std::s
     while (done < content.size()) {
         ssize_t n = ::write(fd.get(), content.data() + done, content.size() - done);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) undo("write");
+        if (n == 0) errno = EIO;  // no progress: an error, not a loop without end
+        if (n <= 0) undo("write");
         done += static_cast<size_t>(n);
     }
     if (uid && gid && ::geteuid() == 0 && ::fchown(fd.get(), *uid, *gid) != 0) undo("give");
