@@ -37,6 +37,7 @@ struct Prepared {
     uid_t uid = 0;
     gid_t gid = 0;
     std::vector<gid_t> groups;
+    int max_fd = 1024;         // the descriptor limit, for marking them all close-on-exec
     int exec_fd = -1;          // run this descriptor instead of argv[0]
     bool exec_script = false;  // it starts with "#!": keep it open across exec
 };
@@ -120,6 +121,8 @@ Prepared prepare(const Command& c) {
     for (auto& e : p.env_storage) p.envp.push_back(e.data());
     p.envp.push_back(nullptr);
     p.cwd = c.cwd.empty() ? "/" : c.cwd.string();
+    if (long open_max = sysconf(_SC_OPEN_MAX); open_max > 0 && open_max < (1L << 30))
+        p.max_fd = static_cast<int>(open_max);
     return p;
 }
 
@@ -137,6 +140,19 @@ void default_signals() {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+// In the child (or just before exec_replacing's exec): every descriptor above the standard
+// streams is closed by the exec, so that a program gets none of pgforge's nor any pgforge
+// inherited from its caller (root's, for a program run as the owner). Marked, not closed: the
+// report pipe works until the exec, and a script's descriptor is opened up again after this.
+void close_on_exec_above_streams(const Prepared& p) {
+    if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return;
+    // Kernels before 5.11: one descriptor at a time.
+    for (int fd = 3; fd < p.max_fd; ++fd) {
+        int flags = fcntl(fd, F_GETFD);
+        if (flags >= 0 && !(flags & FD_CLOEXEC)) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+    }
 }
 
 // In the child: runs the program (the descriptor when there is one). Returns only on failure.
@@ -299,6 +315,7 @@ ProcessResult run_process(const Command& c) {
         // After the user switch, which clears it: the program dies with pgforge.
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) child_fail(fail[1], errno);
         if (getppid() != parent) _exit(127);  // pgforge is already gone
+        close_on_exec_above_streams(p);
         exec_program(p, exec_fd);
         child_fail(fail[1], errno);
     }
@@ -409,9 +426,7 @@ pid_t spawn_detached(const Command& c, const std::filesystem::path& log_file) {
         dup2(null, 0);
         dup2(fd, 1);
         dup2(fd, 2);
-        // The originals would stay open in the program (the copies on 0-2 are what it gets).
-        if (null > 2) close(null);
-        if (fd > 2) close(fd);
+        close_on_exec_above_streams(p);
         exec_program(p, exec_fd);
         child_fail(fail[1], errno);
     }
@@ -426,6 +441,7 @@ pid_t spawn_detached(const Command& c, const std::filesystem::path& log_file) {
 void exec_replacing(const Command& c) {
     Prepared p = prepare(c);
     if (int e = become(p)) throw_exec_error(c, e);
+    close_on_exec_above_streams(p);
     exec_program(p, p.exec_fd);
     throw_exec_error(c, errno);
     std::abort();
