@@ -241,6 +241,23 @@ void check_control(const Control& c, const fs::path& path, const OsUser* owner) 
     }
 }
 
+// One byte with room for one descriptor: what passes a descriptor over a socket pair (built
+// on the stack, so a forked child may use it).
+struct FdMessage {
+    char byte = 0;
+    iovec iov{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    FdMessage() {
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+    }
+    FdMessage(const FdMessage&) = delete;
+    FdMessage& operator=(const FdMessage&) = delete;
+};
+
 }  // namespace
 
 Fd::~Fd() {
@@ -553,21 +570,14 @@ std::optional<Fd> open_for_reading(const fs::path& file_in, const Control& on_be
         ChildResult r = run_as(*reader, [&]() noexcept -> ChildResult {
             int f = open(path.c_str(), flags);
             if (f < 0) return {errno, step_open};
-            char byte = 0;
-            iovec iov{&byte, 1};
-            alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-            msghdr msg{};
-            msg.msg_iov = &iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = control;
-            msg.msg_controllen = sizeof control;
-            cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+            FdMessage m;
+            cmsghdr* cm = CMSG_FIRSTHDR(&m.msg);
             cm->cmsg_level = SOL_SOCKET;
             cm->cmsg_type = SCM_RIGHTS;
             cm->cmsg_len = CMSG_LEN(sizeof(int));
             std::memcpy(CMSG_DATA(cm), &f, sizeof f);
             ChildResult out;
-            if (sendmsg(sv[1], &msg, MSG_NOSIGNAL) != 1) out = {errno, step_send};
+            if (sendmsg(sv[1], &m.msg, MSG_NOSIGNAL) != 1) out = {errno, step_send};
             close(f);
             return out;
         });
@@ -578,17 +588,10 @@ std::optional<Fd> open_for_reading(const fs::path& file_in, const Control& on_be
                                          "'s rights, as it belongs to " + reader->name
                                    : std::string());
         }
-        char byte = 0;
-        iovec iov{&byte, 1};
-        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-        msghdr msg{};
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof control;
-        if (recvmsg(mine.get(), &msg, MSG_CMSG_CLOEXEC) != 1)
+        FdMessage m;
+        if (recvmsg(mine.get(), &m.msg, MSG_CMSG_CLOEXEC) != 1)
             throw Error(Exit::failure, "cannot read " + path + ": no descriptor from the child");
-        cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+        cmsghdr* cm = CMSG_FIRSTHDR(&m.msg);
         if (!cm || cm->cmsg_type != SCM_RIGHTS)
             throw Error(Exit::failure, "cannot read " + path + ": no descriptor from the child");
         int f = -1;
