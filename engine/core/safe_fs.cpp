@@ -490,6 +490,50 @@ std::string unsafe_reason(const fs::path& path) {
     return {};
 }
 
+Fd open_directory(const fs::path& dir_in) {
+    const fs::path dir = absolute_normal(dir_in);
+    std::error_code ec;
+    const fs::path real = fs::canonical(dir, ec);
+    if (ec)
+        throw Error(Exit::failure, "cannot open directory " + dir.string() + ": " + ec.message());
+    if (root()) {
+        Control written = who_controls(dir);
+        check_control(written, dir, nullptr);
+        Control resolved = real == dir ? written : who_controls(real);
+        if (resolved.kind != written.kind ||
+            (written.kind == Control::user && resolved.owner.uid != written.owner.uid))
+            throw Error(Exit::failure,
+                        "refusing to work in " + real.string() + " through " + dir.string() + ": " +
+                            (written.kind == Control::user ? written.owner.name + " controls "
+                                                           : std::string("root controls ")) +
+                            dir.string() + ", not what it leads to",
+                        "replace the link on the way by the directory itself");
+    }
+    Fd current(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!current) throw Error(Exit::failure, std::string("cannot open /: ") + std::strerror(errno));
+    fs::path at = "/";
+    std::vector<std::string> names;
+    for (const auto& part : real.relative_path()) names.push_back(part.string());
+    for (size_t k = 0; k < names.size(); ++k) {
+        const bool last = k + 1 == names.size();
+        const int flags = O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | (last ? O_RDONLY : O_PATH);
+        Fd next(::openat(current.get(), names[k].c_str(), flags));
+        at /= names[k];
+        if (!next) {
+            int e = errno;
+            throw Error(
+                Exit::failure,
+                "cannot open directory " + dir.string() + ": " + at.string() +
+                    (e == ELOOP || e == ENOTDIR || e == ENOENT
+                         ? " changed while it was used (" + std::string(std::strerror(e)) + ")"
+                         : ": " + std::string(std::strerror(e))));
+        }
+        current = std::move(next);
+    }
+    if (names.empty()) current = Fd(::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    return current;
+}
+
 void write_file(const fs::path& file, const std::string& content, const OsUser* owner,
                 mode_t mode) {
     fs::path target = absolute_normal(file);

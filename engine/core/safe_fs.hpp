@@ -106,6 +106,15 @@ OsUser user_for_uid(uid_t uid, gid_t gid);
 // parent only. A missing `dir` is checked from its deepest existing parent.
 void check_trusted_directory(const std::filesystem::path& dir, const std::string& what);
 
+// Opens the directory `dir` for root's own work in it through the descriptor (openat, renameat,
+// unlinkat), where a user may control the place. As root: refused (Error naming it) when a group
+// or everyone can write the place without the sticky bit, or when where `dir` resolves to is not
+// controlled by whoever controls it as written (a link the owner planted on the way to root's or
+// another user's directory). The resolved path is then walked from `/` one name at a time with
+// O_NOFOLLOW, so a directory swapped for a link after the check fails the walk; the descriptor
+// stays on the directory that was checked whatever is renamed later.
+Fd open_directory(const std::filesystem::path& dir);
+
 // Writes `content` to `file` atomically: a new temporary file with a random name in the same
 // directory (O_CREAT|O_EXCL|O_NOFOLLOW), written, chmod-ed and fsync-ed through its descriptor,
 // renamed over `file`, the directory fsync-ed. As root, when a user other than root controls the
