@@ -18,6 +18,7 @@
 #include "engine/core/interrupt.hpp"
 #include "engine/core/log.hpp"
 #include "engine/core/plugins.hpp"
+#include "engine/core/safe_fs.hpp"
 #include "engine/core/text.hpp"
 #include "engine/driver/postmaster_pid.hpp"
 #include "engine/pg/connection.hpp"
@@ -450,13 +451,13 @@ std::vector<fs::path> find_site_hooks(const Settings& settings, sdk::HookPoint p
     for (const fs::path& dir : settings.hook_search_path()) {
         fs::path d = dir / (std::string(sdk::to_string(point)) + ".d");
         if (!fs::is_directory(d, ec)) continue;
-        if (auto why = unsafe_reason(d); !why.empty())
+        if (auto why = safe_fs::unsafe_reason(d); !why.empty())
             throw Error(Exit::failure, "site hooks refused: " + why,
                         "make it owned by root (or you) and not writable by group or others");
         for (const auto& e : fs::directory_iterator(d, ec)) {
             std::string name = e.path().filename().string();
             if (!runnable_name(name) || e.is_directory(ec)) continue;
-            if (auto why = unsafe_reason(e.path()); !why.empty())
+            if (auto why = safe_fs::unsafe_reason(e.path()); !why.empty())
                 throw Error(Exit::failure, "site hook refused: " + why,
                             "make it owned by root (or you) and not writable by group or others");
             if (::access(e.path().c_str(), X_OK) != 0) {
@@ -818,7 +819,7 @@ sdk::Result Pipeline::run_site_hook(const HookHandler& h, sdk::HookPoint point,
     // The file is opened once and checked through its descriptor over its whole path; that
     // descriptor is what runs, whatever its name points to by then.
     std::string why;
-    auto file = open_trusted(h.executable, false, why);
+    auto file = safe_fs::open_trusted(h.executable, false, why);
     if (!file) return sdk::Result::refuse("refused: " + why);
     Command c;
     c.argv = {h.executable.string()};

@@ -4,7 +4,6 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -177,18 +176,7 @@ int report(Invocation& inv, const std::vector<roles::Outcome>& outcomes, bool as
 // ---- passwords ------------------------------------------------------------------------------
 
 std::string password_from_file(const std::string& file) {
-    check_secret_file(file, "password file");
-    std::ifstream in(file);
-    if (!in)
-        throw Error(Exit::usage, "cannot read password file " + file,
-                    "write the password on the first line of a file only you can read");
-    std::string password;
-    std::getline(in, password);
-    if (!password.empty() && password.back() == '\r') password.pop_back();
-    if (password.empty())
-        throw Error(Exit::usage, "password file " + file + " is empty",
-                    "write the password on its first line");
-    return password;
+    return read_secret_line(file, "password file");
 }
 
 // Restores the terminal's echo however the prompt ends.

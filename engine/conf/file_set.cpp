@@ -13,6 +13,7 @@
 #include "engine/core/error.hpp"
 #include "engine/core/fault.hpp"
 #include "engine/core/log.hpp"
+#include "engine/core/safe_fs.hpp"
 
 namespace fs = std::filesystem;
 
@@ -26,19 +27,7 @@ constexpr off_t kManifestLimit = 64 << 20;
     throw Error(Exit::failure, "cannot " + step + " " + what.string() + ": " + std::strerror(e));
 }
 
-class Fd {
-  public:
-    explicit Fd(int fd = -1) : fd_(fd) {}
-    ~Fd() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    int get() const { return fd_; }
-
-  private:
-    int fd_;
-};
+using safe_fs::Fd;
 
 std::string random_name() {
     unsigned char bytes[8];
@@ -58,10 +47,10 @@ std::string random_name() {
     return name;
 }
 
+// The directory through safe_fs::open_directory: as root, a link the owner planted on the way (or
+// swapped in later) cannot take the work out of the owner's place.
 int open_dir(const fs::path& dir) {
-    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) fail(dir, "open the directory");
-    return fd;
+    return safe_fs::open_directory(dir).release();
 }
 
 // A new file `name` in `dirfd` holding `content`, with its owner and mode set through its
@@ -81,7 +70,8 @@ void stage(int dirfd, const fs::path& dir, const std::string& name, const std::s
     while (done < content.size()) {
         ssize_t n = ::write(fd.get(), content.data() + done, content.size() - done);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) undo("write");
+        if (n == 0) errno = EIO;  // no progress: an error, not a loop without end
+        if (n <= 0) undo("write");
         done += static_cast<size_t>(n);
     }
     if (uid && gid && ::geteuid() == 0 && ::fchown(fd.get(), *uid, *gid) != 0) undo("give");
@@ -207,8 +197,12 @@ void put_back(const std::vector<FileSet::Entry>& entries) {
 // renamed, a file being put back. Only names pgforge makes; links are removed, never followed.
 // The caller holds the instance lock, so no other pgforge process is staging there.
 void sweep(const fs::path& dir) {
-    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return;
+    int fd = -1;
+    try {
+        fd = open_dir(dir);
+    } catch (const std::exception&) {
+        return;  // nothing to sweep where pgforge may not work (the write then says why)
+    }
     DIR* d = ::fdopendir(fd);
     if (!d) {
         ::close(fd);
@@ -254,7 +248,9 @@ void FileSet::add(const fs::path& file, std::string content, const OsUser* owner
     e.after = std::move(content);
     // The previous content is read through the file itself, never through a link: it goes back
     // into this place, owned by the file's owner, on a rollback.
-    Fd fd(::open(e.file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+    Fd dirfd(open_dir(e.file.parent_path()));
+    Fd fd(::openat(dirfd.get(), e.file.filename().c_str(),
+                   O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
     struct stat st {};
     if (fd.get() < 0 && errno == ENOENT) {
         e.uid = owner ? owner->uid : ::geteuid();

@@ -21,7 +21,10 @@ void fault_point(std::string_view operation, std::string_view where, std::string
     std::string name = std::string(operation) + ":" + std::string(where) + ":" + std::string(when);
     std::string t = target;
     bool numeric = t.find_first_not_of("0123456789") == std::string::npos;
-    if (numeric ? std::stoi(t) != reached : t != name) return;
+    // strtoull saturates a number too large to count to: it names no point (stoi would throw).
+    if (numeric ? std::strtoull(t.c_str(), nullptr, 10) != static_cast<unsigned long long>(reached)
+                : t != name)
+        return;
     std::string msg = "pgforge: fault injection: killed at point " + std::to_string(reached) +
                       " (" + name + ")\n";
     ssize_t n = write(2, msg.data(), msg.size());

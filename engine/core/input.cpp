@@ -121,4 +121,15 @@ void check_secret_file(const fs::path& file, const std::string& what) {
     }
 }
 
+std::string read_secret_line(const fs::path& file, const std::string& what) {
+    check_secret_file(file, what);
+    std::string text = read_bounded(file.string(), secret_file_size_limit, what, Exit::usage);
+    std::string line = text.substr(0, text.find('\n'));
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty())
+        throw Error(Exit::usage, what + " " + file.string() + " is empty",
+                    "write the password on its first line");
+    return line;
+}
+
 }  // namespace pgforge

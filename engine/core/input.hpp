@@ -42,4 +42,12 @@ void check_at_least(long long value, long long min, const std::string& option);
 // (as libpq's .pgpass and ssh's keys): refused otherwise, with the chmod that fixes it.
 void check_secret_file(const std::filesystem::path& file, const std::string& what);
 
+// Password files: at most 64 KiB.
+inline constexpr std::size_t secret_file_size_limit = std::size_t{64} << 10;
+
+// The secret on the first line of `file` (a password file): check_secret_file, then read through
+// read_bounded (so /dev/zero or a huge file is refused), without a trailing carriage return.
+// An empty first line is Error(Exit::usage). `what` names the file ("password file").
+std::string read_secret_line(const std::filesystem::path& file, const std::string& what);
+
 }  // namespace pgforge

@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "engine/core/error.hpp"
+#include "engine/core/input.hpp"
 #include "engine/core/log.hpp"
 
 namespace fs = std::filesystem;
@@ -41,130 +42,14 @@ bool valid_plugin_name(const std::string& name) {
 
 }  // namespace
 
-FileHandle::~FileHandle() {
-    if (fd_ >= 0) ::close(fd_);
-}
-
-FileHandle& FileHandle::operator=(FileHandle&& o) noexcept {
-    if (this != &o) {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = o.release();
-    }
-    return *this;
-}
-
-namespace {
-
-bool trusted_owner(const struct stat& st) {
-    return st.st_uid == 0 || st.st_uid == geteuid();
-}
-
-}  // namespace
-
-std::optional<TrustedFile> open_trusted(const fs::path& path, bool directory, std::string& why) {
-    std::error_code ec;
-    fs::path real = fs::canonical(path, ec);
-    if (ec) {
-        why = path.string() + " cannot be read: " + ec.message();
-        return std::nullopt;
-    }
-    std::vector<std::string> names;
-    for (const auto& part : real.relative_path()) names.push_back(part.string());
-    const size_t n = names.size();
-
-    FileHandle current(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
-    fs::path at = "/";
-    struct stat st {};
-    if (!current || ::fstat(current.get(), &st) != 0) {
-        why = std::string("/ cannot be opened: ") + std::strerror(errno);
-        return std::nullopt;
-    }
-    // At step k, `current` is open at `at`: "/" and then names[0..k-1]. The file is step n, its
-    // own directory step n - 1, and the steps before are the directories above it.
-    for (size_t k = 0;; ++k) {
-        if (!trusted_owner(st)) {
-            why = at.string() + " is owned by uid " + std::to_string(st.st_uid) +
-                  ", neither root nor the current user";
-            return std::nullopt;
-        }
-        if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-            // A shared directory above the file's own directory is safe when sticky: only the
-            // owner of an entry (checked at the next step: root or us) can rename or remove it.
-            const bool above = k + 1 < n;
-            if (!(above && S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX))) {
-                why = at.string() + " is writable by others than its owner";
-                return std::nullopt;
-            }
-        }
-        if (k == n) break;
-        const bool last = k + 1 == n;
-        int flags = O_NOFOLLOW | O_CLOEXEC;
-        if (!last)
-            flags |= O_PATH | O_DIRECTORY;
-        else
-            flags |= directory ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK;
-        FileHandle next(::openat(current.get(), names[k].c_str(), flags));
-        fs::path next_at = at / names[k];
-        if (!next || ::fstat(next.get(), &st) != 0) {
-            int e = errno;
-            why = next_at.string() +
-                  (e == ELOOP || e == ENOTDIR || e == ENOENT
-                       ? " changed while it was checked (" + std::string(std::strerror(e)) + ")"
-                       : " cannot be opened: " + std::string(std::strerror(e)));
-            return std::nullopt;
-        }
-        current = std::move(next);
-        at = std::move(next_at);
-    }
-    if (!directory && !S_ISREG(st.st_mode)) {
-        why = at.string() + " is not a regular file";
-        return std::nullopt;
-    }
-    if (directory && !S_ISDIR(st.st_mode)) {
-        why = at.string() + " is not a directory";
-        return std::nullopt;
-    }
-    // Opened O_NONBLOCK so that a FIFO could not stall the walk; reads are plain from here.
-    if (!directory) ::fcntl(current.get(), F_SETFL, 0);
-    return TrustedFile{std::move(current), std::move(at), st};
-}
-
-std::string unsafe_reason(const fs::path& path) {
-    std::error_code ec;
-    std::string why;
-    if (!open_trusted(path, fs::is_directory(path, ec), why)) return why;
-    return {};
-}
-
-namespace {
-
-// The whole file behind `fd`.
-std::string read_all(int fd, const fs::path& file) {
-    std::string text;
-    char buf[8192];
-    for (;;) {
-        ssize_t got = ::read(fd, buf, sizeof buf);
-        if (got < 0 && errno == EINTR) continue;
-        if (got < 0)
-            throw Error(
-                Exit::usage,
-                "cannot read plugin manifest " + file.string() + ": " + std::strerror(errno),
-                "check that it is readable");
-        if (got == 0) return text;
-        text.append(buf, static_cast<size_t>(got));
-    }
-}
-
-}  // namespace
-
 PluginManifest read_plugin_manifest(const fs::path& file) {
     std::string why;
-    auto opened = open_trusted(file, false, why);
+    auto opened = safe_fs::open_trusted(file, false, why);
     if (!opened)
         throw Error(Exit::failure, "plugin manifest refused: " + why,
                     "make it and every directory above it owned by root (or you) and not "
                     "writable by group or others");
-    std::istringstream in(read_all(opened->fd.get(), file));
+    std::istringstream in(safe_fs::read_rest(opened->fd.get(), file, manifest_size_limit));
     PluginManifest m;
     m.file = file;
     std::string sdk, library;
@@ -310,8 +195,9 @@ std::unique_ptr<LoadedPlugin> LoadedPlugin::load(const PluginManifest& m) {
     // over their whole path; the library is loaded through its descriptor, so the file checked
     // is the file loaded, whatever is renamed in between.
     std::string why;
-    std::optional<TrustedFile> library;
-    if (!open_trusted(m.file, false, why) || !(library = open_trusted(m.library, false, why)))
+    std::optional<safe_fs::TrustedFile> library;
+    if (!safe_fs::open_trusted(m.file, false, why) ||
+        !(library = safe_fs::open_trusted(m.library, false, why)))
         throw Error(Exit::failure, "plugin " + m.name + " refused: " + why,
                     "make it and every directory above it owned by root (or you) and not "
                     "writable by group or others");

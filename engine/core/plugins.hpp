@@ -3,8 +3,6 @@
 // that turn a throw into a refusal naming the plugin.
 #pragma once
 
-#include <sys/stat.h>
-
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -13,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/core/safe_fs.hpp"
 #include "engine/core/settings.hpp"
 #include "pgforge/plugin.hpp"
 
@@ -40,55 +39,8 @@ struct PluginManifest {
     std::map<std::string, std::string> families;  // CLI family -> summary
 };
 
-// An open file descriptor, closed with the object.
-class FileHandle {
-  public:
-    FileHandle() = default;
-    explicit FileHandle(int fd) : fd_(fd) {}
-    ~FileHandle();
-    FileHandle(FileHandle&& o) noexcept : fd_(o.release()) {}
-    FileHandle& operator=(FileHandle&& o) noexcept;
-    FileHandle(const FileHandle&) = delete;
-    FileHandle& operator=(const FileHandle&) = delete;
-    int get() const { return fd_; }
-    int release() {
-        int fd = fd_;
-        fd_ = -1;
-        return fd;
-    }
-    explicit operator bool() const { return fd_ >= 0; }
-
-  private:
-    int fd_ = -1;
-};
-
-// A file (or directory) that pgforge trusts enough to run or load as root, opened once: what
-// was checked is this descriptor, and what is read, loaded or run is this descriptor too.
-struct TrustedFile {
-    FileHandle fd;
-    std::filesystem::path path;  // the real path (symbolic links resolved)
-    struct ::stat st {};         // fstat of fd
-};
-
-// Opens `path` for trust (the rule is in docs/plugins.md, "Which files are trusted"). The path
-// is resolved once (symbolic links followed, to find the real location), then walked again from
-// `/` one name at a time with openat(O_NOFOLLOW): a name swapped for a link after the
-// resolution fails the walk. Every directory on the way and the file itself must be owned by
-// root or the current user; none may be writable by group or others, except a directory above
-// the file's own directory that has the sticky bit (like /tmp), where no one but the owner of
-// the entry below can rename or remove it, and that entry is checked in turn. The file's own
-// directory (a plugin or hook directory) is never shared: everything in it is trusted.
-// `directory`: open a directory instead of a file. Returns nullopt with `why` (naming the
-// path at fault) when the path cannot be trusted or opened.
-std::optional<TrustedFile> open_trusted(const std::filesystem::path& path, bool directory,
-                                        std::string& why);
-
-// Why a file or directory must not be trusted (open_trusted's rule, over its whole path), or
-// empty when it is safe.
-std::string unsafe_reason(const std::filesystem::path& path);
-
 // Throws Error(Exit::usage) naming the file and the key at fault, or Error(Exit::failure) when
-// the manifest cannot be trusted (it is read from the descriptor open_trusted checked).
+// the manifest cannot be trusted (it is read from the descriptor safe_fs::open_trusted checked).
 PluginManifest read_plugin_manifest(const std::filesystem::path& file);
 
 // One plugin found on the search path.

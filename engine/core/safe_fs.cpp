@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "engine/core/error.hpp"
+#include "engine/core/input.hpp"
 #include "engine/core/log.hpp"
 
 namespace fs = std::filesystem;
@@ -240,6 +241,23 @@ void check_control(const Control& c, const fs::path& path, const OsUser* owner) 
     }
 }
 
+// One byte with room for one descriptor: what passes a descriptor over a socket pair (built
+// on the stack, so a forked child may use it).
+struct FdMessage {
+    char byte = 0;
+    iovec iov{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    FdMessage() {
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+    }
+    FdMessage(const FdMessage&) = delete;
+    FdMessage& operator=(const FdMessage&) = delete;
+};
+
 }  // namespace
 
 Fd::~Fd() {
@@ -272,14 +290,8 @@ ChildResult run_as(const OsUser& user, const std::function<ChildResult()>& body)
     if (pid == 0) {
         close(report[0]);
         ChildResult r;
-        if (setgroups(groups.size(), groups.data()) != 0)
-            r = {errno, step_become};
-        else if (setgid(user.gid) != 0)
-            r = {errno, step_become};
-        else if (setuid(user.uid) != 0)
-            r = {errno, step_become};
-        else if (getuid() == 0 || geteuid() == 0 || getegid() != user.gid)
-            r = {EPERM, step_become};
+        if (int e = become_user(user.uid, user.gid, groups))
+            r = {e, step_become};
         else
             r = body();
         ssize_t n = write(report[1], &r, sizeof r);
@@ -395,6 +407,133 @@ void check_trusted_directory(const fs::path& dir, const std::string& what) {
     }
 }
 
+namespace {
+
+bool trusted_owner(const struct stat& st) {
+    return st.st_uid == 0 || st.st_uid == geteuid();
+}
+
+}  // namespace
+
+std::optional<TrustedFile> open_trusted(const fs::path& path, bool directory, std::string& why) {
+    std::error_code ec;
+    fs::path real = fs::canonical(path, ec);
+    if (ec) {
+        why = path.string() + " cannot be read: " + ec.message();
+        return std::nullopt;
+    }
+    std::vector<std::string> names;
+    for (const auto& part : real.relative_path()) names.push_back(part.string());
+    const size_t n = names.size();
+
+    Fd current(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    fs::path at = "/";
+    struct stat st {};
+    if (!current || ::fstat(current.get(), &st) != 0) {
+        why = std::string("/ cannot be opened: ") + std::strerror(errno);
+        return std::nullopt;
+    }
+    // At step k, `current` is open at `at`: "/" and then names[0..k-1]. The file is step n, its
+    // own directory step n - 1, and the steps before are the directories above it.
+    for (size_t k = 0;; ++k) {
+        if (!trusted_owner(st)) {
+            why = at.string() + " is owned by uid " + std::to_string(st.st_uid) +
+                  ", neither root nor the current user";
+            return std::nullopt;
+        }
+        if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+            // A shared directory above the file's own directory is safe when sticky: only the
+            // owner of an entry (checked at the next step: root or us) can rename or remove it.
+            const bool above = k + 1 < n;
+            if (!(above && S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX))) {
+                why = at.string() + " is writable by others than its owner";
+                return std::nullopt;
+            }
+        }
+        if (k == n) break;
+        const bool last = k + 1 == n;
+        int flags = O_NOFOLLOW | O_CLOEXEC;
+        if (!last)
+            flags |= O_PATH | O_DIRECTORY;
+        else
+            flags |= directory ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK;
+        Fd next(::openat(current.get(), names[k].c_str(), flags));
+        fs::path next_at = at / names[k];
+        if (!next || ::fstat(next.get(), &st) != 0) {
+            int e = errno;
+            why = next_at.string() +
+                  (e == ELOOP || e == ENOTDIR || e == ENOENT
+                       ? " changed while it was checked (" + std::string(std::strerror(e)) + ")"
+                       : " cannot be opened: " + std::string(std::strerror(e)));
+            return std::nullopt;
+        }
+        current = std::move(next);
+        at = std::move(next_at);
+    }
+    if (!directory && !S_ISREG(st.st_mode)) {
+        why = at.string() + " is not a regular file";
+        return std::nullopt;
+    }
+    if (directory && !S_ISDIR(st.st_mode)) {
+        why = at.string() + " is not a directory";
+        return std::nullopt;
+    }
+    // Opened O_NONBLOCK so that a FIFO could not stall the walk; reads are plain from here.
+    if (!directory) ::fcntl(current.get(), F_SETFL, 0);
+    return TrustedFile{std::move(current), std::move(at), st};
+}
+
+std::string unsafe_reason(const fs::path& path) {
+    std::error_code ec;
+    std::string why;
+    if (!open_trusted(path, fs::is_directory(path, ec), why)) return why;
+    return {};
+}
+
+Fd open_directory(const fs::path& dir_in) {
+    const fs::path dir = absolute_normal(dir_in);
+    std::error_code ec;
+    const fs::path real = fs::canonical(dir, ec);
+    if (ec)
+        throw Error(Exit::failure, "cannot open directory " + dir.string() + ": " + ec.message());
+    if (root()) {
+        Control written = who_controls(dir);
+        check_control(written, dir, nullptr);
+        Control resolved = real == dir ? written : who_controls(real);
+        if (resolved.kind != written.kind ||
+            (written.kind == Control::user && resolved.owner.uid != written.owner.uid))
+            throw Error(Exit::failure,
+                        "refusing to work in " + real.string() + " through " + dir.string() + ": " +
+                            (written.kind == Control::user ? written.owner.name + " controls "
+                                                           : std::string("root controls ")) +
+                            dir.string() + ", not what it leads to",
+                        "replace the link on the way by the directory itself");
+    }
+    Fd current(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!current) throw Error(Exit::failure, std::string("cannot open /: ") + std::strerror(errno));
+    fs::path at = "/";
+    std::vector<std::string> names;
+    for (const auto& part : real.relative_path()) names.push_back(part.string());
+    for (size_t k = 0; k < names.size(); ++k) {
+        const bool last = k + 1 == names.size();
+        const int flags = O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | (last ? O_RDONLY : O_PATH);
+        Fd next(::openat(current.get(), names[k].c_str(), flags));
+        at /= names[k];
+        if (!next) {
+            int e = errno;
+            throw Error(
+                Exit::failure,
+                "cannot open directory " + dir.string() + ": " + at.string() +
+                    (e == ELOOP || e == ENOTDIR || e == ENOENT
+                         ? " changed while it was used (" + std::string(std::strerror(e)) + ")"
+                         : ": " + std::string(std::strerror(e))));
+        }
+        current = std::move(next);
+    }
+    if (names.empty()) current = Fd(::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    return current;
+}
+
 void write_file(const fs::path& file, const std::string& content, const OsUser* owner,
                 mode_t mode) {
     fs::path target = absolute_normal(file);
@@ -475,21 +614,14 @@ std::optional<Fd> open_for_reading(const fs::path& file_in, const Control& on_be
         ChildResult r = run_as(*reader, [&]() noexcept -> ChildResult {
             int f = open(path.c_str(), flags);
             if (f < 0) return {errno, step_open};
-            char byte = 0;
-            iovec iov{&byte, 1};
-            alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-            msghdr msg{};
-            msg.msg_iov = &iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = control;
-            msg.msg_controllen = sizeof control;
-            cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+            FdMessage m;
+            cmsghdr* cm = CMSG_FIRSTHDR(&m.msg);
             cm->cmsg_level = SOL_SOCKET;
             cm->cmsg_type = SCM_RIGHTS;
             cm->cmsg_len = CMSG_LEN(sizeof(int));
             std::memcpy(CMSG_DATA(cm), &f, sizeof f);
             ChildResult out;
-            if (sendmsg(sv[1], &msg, MSG_NOSIGNAL) != 1) out = {errno, step_send};
+            if (sendmsg(sv[1], &m.msg, MSG_NOSIGNAL) != 1) out = {errno, step_send};
             close(f);
             return out;
         });
@@ -500,17 +632,10 @@ std::optional<Fd> open_for_reading(const fs::path& file_in, const Control& on_be
                                          "'s rights, as it belongs to " + reader->name
                                    : std::string());
         }
-        char byte = 0;
-        iovec iov{&byte, 1};
-        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-        msghdr msg{};
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof control;
-        if (recvmsg(mine.get(), &msg, MSG_CMSG_CLOEXEC) != 1)
+        FdMessage m;
+        if (recvmsg(mine.get(), &m.msg, MSG_CMSG_CLOEXEC) != 1)
             throw Error(Exit::failure, "cannot read " + path + ": no descriptor from the child");
-        cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+        cmsghdr* cm = CMSG_FIRSTHDR(&m.msg);
         if (!cm || cm->cmsg_type != SCM_RIGHTS)
             throw Error(Exit::failure, "cannot read " + path + ": no descriptor from the child");
         int f = -1;
@@ -534,8 +659,6 @@ std::optional<Fd> open_for_reading(const fs::path& file_in, const Control& on_be
     return fd;
 }
 
-namespace {
-
 std::string read_rest(int fd, const fs::path& file, size_t limit) {
     std::string out;
     char buf[65536];
@@ -548,15 +671,12 @@ std::string read_rest(int fd, const fs::path& file, size_t limit) {
         if (got == 0) break;
         if (out.size() + static_cast<size_t>(got) > limit)
             throw Error(Exit::failure,
-                        "cannot read " + file.string() + ": larger than " +
-                            std::to_string(limit >> 20) + " MiB",
+                        "cannot read " + file.string() + ": larger than " + describe_size(limit),
                         "pgforge reads files of at most that size");
         out.append(buf, static_cast<size_t>(got));
     }
     return out;
 }
-
-}  // namespace
 
 std::string read_file(const fs::path& file, size_t limit) {
     auto fd = open_for_reading(file, false);
@@ -579,10 +699,14 @@ std::optional<std::string> read_tail(const fs::path& file, size_t max_bytes) {
     auto fd = open_for_reading(file, true);
     if (!fd) return std::nullopt;
     struct stat st {};
-    fstat(fd->get(), &st);
+    // Unchecked, a failed fstat or lseek would read the file from its start, and a long log
+    // would exceed the read's limit.
+    if (fstat(fd->get(), &st) != 0)
+        throw Error(Exit::failure, "cannot read " + file.string() + ": " + std::strerror(errno));
     off_t from =
         st.st_size > static_cast<off_t>(max_bytes) ? st.st_size - static_cast<off_t>(max_bytes) : 0;
-    if (from > 0) lseek(fd->get(), from, SEEK_SET);
+    if (from > 0 && lseek(fd->get(), from, SEEK_SET) < 0)
+        throw Error(Exit::failure, "cannot read " + file.string() + ": " + std::strerror(errno));
     // The file may grow while it is read: take what is there, up to twice the window.
     std::string text = read_rest(fd->get(), file, max_bytes * 2 + 65536);
     if (text.size() > max_bytes) text.erase(0, text.size() - max_bytes);

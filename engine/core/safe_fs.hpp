@@ -6,6 +6,7 @@
 // descriptors. docs/design.md ("Files under root") says why.
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstddef>
@@ -40,6 +41,32 @@ class Fd {
   private:
     int fd_ = -1;
 };
+
+// A file (or directory) that pgforge trusts enough to run or load as root (a plugin's manifest
+// and library, a site hook), opened once: what was checked is this descriptor, and what is read,
+// loaded or run is this descriptor too.
+struct TrustedFile {
+    Fd fd;
+    std::filesystem::path path;  // the real path (symbolic links resolved)
+    struct ::stat st {};         // fstat of fd
+};
+
+// Opens `path` for trust (the rule is in docs/plugins.md, "Which files are trusted"). The path
+// is resolved once (symbolic links followed, to find the real location), then walked again from
+// `/` one name at a time with openat(O_NOFOLLOW): a name swapped for a link after the
+// resolution fails the walk. Every directory on the way and the file itself must be owned by
+// root or the current user; none may be writable by group or others, except a directory above
+// the file's own directory that has the sticky bit (like /tmp), where no one but the owner of
+// the entry below can rename or remove it, and that entry is checked in turn. The file's own
+// directory (a plugin or hook directory) is never shared: everything in it is trusted.
+// `directory`: open a directory instead of a file. Returns nullopt with `why` (naming the
+// path at fault) when the path cannot be trusted or opened.
+std::optional<TrustedFile> open_trusted(const std::filesystem::path& path, bool directory,
+                                        std::string& why);
+
+// Why a file or directory must not be trusted (open_trusted's rule, over its whole path), or
+// empty when it is safe.
+std::string unsafe_reason(const std::filesystem::path& path);
 
 // What a child reports: 0, or the errno of the step that failed.
 struct ChildResult {
@@ -79,6 +106,15 @@ OsUser user_for_uid(uid_t uid, gid_t gid);
 // parent only. A missing `dir` is checked from its deepest existing parent.
 void check_trusted_directory(const std::filesystem::path& dir, const std::string& what);
 
+// Opens the directory `dir` for root's own work in it through the descriptor (openat, renameat,
+// unlinkat), where a user may control the place. As root: refused (Error naming it) when a group
+// or everyone can write the place without the sticky bit, or when where `dir` resolves to is not
+// controlled by whoever controls it as written (a link the owner planted on the way to root's or
+// another user's directory). The resolved path is then walked from `/` one name at a time with
+// O_NOFOLLOW, so a directory swapped for a link after the check fails the walk; the descriptor
+// stays on the directory that was checked whatever is renamed later.
+Fd open_directory(const std::filesystem::path& dir);
+
 // Writes `content` to `file` atomically: a new temporary file with a random name in the same
 // directory (O_CREAT|O_EXCL|O_NOFOLLOW), written, chmod-ed and fsync-ed through its descriptor,
 // renamed over `file`, the directory fsync-ed. As root, when a user other than root controls the
@@ -114,6 +150,9 @@ Control reader_for(const std::filesystem::path& file, const Control& reader);
 std::string read_file(const std::filesystem::path& file, size_t limit = 64 << 20);
 std::string read_file(const std::filesystem::path& file, const Control& reader,
                       size_t limit = 64 << 20);
+// What is left to read from `fd` (named `file` in errors), at most `limit` bytes (more is an
+// Error).
+std::string read_rest(int fd, const std::filesystem::path& file, size_t limit);
 // nullopt when the file does not exist (as `reader` sees it: a file that user cannot even look
 // for is an Error, so that root's view of which files exist is not given away).
 std::optional<std::string> read_file_if_exists(const std::filesystem::path& file,

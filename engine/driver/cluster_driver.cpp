@@ -8,10 +8,10 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <fstream>
 #include <thread>
 
 #include "engine/core/error.hpp"
+#include "engine/core/input.hpp"
 #include "engine/core/interrupt.hpp"
 #include "engine/core/log.hpp"
 #include "engine/core/safe_fs.hpp"
@@ -43,15 +43,7 @@ std::string log_tail_message(const Instance& i) {
 class PasswordFileCopy {
   public:
     PasswordFileCopy(const fs::path& source, const fs::path& base_dir, const OsUser& owner) {
-        std::ifstream in(source);
-        if (!in)
-            throw Error(Exit::usage, "cannot read password file " + source.string(),
-                        "check that it exists and is readable");
-        std::string password;
-        std::getline(in, password);
-        if (password.empty())
-            throw Error(Exit::usage, "password file " + source.string() + " is empty",
-                        "write the password on its first line");
+        std::string password = read_secret_line(source, "superuser password file");
         dir_ = std::make_unique<safe_fs::PrivateDirectory>(base_dir, owner);
         path_ = dir_->write("pwfile", password + "\n");
     }

@@ -37,6 +37,7 @@ struct Prepared {
     uid_t uid = 0;
     gid_t gid = 0;
     std::vector<gid_t> groups;
+    int max_fd = 1024;         // the descriptor limit, for marking them all close-on-exec
     int exec_fd = -1;          // run this descriptor instead of argv[0]
     bool exec_script = false;  // it starts with "#!": keep it open across exec
 };
@@ -120,16 +121,15 @@ Prepared prepare(const Command& c) {
     for (auto& e : p.env_storage) p.envp.push_back(e.data());
     p.envp.push_back(nullptr);
     p.cwd = c.cwd.empty() ? "/" : c.cwd.string();
+    if (long open_max = sysconf(_SC_OPEN_MAX); open_max > 0 && open_max < (1L << 30))
+        p.max_fd = static_cast<int>(open_max);
     return p;
 }
 
 // In the child: become the user, change directory. Returns errno on failure.
 int become(const Prepared& p) {
-    if (p.switch_user) {
-        if (setgroups(p.groups.size(), p.groups.data()) != 0) return errno;
-        if (setgid(p.gid) != 0) return errno;
-        if (setuid(p.uid) != 0) return errno;
-    }
+    if (p.switch_user)
+        if (int e = become_user(p.uid, p.gid, p.groups)) return e;
     if (chdir(p.cwd.c_str()) != 0) return errno;
     return 0;
 }
@@ -140,6 +140,19 @@ void default_signals() {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+// In the child (or just before exec_replacing's exec): every descriptor above the standard
+// streams is closed by the exec, so that a program gets none of pgforge's nor any pgforge
+// inherited from its caller (root's, for a program run as the owner). Marked, not closed: the
+// report pipe works until the exec, and a script's descriptor is opened up again after this.
+void close_on_exec_above_streams(const Prepared& p) {
+    if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return;
+    // Kernels before 5.11: one descriptor at a time.
+    for (int fd = 3; fd < p.max_fd; ++fd) {
+        int flags = fcntl(fd, F_GETFD);
+        if (flags >= 0 && !(flags & FD_CLOEXEC)) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+    }
 }
 
 // In the child: runs the program (the descriptor when there is one). Returns only on failure.
@@ -194,6 +207,14 @@ int read_exec_error(int fd) {
 }
 
 }  // namespace
+
+int become_user(uid_t uid, gid_t gid, const std::vector<gid_t>& groups) noexcept {
+    if (setgroups(groups.size(), groups.data()) != 0) return errno;
+    if (setgid(gid) != 0) return errno;
+    if (setuid(uid) != 0) return errno;
+    if (getuid() == 0 || geteuid() == 0 || getegid() != gid) return EPERM;
+    return 0;
+}
 
 OsUser lookup_os_user(const std::string& name) {
     std::vector<char> buf(16384);
@@ -260,14 +281,27 @@ ProcessResult run_process(const Command& c) {
     Prepared p = prepare(c);
     // A signal already received: this runs during the undo that follows it, and runs to its end.
     const bool interrupted_before = interrupted() != 0;
-    int in[2], out[2], err[2], fail[2];
+    int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, fail[2] = {-1, -1};
+    // On a failure before the child runs, the pipes made so far are closed.
+    auto close_pipes = [&] {
+        for (int* p : {in, out, err, fail})
+            for (int k = 0; k < 2; ++k)
+                if (p[k] >= 0) close(p[k]);
+    };
     if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) ||
-        pipe2(fail, O_CLOEXEC))
-        throw Error(Exit::failure, std::string("cannot create pipes: ") + std::strerror(errno));
+        pipe2(fail, O_CLOEXEC)) {
+        int e = errno;
+        close_pipes();
+        throw Error(Exit::failure, std::string("cannot create pipes: ") + std::strerror(e));
+    }
     log::debug("running " + describe(c));
     const pid_t parent = getpid();
     pid_t pid = fork();
-    if (pid < 0) throw Error(Exit::failure, std::string("fork: ") + std::strerror(errno));
+    if (pid < 0) {
+        int e = errno;
+        close_pipes();
+        throw Error(Exit::failure, std::string("fork: ") + std::strerror(e));
+    }
     if (pid == 0) {
         // Its own process group, so that a timeout or an interruption stops the program and
         // what it started (and a Ctrl-C at the terminal reaches pgforge alone, which decides).
@@ -281,6 +315,7 @@ ProcessResult run_process(const Command& c) {
         // After the user switch, which clears it: the program dies with pgforge.
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) child_fail(fail[1], errno);
         if (getppid() != parent) _exit(127);  // pgforge is already gone
+        close_on_exec_above_streams(p);
         exec_program(p, exec_fd);
         child_fail(fail[1], errno);
     }
@@ -307,6 +342,7 @@ ProcessResult run_process(const Command& c) {
         kill(pid, SIGKILL);
         for (auto& f : fds)
             if (f.fd >= 0) close(f.fd);
+        for (auto& f : fds) f.fd = -1;
         in_fd = -1;
     };
     while (open_outputs > 0 || in_fd >= 0) {
@@ -353,9 +389,13 @@ ProcessResult run_process(const Command& c) {
             if (written >= c.input.size()) {
                 close(in_fd);
                 in_fd = -1;
+                fds[2].fd = -1;
             }
         }
     }
+    // A poll error ends the loop with streams still open.
+    for (auto& f : fds)
+        if (f.fd >= 0) close(f.fd);
     r.status = wait_status(pid);
     if (int e = read_exec_error(fail[0])) throw_exec_error(c, e);
     return r;
@@ -369,7 +409,12 @@ pid_t spawn_detached(const Command& c, const std::filesystem::path& log_file) {
         throw Error(Exit::failure, std::string("cannot create pipe: ") + std::strerror(errno));
     log::debug("starting " + describe(c) + " >> " + log);
     pid_t pid = fork();
-    if (pid < 0) throw Error(Exit::failure, std::string("fork: ") + std::strerror(errno));
+    if (pid < 0) {
+        int e = errno;
+        close(fail[0]);
+        close(fail[1]);
+        throw Error(Exit::failure, std::string("fork: ") + std::strerror(e));
+    }
     if (pid == 0) {
         setsid();
         default_signals();
@@ -381,6 +426,7 @@ pid_t spawn_detached(const Command& c, const std::filesystem::path& log_file) {
         dup2(null, 0);
         dup2(fd, 1);
         dup2(fd, 2);
+        close_on_exec_above_streams(p);
         exec_program(p, exec_fd);
         child_fail(fail[1], errno);
     }
@@ -395,6 +441,7 @@ pid_t spawn_detached(const Command& c, const std::filesystem::path& log_file) {
 void exec_replacing(const Command& c) {
     Prepared p = prepare(c);
     if (int e = become(p)) throw_exec_error(c, e);
+    close_on_exec_above_streams(p);
     exec_program(p, p.exec_fd);
     throw_exec_error(c, errno);
     std::abort();

@@ -22,6 +22,11 @@ struct OsUser {
 // Throws Error(Exit::not_found) naming the user and how to create it.
 OsUser lookup_os_user(const std::string& name);
 
+// In a forked child: becomes the user (setgroups to `groups`, setgid, setuid), then checks that
+// neither the real nor the effective uid is 0 any more and the group is `gid`. Async-signal-safe
+// (it allocates nothing); returns 0, or the errno of the step that failed (EPERM for the check).
+int become_user(uid_t uid, gid_t gid, const std::vector<gid_t>& groups) noexcept;
+
 struct Command {
     std::vector<std::string> argv;  // argv[0]: a path to the program
     // When pgforge runs as root and this names another user, the program runs as that user.

@@ -662,12 +662,12 @@ void Inventory::end_operation_removing(std::int64_t id, const std::vector<Journa
     });
 }
 
-std::vector<JournalEntry> Inventory::unfinished(const std::string& instance) const {
-    Statement statement(db_,
-                        "SELECT id, operation, instance, started_at, ended_at, outcome, message, "
-                        "pid, process FROM journal WHERE ended_at = '' AND (?1 = '' OR instance = "
-                        "?1) ORDER BY id");
-    statement.bind(1, instance);
+namespace {
+
+// The rows of a query that selects id, operation, instance, started_at, ended_at, outcome,
+// message, pid, process from the journal, in that order.
+
+std::vector<JournalEntry> journal_entries(Statement& statement) {
     std::vector<JournalEntry> entries;
     while (statement.step()) {
         JournalEntry entry;
@@ -683,6 +683,17 @@ std::vector<JournalEntry> Inventory::unfinished(const std::string& instance) con
         entries.push_back(std::move(entry));
     }
     return entries;
+}
+
+}  // namespace
+
+std::vector<JournalEntry> Inventory::unfinished(const std::string& instance) const {
+    Statement statement(db_,
+                        "SELECT id, operation, instance, started_at, ended_at, outcome, message, "
+                        "pid, process FROM journal WHERE ended_at = '' AND (?1 = '' OR instance = "
+                        "?1) ORDER BY id");
+    statement.bind(1, instance);
+    return journal_entries(statement);
 }
 
 std::vector<JournalStep> Inventory::steps(std::int64_t operation_id) const {
@@ -736,21 +747,7 @@ std::vector<JournalEntry> Inventory::journal(const std::string& instance, int li
                         "pid, process FROM journal WHERE ?1 = '' OR instance = ?1 ORDER BY id DESC "
                         "LIMIT ?2");
     statement.bind(1, instance).bind(2, std::int64_t{limit});
-    std::vector<JournalEntry> entries;
-    while (statement.step()) {
-        JournalEntry entry;
-        entry.id = statement.integer(0);
-        entry.operation = statement.text(1);
-        entry.instance = statement.text(2);
-        entry.started_at = statement.text(3);
-        entry.ended_at = statement.text(4);
-        entry.outcome = statement.text(5);
-        entry.message = statement.text(6);
-        entry.pid = static_cast<long>(statement.integer(7));
-        entry.process = statement.text(8);
-        entries.push_back(std::move(entry));
-    }
-    return entries;
+    return journal_entries(statement);
 }
 
 namespace {

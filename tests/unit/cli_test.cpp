@@ -538,6 +538,17 @@ TEST_CASE("a password file that its group or others can read is refused before a
     CHECK(tree(site.prefix()) == before);
 }
 
+TEST_CASE("a password file is read up to 64 KiB: /dev/zero is refused, not read forever",
+          "[unit]") {
+    Site site;
+    site.record("main");
+    Result role = site.run({"role", "create", "-i", "main", "app", "--password-file", "/dev/zero"});
+    INFO(describe(role));
+    CHECK(role.status == 2);
+    CHECK_THAT(role.err,
+               Catch::Contains("password file /dev/zero is larger than the limit of 64 KiB"));
+}
+
 TEST_CASE("control characters in files an owner writes are escaped in tables and values",
           "[unit]") {
     Site site;

@@ -229,6 +229,29 @@ TEST_CASE("a program run through its descriptor is the file opened, binary or sc
     CHECK(by_fd.out == by_path.out);
 }
 
+TEST_CASE("a program holds no descriptor of pgforge's but its three streams") {
+    TempDir dir("program-fds");
+    // As a caller of pgforge may leave one open (root's, for a program run as the owner).
+    int inherited = ::open("/dev/null", O_RDONLY);
+    REQUIRE(inherited >= 0);
+    Command ls;
+    ls.argv = {"/bin/ls", "/proc/self/fd"};
+    // 0, 1 and 2, and the directory ls opened to list them: neither pgforge's descriptors (the
+    // /dev/null and the log given on those streams) nor the inherited one.
+    const std::set<std::string> streams{"0", "1", "2", "3"};
+    auto r = run_process(ls);
+    REQUIRE(r.ok());
+    CHECK(lines(r.out) == streams);
+    fs::path log = dir / "fds.log";
+    pid_t pid = spawn_detached(ls, log);
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    std::ifstream in(log);
+    std::string said((std::istreambuf_iterator<char>(in)), {});
+    CHECK(lines(said) == streams);
+    ::close(inherited);
+}
+
 TEST_CASE("a signal while a program runs kills its process group and throws interrupted") {
     SharedDir dir;
     InterruptHandlers handlers;
