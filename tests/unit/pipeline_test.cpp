@@ -533,3 +533,80 @@ TEST_CASE("start --foreground runs pre_start under the lock before handing over"
                       Catch::Contains("refused at pre_start by plugin recorder"));
     CHECK(site.driver.calls.empty());
 }
+
+// ---------------------------------------------------------------- failure matrix
+
+TEST_CASE(
+    "a failure at every step of every operation leaves the entry, files and server agreeing") {
+    // (create has its own test above: everything it made is undone.)
+    struct Case {
+        std::string operation;
+        bool running_before;
+        std::string refuse;   // a hook point where the recorder refuses, or
+        std::string fail_at;  // a driver call that fails
+        bool running_after;
+        bool entry_after;
+    };
+    const std::vector<Case> cases = {
+        {"start", false, "pre_start", "", false, true},
+        {"start", false, "", "start", false, true},
+        {"start", false, "post_start", "", true, true},
+        {"stop", true, "pre_stop", "", true, true},
+        {"stop", true, "", "stop", true, true},
+        {"stop", true, "post_stop", "", false, true},
+        {"restart", true, "pre_stop", "", true, true},
+        {"restart", true, "", "stop", true, true},
+        {"restart", true, "post_stop", "", false, true},
+        {"restart", true, "pre_start", "", false, true},
+        {"restart", true, "", "start", false, true},
+        {"restart", true, "post_start", "", true, true},
+        {"reload", true, "pre_configure", "", true, true},
+        {"reload", true, "", "reload", true, true},
+        {"reload", true, "post_configure", "", true, true},
+        {"start --foreground", false, "pre_start", "", false, true},
+        {"drop", true, "pre_drop", "", true, true},
+        {"drop", true, "pre_stop", "", true, true},
+        {"drop", true, "", "stop", true, true},
+        {"drop", true, "post_stop", "", false, true},
+        {"drop", true, "post_drop", "", false, false},
+    };
+    for (const auto& c : cases) {
+        DYNAMIC_SECTION(c.operation << " failing at " << c.refuse << c.fail_at) {
+            Site site;
+            {
+                Context plain = site.context();
+                Instance i = instances::create(plain, site.options());
+                if (!c.running_before) instances::stop(plain, i);
+            }
+            Context ctx = site.context(
+                "[plugins]\nenabled = recorder\n[recorder]\nrefuse = " + c.refuse + "\n");
+            site.driver.fail_at = c.fail_at;
+            Instance i = instances::get(ctx, "main");
+            try {
+                if (c.operation == "start") instances::start(ctx, i);
+                if (c.operation == "stop") instances::stop(ctx, i);
+                if (c.operation == "restart") instances::restart(ctx, i);
+                if (c.operation == "reload") instances::reload(ctx, i);
+                if (c.operation == "start --foreground") instances::run_foreground(ctx, i);
+                if (c.operation == "drop") instances::drop(ctx, i);
+                FAIL("the operation succeeded");
+            } catch (const Error& e) {
+                CHECK_THAT(e.what(),
+                           Catch::Contains(c.refuse.empty() ? "fake " + c.fail_at + " failed"
+                                                            : "refused at " + c.refuse));
+            }
+            CHECK(site.driver.running == c.running_after);
+            std::error_code ec;
+            bool files = fs::exists(i.data_dir / "PG_VERSION", ec);
+            CHECK(instances::exists(ctx, "main") == c.entry_after);
+            CHECK(files == c.entry_after);
+            // The journal says how it ended: failed, or (a post_drop failure) done.
+            auto entry = ctx.inventory().journal("15/main").at(0);
+            CHECK(entry.operation == (c.operation == "reload" ? "reload" : c.operation));
+            CHECK(entry.outcome == (c.refuse == "post_drop" ? "ok" : "failed"));
+            // The lock is free again: the next command is not kept waiting.
+            if (c.entry_after) CHECK(instances::status(ctx, i).running == c.running_after);
+            if (c.entry_after) instances::lock(ctx, i);
+        }
+    }
+}
