@@ -171,7 +171,8 @@ void restart_steps(Context& ctx, Pipeline& p, const Cluster& cluster, const Inst
                    conf::FileSet& files, Outcome& out) {
     auto put_back_and_say = [&](const std::exception& e, const std::string& state) {
         put_back(ctx, cluster, i, files, true);
-        throw Error(Exit::failure, std::string(e.what()) + "\n" + state,
+        auto* error = dynamic_cast<const Error*>(&e);  // an interruption stays one (exit 8)
+        throw Error(error ? error->code() : Exit::failure, std::string(e.what()) + "\n" + state,
                     "the files were put back as they were");
     };
     try {
