@@ -87,11 +87,19 @@ struct SequenceSite {
                 << "\n";
             fs::permissions(d / "record", fs::perms(0755));
         }
-        site.add_settings(
-            "[plugins]\npath = " + (fixtures / "recorder").string() +
-            "\nenabled = recorder\n[hooks]\ndir = " + (site.root() / "hooks").string() +
-            "\ntimeout = 20\n[recorder]\nlog = " + plugin_log().string() + "\n");
+        std::ifstream in(site.settings_file());
+        base.assign(std::istreambuf_iterator<char>(in), {});
+        recorder("");
         clear();
+    }
+    std::string base;
+    // Rewrites the settings: the recorder enabled, with `settings` in its section.
+    void recorder(const std::string& settings) const {
+        std::ofstream(site.settings_file(), std::ios::trunc)
+            << base << "\n[plugins]\npath = " << (fixtures / "recorder").string()
+            << "\nenabled = recorder\n[hooks]\ndir = " << (site.root() / "hooks").string()
+            << "\ntimeout = 20\n[recorder]\nlog = " << plugin_log().string() << "\n"
+            << settings;
     }
     fs::path out() const { return site.root() / "out"; }
     fs::path plugin_log() const { return out() / "recorder.log"; }
@@ -291,4 +299,37 @@ TEST_CASE("a post_drop failure on a real instance: dropped, entry gone, failure 
     // A second drop does not find it.
     CHECK(s.cli({"instance", "drop", "pd"}).status == 4);
     fs::remove(fail);
+}
+
+TEST_CASE(
+    "configure --restart: a pre_stop refusal puts the files back on the running server, "
+    "a post_start refusal keeps the files it runs on",
+    "[hook-sequence]") {
+    SequenceSite s;
+    REQUIRE(s.cli({"instance", "create", "cs"}).status == 0);
+    Context ctx(s.site.settings());
+    Instance i = instances::get(ctx, "cs");
+    auto conf_text = [&] {
+        std::ifstream in(i.data_dir / "postgresql.conf");
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    const std::string before = conf_text();
+
+    s.recorder("refuse = pre_stop\n");
+    auto r = s.cli({"conf", "set", "-i", "cs", "max_connections=39", "--restart"});
+    CHECK(r.status == 1);
+    CHECK_THAT(r.err, Catch::Contains("refused at pre_stop by plugin recorder"));
+    CHECK_THAT(r.err, Catch::Contains("the server runs on the previous configuration"));
+    CHECK(conf_text() == before);
+    CHECK(s.running("cs"));
+    CHECK_FALSE(fs::exists(i.data_dir / ".pgforge-configure"));
+
+    s.recorder("refuse = post_start\n");
+    r = s.cli({"conf", "set", "-i", "cs", "max_connections=38", "--restart"});
+    CHECK(r.status == 1);
+    CHECK_THAT(r.err, Catch::Contains("refused at post_start by plugin recorder"));
+    // The server restarted on the new files, which stay.
+    CHECK(s.running("cs"));
+    CHECK_THAT(conf_text(), Catch::Contains("max_connections = 38"));
+    CHECK_FALSE(fs::exists(i.data_dir / ".pgforge-configure"));
 }
