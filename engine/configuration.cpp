@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <thread>
 
 #include "engine/conf/file_set.hpp"
@@ -106,8 +107,7 @@ void put_back(Context& ctx, const Cluster& cluster, const Instance& i, conf::Fil
 // refusal that already says so.
 void check_written(Context& ctx, const std::string& operation, const Cluster& cluster,
                    const Instance& i, bool conf_changed, bool hba_changed, bool ident_changed,
-                   bool& reload_sent, Outcome& out, const Options& o, conf::FileSet& files,
-                   const std::function<void()>& before_stop) {
+                   bool& reload_sent, Outcome& out) {
     if (conf_changed) {
         std::string complaints =
             conf::check_data_directory(cluster.installation, cluster.owner, i.data_dir);
@@ -161,20 +161,66 @@ void check_written(Context& ctx, const std::string& operation, const Cluster& cl
         c.exec("SELECT count(*) FROM pg_settings WHERE pending_restart AND name = ANY($1::text[])",
                {list});
     out.pending_restart = pending.rows.at(0).at(0).value_or("0") != "0";
-    if (!(out.pending_restart && o.restart)) return;
-    throw_if_interrupted();
-    before_stop();
-    ctx.driver().stop(cluster, StopMode::fast, ctx.settings().stop_timeout);
-    fault_point(operation, "restart stop", "after");
+    // The restart itself is the operation's stop and start steps (restart_steps), after
+    // post_configure.
+}
+
+// configure --restart: the stop and the start, each a step of the configure with its hook
+// points. The files stay uncommitted until the server runs on them; a failure puts them back:
+// refused before the stop, the server re-reads them; stopped and refused at pre_start, the server
+// stays stopped; a start that fails starts the server again on the previous files. A post_start
+// refusal keeps the files the server now runs on.
+void restart_steps(Context& ctx, Pipeline& p, const Cluster& cluster, const Instance& i,
+                   conf::FileSet& files, Outcome& out) {
+    auto put_back_and_say = [&](const std::exception& e, const std::string& state) {
+        put_back(ctx, cluster, i, files, true);
+        auto* error = dynamic_cast<const Error*>(&e);  // an interruption stays one (exit 8)
+        throw Error(error ? error->code() : Exit::failure, std::string(e.what()) + "\n" + state,
+                    "the files were put back as they were");
+    };
     try {
-        ctx.driver().start(cluster, ctx.settings().start_timeout, ctx.progress);
-        fault_point(operation, "restart start", "after");
+        // After a kill from here on, the next command puts the files back and starts the server
+        // again (instances.cpp, resume).
+        p.made("server stopped for restart", i.data_dir.string());
+        instances::stop_step(ctx, p, StopMode::fast, std::nullopt);
+        fault_point("configure", "restart stop", "after");
     } catch (const std::exception& e) {
+        bool running = false;
+        try {
+            running = ctx.driver().status(cluster).running;
+        } catch (const std::exception&) {
+        }
+        put_back_and_say(e, running ? "the server runs on the previous configuration"
+                                    : "the server is stopped; start it with pgforge instance "
+                                      "start " +
+                                          i.qualified_name());
+    }
+    bool start_tried = false, started = false;
+    try {
+        p.around(sdk::HookPoint::pre_start, "start", [&] {
+            start_tried = true;
+            ctx.driver().start(cluster, ctx.settings().start_timeout, ctx.progress);
+            started = true;
+            fault_point("configure", "restart start", "after");
+        });
+    } catch (const std::exception& e) {
+        if (started) {
+            // post_start refused: the server runs on the new files, which stay.
+            files.commit();
+            out.restarted = true;
+            out.pending_restart = false;
+            throw;
+        }
+        if (!start_tried)
+            put_back_and_say(e, "the server is stopped; start it with pgforge instance start " +
+                                    i.qualified_name());
         // The server as it was: the files back, and started on them.
         std::string refusal = e.what();
         files.rollback();
         try {
-            ctx.driver().start(cluster, ctx.settings().start_timeout, ctx.progress);
+            p.step("start on the previous configuration", [&] {
+                ctx.driver().start(cluster, ctx.settings().start_timeout, ctx.progress);
+            });
         } catch (const std::exception& again) {
             throw Error(Exit::server,
                         "instance " + i.qualified_name() +
@@ -193,6 +239,7 @@ void check_written(Context& ctx, const std::string& operation, const Cluster& cl
                     "instance logs " +
                         i.name + "`)");
     }
+    files.commit();
     out.restarted = true;
     out.pending_restart = false;
 }
@@ -217,6 +264,23 @@ void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outc
     for (const auto& [name, value] : prop.user) draft.user_sets(name, value);
 
     Pipeline p(ctx, reload ? "reload" : "configure", i);
+    // Applied, reloaded and waiting for the restart: uncommitted until the server runs on them.
+    std::unique_ptr<conf::FileSet> restarting;
+    std::optional<Cluster> restart_cluster;
+    // Refused at post_configure (or a signal) before the restart: the files go back, and the
+    // server that read them re-reads the previous ones.
+    struct PutBackUnlessRestarted {
+        std::function<void()> put_back;
+        ~PutBackUnlessRestarted() {
+            try {
+                if (put_back) put_back();
+            } catch (const std::exception& e) {
+                log::warn(e.what());
+            }
+        }
+    } guard{[&] {
+        if (restarting) put_back(ctx, *restart_cluster, i, *restarting, true);
+    }};
     p.around(
         sdk::HookPoint::pre_configure, "write configuration",
         [&] {
@@ -237,7 +301,8 @@ void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outc
                 }
             }
             // Only what differs from the disk is written, as one set.
-            conf::FileSet files(i.data_dir);
+            auto owned_files = std::make_unique<conf::FileSet>(i.data_dir);
+            conf::FileSet& files = *owned_files;
             bool conf_changed = false, hba_changed = false, ident_changed = false;
             std::map<fs::path, std::string> conf_texts;  // the postgresql.conf tree, as proposed
             if (tree)
@@ -292,12 +357,8 @@ void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outc
             bool reload_sent = false;
             try {
                 check_written(ctx, reload ? "reload" : "configure", cluster, i, conf_changed,
-                              hba_changed, ident_changed, reload_sent, out, o, files, [&] {
-                                  // After a kill from here on, the next command puts the files
-                                  // back and starts the server again (instances.cpp, resume).
-                                  p.made("server stopped for restart", i.data_dir.string());
-                              });
-                files.commit();
+                              hba_changed, ident_changed, reload_sent, out);
+                if (!(out.pending_restart && o.restart)) files.commit();
             } catch (const Error& e) {
                 put_back(ctx, cluster, i, files, reload_sent);
                 if (e.hint().find("put back") != std::string::npos) throw;
@@ -315,8 +376,15 @@ void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outc
                             "the files were put back as they were");
             }
             if (reload && !out.reloaded) ctx.driver().reload(cluster);  // says it is not running
+            if (out.pending_restart && o.restart) {
+                restarting = std::move(owned_files);
+                restart_cluster = cluster;
+            }
         },
         &draft);
+    throw_if_interrupted();
+    guard.put_back = nullptr;
+    if (restarting) restart_steps(ctx, p, *restart_cluster, i, *restarting, out);
     p.finish();
 }
 

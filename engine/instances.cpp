@@ -458,8 +458,6 @@ bool start(Context& ctx, const Instance& inst, std::optional<double> timeout) {
     return started;
 }
 
-namespace {
-
 bool stop_step(Context& ctx, Pipeline& p, StopMode mode, std::optional<double> timeout) {
     Cluster c{p.instance(), {}, {}};
     c.owner.name = p.instance().owner;
@@ -471,9 +469,19 @@ bool stop_step(Context& ctx, Pipeline& p, StopMode mode, std::optional<double> t
     return stopped;
 }
 
+const std::vector<std::string>& operation_names() {
+    static const std::vector<std::string> names = {
+        "create", "start",     "start --foreground",  "stop", "restart",
+        "reload", "configure", "configure --restart", "drop"};
+    return names;
+}
+
+namespace {
+
 // The rest of a drop once pre_drop let it go on: from here a drop that is killed is finished by
-// the next command, not undone.
-void drop_decided(Context& ctx, Pipeline& p) {
+// the next command, not undone. The files are gone once it has run: a post_drop handler that
+// fails does not keep the entry; its failure is returned, to be reported once the drop is done.
+std::optional<Error> drop_decided(Context& ctx, Pipeline& p) {
     Instance& i = p.instance();
     p.made("drop decided", i.qualified_name());
     stop_step(ctx, p, StopMode::fast, std::nullopt);
@@ -484,9 +492,19 @@ void drop_decided(Context& ctx, Pipeline& p) {
         remove_if_empty(i.base_dir.parent_path());
         remove_tree(i.socket_dir);
     });
-    p.hooks(sdk::HookPoint::post_drop);
+    std::optional<Error> post_drop;
+    try {
+        p.hooks(sdk::HookPoint::post_drop);
+    } catch (const Error& e) {
+        if (e.code() == Exit::interrupted) throw;  // the next command finishes the drop
+        post_drop =
+            Error(Exit::failure, "instance " + i.qualified_name() + " was dropped, but " + e.what(),
+                  "its files and its entry are gone; see pgforge instance history " +
+                      i.qualified_name() + " for what the handler said");
+    }
     // The entry goes with the journal's end, in one transaction.
     p.finish_removing_entry();
+    return post_drop;
 }
 
 std::string exited(const JournalEntry& e) {
@@ -568,7 +586,7 @@ std::string resume_locked(Context& ctx, const std::string& version, const std::s
                 log::info("instance " + q + ": finishing the drop interrupted at " + e.started_at);
                 Instance i = *found;
                 Pipeline p(ctx, "drop", i);
-                drop_decided(ctx, p);
+                if (auto failed = drop_decided(ctx, p)) log::warn(failed->what());
                 gone = "its drop was interrupted and has been finished";
             }
             inv.end_operation(e.id, false,
@@ -656,7 +674,32 @@ void drop(Context& ctx, const Instance& inst) {
     Instance i = inst;
     Pipeline p(ctx, "drop", i);
     p.hooks(sdk::HookPoint::pre_drop);
-    drop_decided(ctx, p);
+    if (auto failed = drop_decided(ctx, p)) throw *failed;
+}
+
+void run_foreground(Context& ctx, const Instance& inst) {
+    auto held = lock(ctx, inst);
+    std::error_code ec;
+    if (!fs::exists(inst.data_dir / "PG_VERSION", ec))
+        throw Error(
+            Exit::not_found,
+            "instance " + inst.qualified_name() + ": data directory " + inst.data_dir.string() +
+                " is missing",
+            "restore it, or remove the entry: pgforge instance drop " + inst.qualified_name());
+    Instance i = inst;
+    Cluster c = cluster_for(ctx, i);
+    {
+        Pipeline p(ctx, "start --foreground", i);
+        p.hooks(sdk::HookPoint::pre_start);
+        // The server replaces this process: nothing runs after it, so the operation ends here,
+        // and the lock goes before (a foreground server runs for long; stop must not wait).
+        p.step("hand over to the server", [] {});
+        p.finish();
+    }
+    held.reset();
+    ctx.driver().run_foreground(c);
+    // Not reached: run_foreground execs the server or throws.
+    throw Error(Exit::failure, "instance " + i.qualified_name() + ": the server did not take over");
 }
 
 std::vector<std::pair<std::string, std::string>> environment(Context& ctx, const Instance& i) {

@@ -18,6 +18,7 @@ namespace pgforge {
 class Inventory;
 class FileLock;
 class PluginHost;
+class Pipeline;
 
 // What every operation runs with: the site settings, the driver, a progress reporter.
 class Context {
@@ -106,8 +107,21 @@ bool stop(Context& ctx, const Instance& instance, StopMode mode = StopMode::fast
 void restart(Context& ctx, const Instance& instance, StopMode mode = StopMode::fast,
              std::optional<double> timeout = {});
 void reload(Context& ctx, const Instance& instance);
-// Stops the server if it runs, removes its files and its inventory entry.
+// start --foreground: under the instance lock, pre_start runs and the start is journaled; then
+// the lock is let go and the server replaces this process (post_start never runs: see
+// docs/plugins.md). A refusal throws before the server is run.
+[[noreturn]] void run_foreground(Context& ctx, const Instance& instance);
+// Stops the server if it runs, removes its files and its inventory entry. A post_drop handler
+// that fails does not undo it: the instance is gone, and the failure is thrown afterwards.
 void drop(Context& ctx, const Instance& instance);
+
+// The stop of an operation as a step of its pipeline, with pre_stop and post_stop around it
+// (stop, restart, drop, configure --restart). Returns whether a server was stopped.
+bool stop_step(Context& ctx, Pipeline& p, StopMode mode, std::optional<double> timeout);
+
+// The operations that change an instance as the journal and the handlers name them; each has a
+// row in the hook sequence table of docs/plugins.md.
+const std::vector<std::string>& operation_names();
 
 // PGHOST, PGPORT, PGDATA, PGUSER (and PATH with the installation's bindir first).
 std::vector<std::pair<std::string, std::string>> environment(Context& ctx,

@@ -13,8 +13,8 @@
 
 #include "engine/cli/command.hpp"
 #include "engine/core/input.hpp"
-#include "engine/core/safe_fs.hpp"
 #include "engine/core/interrupt.hpp"
+#include "engine/core/safe_fs.hpp"
 #include "engine/driver/installations.hpp"
 #include "engine/driver/postmaster_pid.hpp"
 #include "engine/inventory/inventory.hpp"
@@ -254,7 +254,7 @@ int instance_create(Invocation& inv) {
 int instance_start(Invocation& inv) {
     if (inv.flag("foreground")) {
         Instance i = instances::get(inv.ctx(), inv.arg(0, "instance name"));
-        inv.ctx().driver().run_foreground(instances::cluster_for(inv.ctx(), i));
+        instances::run_foreground(inv.ctx(), i);
     }
     auto timeout = timeout_value(inv);
     return for_each_instance(inv, [&](const Instance& i) {

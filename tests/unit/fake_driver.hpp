@@ -57,7 +57,8 @@ class FakeDriver : public ClusterDriver {
         s.running = log_.running;
         return s;
     }
-    [[noreturn]] void run_foreground(const Cluster&) override {
+    [[noreturn]] void run_foreground(const Cluster& c) override {
+        call("foreground", c);
         throw std::logic_error("not in tests");
     }
 

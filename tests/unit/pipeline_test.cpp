@@ -1,6 +1,7 @@
 // The pipeline with a fake driver: order of steps and hook points, refusals, undo at every step,
 // configure contributions and their conflicts, site hooks, the journal. No server.
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -9,6 +10,7 @@
 
 #include "engine/core/error.hpp"
 #include "engine/core/plugins.hpp"
+#include "engine/driver/postmaster_pid.hpp"
 #include "engine/instances.hpp"
 #include "engine/inventory/inventory.hpp"
 #include "engine/pipeline.hpp"
@@ -42,6 +44,8 @@ struct Site {
     TempDir dir{"pipeline"};
     FakeDriver::Log driver;
     std::string extra;
+    // The plugin path lists recorder_b before recorder: they load in that order.
+    bool b_first = false;
 
     Site() {
         // Site hooks run as the instance owner when the tests run as root.
@@ -56,14 +60,17 @@ struct Site {
 
     Context context(const std::string& settings = {}) {
         std::string plugins = PGFORGE_TEST_PLUGIN_DIR;
-        write_file(
-            dir / "settings.ini",
-            "prefix = " + (dir / "prefix").string() + "\nrun_dir = " + (dir / "run").string() +
-                "\n[postgresql]\nport_min = 47000\nport_max = 47999\n"
-                "[plugins]\npath = " +
-                plugins + "/recorder\npath = " + plugins + "/recorder_b\npath = " + plugins +
-                "/thrower\n[hooks]\ndir = " + hooks().string() + "\n[recorder]\nlog = " +
-                log().string() + "\n[recorder_b]\nlog = " + log().string() + "\n" + settings);
+        write_file(dir / "settings.ini",
+                   "prefix = " + (dir / "prefix").string() +
+                       "\nrun_dir = " + (dir / "run").string() +
+                       "\n[postgresql]\nport_min = 47000\nport_max = 47999\n"
+                       "[plugins]\npath = " +
+                       plugins +
+                       (b_first ? "/recorder_b\npath = " + plugins + "/recorder"
+                                : "/recorder\npath = " + plugins + "/recorder_b") +
+                       "\npath = " + plugins + "/thrower\n[hooks]\ndir = " + hooks().string() +
+                       "\n[recorder]\nlog = " + log().string() +
+                       "\n[recorder_b]\nlog = " + log().string() + "\n" + settings);
         SettingsOverrides o;
         o.settings_file = dir / "settings.ini";
         return Context(load_settings(o), std::make_unique<FakeDriver>(driver));
@@ -407,4 +414,199 @@ TEST_CASE("site hooks: unsafe files refuse, non-executables and backups are skip
     fs::permissions(site.hooks() / "pre_init.d", fs::perms(0775));
     CHECK_THROWS_WITH(find_site_hooks(s, sdk::HookPoint::pre_init),
                       Catch::Contains("pre_init.d is writable by others than its owner"));
+}
+
+// ---------------------------------------------------------------- planted bugs
+
+TEST_CASE("handlers of equal priority run in name order even when they load in another order") {
+    Site site;
+    site.b_first = true;
+    Context ctx = site.context("[plugins]\nenabled = recorder, recorder_b\n");
+    // The path puts recorder_b first, so it is loaded first.
+    auto loaded = ctx.plugins().loaded();
+    REQUIRE(loaded.size() == 2);
+    REQUIRE(loaded[0]->name() == "recorder_b");
+    instances::create(ctx, site.options());
+    std::vector<std::string> pre_init;
+    for (const auto& l : lines_of(site.log()))
+        if (l.find(" pre_init ") != std::string::npos) pre_init.push_back(l);
+    CHECK(pre_init == std::vector<std::string>{"recorder pre_init create 15/main ok",
+                                               "recorder_b pre_init create 15/main ok"});
+}
+
+TEST_CASE("a pre_* refusal stops the handlers after it at the same point") {
+    Site site;
+    // recorder refuses; recorder_b (same priority, later by name) and a site hook after both
+    // must not be asked.
+    site.hook("pre_init", "later", "echo hook-ran >> " + site.log().string());
+    Context ctx = site.context(
+        "[plugins]\nenabled = recorder, recorder_b\n[hooks]\npriority = 90\n[recorder]\n"
+        "refuse = pre_init\n");
+    CHECK_THROWS_WITH(instances::create(ctx, site.options()),
+                      Catch::Contains("refused at pre_init by plugin recorder"));
+    CHECK(lines_of(site.log()) == std::vector<std::string>{"recorder pre_init create 15/main ok"});
+    CHECK(site.nothing_left(ctx));
+}
+
+TEST_CASE("a reload sent to a postmaster that is a zombie is not reported done") {
+    TempDir dir("zombie");
+    fs::create_directories(dir / "data");
+    pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) _exit(0);
+    // Not reaped: the postmaster.pid names a process that has exited but is still listed.
+    for (int k = 0; k < 200; ++k) {
+        std::ifstream stat("/proc/" + std::to_string(child) + "/stat");
+        std::string text;
+        std::getline(stat, text);
+        if (text.find(") Z") != std::string::npos) break;
+        usleep(5000);
+    }
+    std::ofstream(dir / "data" / "postmaster.pid")
+        << child << "\n"
+        << (dir / "data").string() << "\n1700000000\n5432\n/tmp\nlocalhost\n"
+        << "  5432001    32768\nready   \n";
+    Cluster c;
+    c.instance.name = "zombie";
+    c.instance.version = "15";
+    c.instance.data_dir = dir / "data";
+    PostgresDriver driver;
+    try {
+        driver.reload(c);
+        FAIL("a reload to a zombie was reported done");
+    } catch (const Error& e) {
+        CHECK(e.code() == Exit::stopped);
+        CHECK_THAT(e.what(), Catch::Contains("is not running"));
+    }
+    CHECK_FALSE(driver.status(c).running);
+    waitpid(child, nullptr, 0);
+}
+
+// ---------------------------------------------------------------- drop and foreground
+
+TEST_CASE("a post_drop refusal is reported, and the drop is done: files and entry gone") {
+    Site site;
+    Context ctx = site.context("[plugins]\nenabled = recorder\n[recorder]\nrefuse = post_drop\n");
+    instances::create(ctx, site.options());
+    try {
+        instances::drop(ctx, instances::get(ctx, "main"));
+        FAIL("a post_drop refusal was not reported");
+    } catch (const Error& e) {
+        CHECK(e.code() == Exit::failure);
+        CHECK_THAT(e.what(), Catch::Contains("instance 15/main was dropped, but"));
+        CHECK_THAT(e.what(), Catch::Contains("refused at post_drop by plugin recorder"));
+    }
+    CHECK(site.nothing_left(ctx));
+    CHECK_FALSE(site.driver.running);
+    // The journal says the drop ended, and what the handler said.
+    auto entry = ctx.inventory().journal("15/main").at(0);
+    CHECK(entry.operation == "drop");
+    CHECK(entry.outcome == "ok");
+    bool refused = false;
+    for (const auto& st : ctx.inventory().steps(entry.id))
+        refused = refused || (st.name == "post_drop recorder" && st.outcome == "refused");
+    CHECK(refused);
+}
+
+TEST_CASE("start --foreground runs pre_start under the lock before handing over") {
+    Site site;
+    Context ctx = site.context("[plugins]\nenabled = recorder\n");
+    Instance i = instances::create(ctx, site.options());
+    instances::stop(ctx, i);
+    fs::remove(site.log());
+    site.driver.calls.clear();
+    // The fake driver cannot become the server: it throws where the real one execs.
+    CHECK_THROWS_WITH(instances::run_foreground(ctx, i), Catch::Contains("not in tests"));
+    CHECK(lines_of(site.log()) ==
+          std::vector<std::string>{"recorder pre_start start --foreground 15/main ok"});
+    CHECK(site.driver.calls == std::vector<std::string>{"foreground 15/main"});
+    auto entry = ctx.inventory().journal("15/main").at(0);
+    CHECK(entry.operation == "start --foreground");
+    CHECK(entry.outcome == "ok");
+    // The lock was let go before the hand-over: another command gets it at once.
+    instances::stop(ctx, i);
+
+    Context refusing =
+        site.context("[plugins]\nenabled = recorder\n[recorder]\nrefuse = pre_start\n");
+    site.driver.calls.clear();
+    CHECK_THROWS_WITH(instances::run_foreground(refusing, i),
+                      Catch::Contains("refused at pre_start by plugin recorder"));
+    CHECK(site.driver.calls.empty());
+}
+
+// ---------------------------------------------------------------- failure matrix
+
+TEST_CASE(
+    "a failure at every step of every operation leaves the entry, files and server agreeing") {
+    // (create has its own test above: everything it made is undone.)
+    struct Case {
+        std::string operation;
+        bool running_before;
+        std::string refuse;   // a hook point where the recorder refuses, or
+        std::string fail_at;  // a driver call that fails
+        bool running_after;
+        bool entry_after;
+    };
+    const std::vector<Case> cases = {
+        {"start", false, "pre_start", "", false, true},
+        {"start", false, "", "start", false, true},
+        {"start", false, "post_start", "", true, true},
+        {"stop", true, "pre_stop", "", true, true},
+        {"stop", true, "", "stop", true, true},
+        {"stop", true, "post_stop", "", false, true},
+        {"restart", true, "pre_stop", "", true, true},
+        {"restart", true, "", "stop", true, true},
+        {"restart", true, "post_stop", "", false, true},
+        {"restart", true, "pre_start", "", false, true},
+        {"restart", true, "", "start", false, true},
+        {"restart", true, "post_start", "", true, true},
+        {"reload", true, "pre_configure", "", true, true},
+        {"reload", true, "", "reload", true, true},
+        {"reload", true, "post_configure", "", true, true},
+        {"start --foreground", false, "pre_start", "", false, true},
+        {"drop", true, "pre_drop", "", true, true},
+        {"drop", true, "pre_stop", "", true, true},
+        {"drop", true, "", "stop", true, true},
+        {"drop", true, "post_stop", "", false, true},
+        {"drop", true, "post_drop", "", false, false},
+    };
+    for (const auto& c : cases) {
+        DYNAMIC_SECTION(c.operation << " failing at " << c.refuse << c.fail_at) {
+            Site site;
+            {
+                Context plain = site.context();
+                Instance i = instances::create(plain, site.options());
+                if (!c.running_before) instances::stop(plain, i);
+            }
+            Context ctx = site.context(
+                "[plugins]\nenabled = recorder\n[recorder]\nrefuse = " + c.refuse + "\n");
+            site.driver.fail_at = c.fail_at;
+            Instance i = instances::get(ctx, "main");
+            try {
+                if (c.operation == "start") instances::start(ctx, i);
+                if (c.operation == "stop") instances::stop(ctx, i);
+                if (c.operation == "restart") instances::restart(ctx, i);
+                if (c.operation == "reload") instances::reload(ctx, i);
+                if (c.operation == "start --foreground") instances::run_foreground(ctx, i);
+                if (c.operation == "drop") instances::drop(ctx, i);
+                FAIL("the operation succeeded");
+            } catch (const Error& e) {
+                CHECK_THAT(e.what(),
+                           Catch::Contains(c.refuse.empty() ? "fake " + c.fail_at + " failed"
+                                                            : "refused at " + c.refuse));
+            }
+            CHECK(site.driver.running == c.running_after);
+            std::error_code ec;
+            bool files = fs::exists(i.data_dir / "PG_VERSION", ec);
+            CHECK(instances::exists(ctx, "main") == c.entry_after);
+            CHECK(files == c.entry_after);
+            // The journal says how it ended: failed, or (a post_drop failure) done.
+            auto entry = ctx.inventory().journal("15/main").at(0);
+            CHECK(entry.operation == (c.operation == "reload" ? "reload" : c.operation));
+            CHECK(entry.outcome == (c.refuse == "post_drop" ? "ok" : "failed"));
+            // The lock is free again: the next command is not kept waiting.
+            if (c.entry_after) CHECK(instances::status(ctx, i).running == c.running_after);
+            if (c.entry_after) instances::lock(ctx, i);
+        }
+    }
 }

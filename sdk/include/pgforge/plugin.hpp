@@ -37,7 +37,9 @@ namespace pgforge::sdk {
 // Where a handler runs. Each engine step of an operation has a point before and after it:
 //   instance create: pre_init [initdb] post_init, pre_configure [write files] post_configure,
 //                    pre_start [start] post_start
-//   configure (conf set, hba add, ...): pre_configure [write files] post_configure
+//   configure (conf set, hba add, ...): pre_configure [write files] post_configure; with
+//                    --restart, then pre_stop [stop] post_stop pre_start [start] post_start
+//   start --foreground: pre_start [the server replaces pgforge] (no post_start)
 //   start, stop, restart, drop: pre_start/post_start, pre_stop/post_stop, ...
 //   (restart is stop then start; reload is a configure with no change of its own: the
 //   contributions are applied again, then the server re-reads its files)
@@ -266,7 +268,8 @@ struct Outcome {
 class HookContext : public Context {
   public:
     virtual HookPoint point() const = 0;
-    // "create", "configure", "start", "stop", "restart", "reload", "drop".
+    // "create", "configure", "start", "start --foreground", "stop", "restart", "reload",
+    // "drop" (the rows of the hook sequence table in docs/plugins.md).
     virtual std::string_view operation() const = 0;
     virtual const Outcome& outcome() const = 0;
     // Non-null at every pre_configure (create, configure, reload): where contributions go.
