@@ -513,6 +513,12 @@ int instance_logs(Invocation& inv) {
     Instance i = instances::get(inv.ctx(), inv.arg(0, "instance name"));
     int lines = *inv.opt<int>("lines");
     check_at_least(lines, 0, "--lines");
+    if (inv.json && inv.flag("follow"))
+        throw Error(Exit::usage, "--follow prints the log as the server writes it, not JSON",
+                    "drop --json, or --follow");
+    // Under --json the text is gathered and printed as one object.
+    std::ostringstream gathered;
+    std::ostream& sink = inv.json ? static_cast<std::ostream&>(gathered) : inv.out;
     // The log is the owner's: it is opened with the owner's rights (a link to a file the owner
     // cannot read is refused) and read through that descriptor only.
     auto fd = safe_fs::open_for_reading(i.log_file, true);
@@ -531,7 +537,7 @@ int instance_logs(Invocation& inv) {
                 throw Error(Exit::failure,
                             "cannot read " + i.log_file.string() + ": " + std::strerror(errno));
             if (n == 0) return any;
-            inv.out.write(chunk.data(), n);
+            sink.write(chunk.data(), n);
             any = true;
         }
     };
@@ -559,9 +565,21 @@ int instance_logs(Invocation& inv) {
             else
                 begin = nl;
         }
-        inv.out << (whole ? text : text.substr(begin + 1)) << "\n";
+        sink << (whole ? text : text.substr(begin + 1)) << "\n";
     } else {
         copy_out();
+    }
+    if (inv.json) {
+        json arr = json::array();
+        std::istringstream in(gathered.str());
+        for (std::string line; std::getline(in, line);) arr.push_back(line);
+        // The log is the server's bytes: what is not UTF-8 is replaced, not refused.
+        inv.out << json{{"instance", i.qualified_name()},
+                        {"log_file", i.log_file.string()},
+                        {"lines", arr}}
+                       .dump(2, ' ', false, json::error_handler_t::replace)
+                << "\n";
+        return 0;
     }
     inv.out.flush();
     if (!inv.flag("follow")) return 0;

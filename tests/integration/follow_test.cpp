@@ -242,5 +242,9 @@ TEST_CASE(
               true);
         CHECK(json::parse(site.cli({"instance", "start", "contrib", "--json"}).out).at("changed") ==
               true);
+        json logs = json::parse(site.cli({"instance", "logs", "contrib", "-n", "3", "--json"}).out);
+        CHECK(logs.at("instance") == "15/contrib");
+        CHECK(logs.at("lines").size() == 3);
+        CHECK(site.cli({"instance", "logs", "contrib", "-f", "--json"}).status == 2);
     }
 }
