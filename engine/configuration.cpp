@@ -17,6 +17,7 @@
 #include "engine/core/text.hpp"
 #include "engine/inventory/inventory.hpp"
 #include "engine/pg/connection.hpp"
+#include "engine/pg/roles.hpp"
 #include "engine/pipeline.hpp"
 
 namespace fs = std::filesystem;
@@ -65,11 +66,14 @@ std::string join_rows(const pg::QueryResult& r) {
     return text;
 }
 
-// Makes the server re-read its files and waits until this session has done so, so that
-// pg_settings reflects the change.
-void reload_and_wait(pg::Connection& c) {
+// Makes the server re-read its files (by `signal`, pg_reload_conf() when none) and waits until
+// this session has done so, so that pg_settings reflects the change.
+void reload_and_wait(pg::Connection& c, const std::function<void()>& signal = {}) {
     auto before = c.exec("SELECT pg_conf_load_time()::text").rows.at(0).at(0).value_or("");
-    c.exec("SELECT pg_reload_conf()");
+    if (signal)
+        signal();
+    else
+        c.exec("SELECT pg_reload_conf()");
     auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (std::chrono::steady_clock::now() < until) {
         auto now = c.exec("SELECT pg_conf_load_time()::text").rows.at(0).at(0).value_or("");
@@ -77,6 +81,24 @@ void reload_and_wait(pg::Connection& c) {
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
     throw Error(Exit::server, "the server did not confirm the reload within 10 s");
+}
+
+std::string canonical_name(const conf::ParameterCatalog& catalog, const std::string& name) {
+    const conf::ParameterInfo* p = catalog.find(name);
+    return p ? p->name : name;
+}
+
+std::string effect_of(const conf::ParameterCatalog& catalog, const std::string& name) {
+    const conf::ParameterInfo* p = catalog.find(name);
+    return p ? conf::change_effect(*p) : "reload";
+}
+
+// The server's own word on what waits for a restart, once it has read its files.
+void read_pending(pg::Connection& c, Outcome& out) {
+    out.pending_restart_names.clear();
+    for (const auto& row :
+         c.exec("SELECT name FROM pg_settings WHERE pending_restart ORDER BY name").rows)
+        out.pending_restart_names.push_back(row.at(0).value_or(""));
 }
 
 // The files of one configure: postgresql.conf documents (edited by the command), and the
@@ -161,6 +183,7 @@ void check_written(Context& ctx, const std::string& operation, const Cluster& cl
         c.exec("SELECT count(*) FROM pg_settings WHERE pending_restart AND name = ANY($1::text[])",
                {list});
     out.pending_restart = pending.rows.at(0).at(0).value_or("0") != "0";
+    read_pending(c, out);
     // The restart itself is the operation's stop and start steps (restart_steps), after
     // post_configure.
 }
@@ -170,8 +193,9 @@ void check_written(Context& ctx, const std::string& operation, const Cluster& cl
 // refused before the stop, the server re-reads them; stopped and refused at pre_start, the server
 // stays stopped; a start that fails starts the server again on the previous files. A post_start
 // refusal keeps the files the server now runs on.
+// `new_port`: the port the new files give the server; it comes back there and is waited for there.
 void restart_steps(Context& ctx, Pipeline& p, const Cluster& cluster, const Instance& i,
-                   conf::FileSet& files, Outcome& out) {
+                   conf::FileSet& files, Outcome& out, int new_port) {
     auto put_back_and_say = [&](const std::exception& e, const std::string& state) {
         put_back(ctx, cluster, i, files, true);
         auto* error = dynamic_cast<const Error*>(&e);  // an interruption stays one (exit 8)
@@ -196,10 +220,12 @@ void restart_steps(Context& ctx, Pipeline& p, const Cluster& cluster, const Inst
                                           i.qualified_name());
     }
     bool start_tried = false, started = false;
+    Cluster moved = cluster;
+    moved.instance.port = new_port;
     try {
         p.around(sdk::HookPoint::pre_start, "start", [&] {
             start_tried = true;
-            ctx.driver().start(cluster, ctx.settings().start_timeout, ctx.progress);
+            ctx.driver().start(moved, ctx.settings().start_timeout, ctx.progress);
             started = true;
             fault_point("configure", "restart start", "after");
         });
@@ -242,6 +268,7 @@ void restart_steps(Context& ctx, Pipeline& p, const Cluster& cluster, const Inst
     files.commit();
     out.restarted = true;
     out.pending_restart = false;
+    out.pending_restart_names.clear();
 }
 
 // The configure pipeline on an existing instance: pre_configure handlers contribute, the engine
@@ -263,10 +290,12 @@ void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outc
     });
     for (const auto& [name, value] : prop.user) draft.user_sets(name, value);
 
+    out.port_before = out.port_after = i.port;
     Pipeline p(ctx, reload ? "reload" : "configure", i);
     // Applied, reloaded and waiting for the restart: uncommitted until the server runs on them.
     std::unique_ptr<conf::FileSet> restarting;
     std::optional<Cluster> restart_cluster;
+    int restart_port = i.port;  // the port of the new files
     // Refused at post_configure (or a signal) before the restart: the files go back, and the
     // server that read them re-reads the previous ones.
     struct PutBackUnlessRestarted {
@@ -291,11 +320,18 @@ void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outc
                 for (const auto& name : contributed)
                     values[name] = draft.parameters().at(name).first;
                 conf::validate_values(cluster.installation, cluster.owner, values);
+                // Reported as the user's own changes are: the value the files gave before, and
+                // reload or restart from the parameter's context.
+                auto catalog =
+                    conf::ParameterCatalog::describe(cluster.installation, cluster.owner);
                 for (const auto& name : contributed) {
                     Change ch;
-                    ch.name = name;
+                    ch.name = canonical_name(catalog, name);
                     ch.after = values[name];
-                    ch.effect = "reload";
+                    if (tree)
+                        if (auto effective = tree->get(name)) ch.before = effective->value;
+                    ch.effect = effect_of(catalog, name);
+                    ch.file = tree ? tree->file_to_edit(name) : main_conf;
                     ch.note = "contributed by plugin " + draft.parameters().at(name).second;
                     out.changes.push_back(ch);
                 }
@@ -324,7 +360,14 @@ void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outc
             if (files.empty()) {
                 out.changed = out.changed || !written.empty();
                 if (reload) {
-                    ctx.driver().reload(cluster);
+                    if (ctx.driver().status(cluster).running) {
+                        pg::Connection c(i);
+                        reload_and_wait(c, [&] { ctx.driver().reload(cluster); });
+                        read_pending(c, out);
+                        out.pending_restart = !out.pending_restart_names.empty();
+                    } else {
+                        ctx.driver().reload(cluster);  // says it is not running
+                    }
                     out.reloaded = true;
                 }
                 return;
@@ -356,8 +399,14 @@ void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outc
             // does when an exception leaves this block).
             bool reload_sent = false;
             try {
+                restart_port = conf_changed ? configured_port(i.data_dir).value_or(i.port) : i.port;
                 check_written(ctx, reload ? "reload" : "configure", cluster, i, conf_changed,
                               hba_changed, ident_changed, reload_sent, out);
+                // The inventory follows the port the server listens on: at once when it does
+                // not run (its next start uses the files) or after the restart below; a running
+                // server keeps its port until its restart (reported as pending).
+                if (restart_port != i.port && !ctx.driver().status(cluster).running)
+                    out.port_after = restart_port;
                 if (!(out.pending_restart && o.restart)) files.commit();
             } catch (const Error& e) {
                 put_back(ctx, cluster, i, files, reload_sent);
@@ -384,8 +433,19 @@ void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outc
         &draft);
     throw_if_interrupted();
     guard.put_back = nullptr;
-    if (restarting) restart_steps(ctx, p, *restart_cluster, i, *restarting, out);
-    p.finish();
+    if (restarting) {
+        restart_steps(ctx, p, *restart_cluster, i, *restarting, out, restart_port);
+        if (restart_port != i.port) out.port_after = restart_port;
+    }
+    if (out.port_after == out.port_before) {
+        p.finish();
+        return;
+    }
+    // The new port in the inventory in the same transaction as the journal's end, then the
+    // .pgpass entries of the instance's socket directory.
+    i.port = out.port_after;
+    p.finish_updating_entry();
+    move_pgpass_entries(i, out.port_before);
 }
 
 Proposal proposal_for(const Instance& i) {
@@ -393,16 +453,6 @@ Proposal proposal_for(const Instance& i) {
     prop.hba = read_text_file(i.data_dir / "pg_hba.conf");
     prop.ident = read_text_file(i.data_dir / "pg_ident.conf");
     return prop;
-}
-
-std::string canonical_name(const conf::ParameterCatalog& catalog, const std::string& name) {
-    const conf::ParameterInfo* p = catalog.find(name);
-    return p ? p->name : name;
-}
-
-std::string effect_of(const conf::ParameterCatalog& catalog, const std::string& name) {
-    const conf::ParameterInfo* p = catalog.find(name);
-    return p ? conf::change_effect(*p) : "reload";
 }
 
 }  // namespace
@@ -420,6 +470,43 @@ bool recover(Context& ctx, const Instance& i) {
                   " could not be asked to re-read its restored files: " + e.what());
     }
     return true;
+}
+
+std::optional<int> configured_port(const fs::path& data_dir) {
+    auto tree =
+        conf::ConfTree::load(data_dir / "postgresql.conf", data_dir / "postgresql.auto.conf");
+    auto port = tree.get("port");
+    if (!port) return std::nullopt;
+    try {
+        size_t used = 0;
+        int n = std::stoi(port->value, &used);
+        if (used == port->value.size() && n > 0 && n < 65536) return n;
+    } catch (const std::exception&) {
+    }
+    return std::nullopt;
+}
+
+std::optional<int> take_configured_port(Instance& i) {
+    std::optional<int> port;
+    try {
+        port = configured_port(i.data_dir);
+    } catch (const std::exception&) {
+        // The start reads them itself, and says what is wrong.
+        return std::nullopt;
+    }
+    if (!port || *port == i.port) return std::nullopt;
+    int old = i.port;
+    i.port = *port;
+    return old;
+}
+
+void move_pgpass_entries(const Instance& i, int old_port) {
+    try {
+        roles::update_pgpass_port(old_port, i.port, i.socket_dir);
+    } catch (const std::exception& e) {
+        log::warn("the .pgpass entries of instance " + i.qualified_name() + " still name port " +
+                  std::to_string(old_port) + ": " + e.what());
+    }
 }
 
 std::map<std::string, std::string> parse_assignments(const std::vector<std::string>& words) {

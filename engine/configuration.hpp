@@ -31,6 +31,12 @@ struct Outcome {
     bool reloaded = false;
     bool restarted = false;
     bool pending_restart = false;  // a restart is needed for a change to take effect
+    // What the running server says after the operation: the parameters whose value in the files
+    // waits for a restart (pg_settings.pending_restart), by name. Empty when it does not run.
+    std::vector<std::string> pending_restart_names;
+    // The port the inventory recorded before and after (equal unless the operation moved it).
+    int port_before = 0;
+    int port_after = 0;
 };
 
 struct Options {
@@ -74,6 +80,19 @@ Outcome reload(Context& ctx, const Instance& instance);
 // Returns whether there was one. Cheap when there is none (one stat); idempotent; call it with
 // the instance lock held. Error(Exit::failure) for a manifest pgforge did not write.
 bool recover(Context& ctx, const Instance& instance);
+
+// The port the files of a data directory give the server's next start (postgresql.conf, its
+// includes, postgresql.auto.conf); nullopt when none sets a valid one. Throws when the files
+// cannot be read.
+std::optional<int> configured_port(const std::filesystem::path& data_dir);
+
+// A port the files changed while the server ran (conf set without --restart) is the server's
+// from its next start: called just before that start, with the server stopped, it sets
+// `instance.port` to the files' port and returns the previous one when they differ.
+std::optional<int> take_configured_port(Instance& instance);
+// Once the operation that moved an instance's port has ended: its .pgpass entries (those of its
+// socket directory) follow; a failure is a warning.
+void move_pgpass_entries(const Instance& instance, int old_port);
 
 // Parses "name=value" words; Error(Exit::usage) for a word without '='.
 std::map<std::string, std::string> parse_assignments(const std::vector<std::string>& words);

@@ -2,11 +2,15 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -385,6 +389,42 @@ bool exists(Context& ctx, const std::string& ref) {
     }
 }
 
+namespace {
+
+// What the disk says against what the inventory mirrors: the data directory, its PG_VERSION,
+// its owner and the port of its files. Empty when they agree; what cannot be read (another
+// user's instance) is not reported.
+std::string drift_of(const Instance& i) {
+    struct stat st {};
+    if (::stat((i.data_dir / "PG_VERSION").c_str(), &st) != 0 && errno == ENOENT)
+        return "data directory missing";
+    std::vector<std::string> found;
+    std::ifstream version_file(i.data_dir / "PG_VERSION");
+    std::string version;
+    if (version_file && std::getline(version_file, version) && version != i.version)
+        found.push_back("PG_VERSION says " + version + ", the inventory " + i.version);
+    if (::stat(i.data_dir.c_str(), &st) == 0 && !i.owner.empty()) {
+        const passwd* pw = getpwuid(st.st_uid);
+        std::string owner = pw ? pw->pw_name : std::to_string(st.st_uid);
+        if (owner != i.owner)
+            found.push_back("the data directory belongs to " + owner + ", the inventory says " +
+                            i.owner);
+    }
+    try {
+        auto port = configuration::configured_port(i.data_dir);
+        if (port && *port != i.port)
+            found.push_back("port " + std::to_string(*port) + " in the configuration files, " +
+                            std::to_string(i.port) + " in the inventory");
+    } catch (const std::exception&) {
+        // Files this user cannot read: nothing to compare.
+    }
+    std::string text;
+    for (const auto& f : found) text += (text.empty() ? "" : "; ") + f;
+    return text;
+}
+
+}  // namespace
+
 std::vector<ListItem> ls(Context& ctx, const std::string& version) {
     std::vector<ListItem> items;
     std::error_code ec;
@@ -407,7 +447,7 @@ std::vector<ListItem> ls(Context& ctx, const std::string& version) {
             item.status.state = pm->status;
             item.status.start_time = pm->start_time;
         }
-        if (!fs::exists(i.data_dir / "PG_VERSION", ec)) item.drift = "data directory missing";
+        item.drift = drift_of(i);
         item.instance = std::move(i);
         items.push_back(std::move(item));
     }
@@ -447,6 +487,10 @@ bool start(Context& ctx, const Instance& inst, std::optional<double> timeout) {
                 " is missing",
             "restore it, or remove the entry: pgforge instance drop " + inst.qualified_name());
     Instance i = inst;
+    // A stopped server starts on the port of its files, and the inventory follows.
+    std::optional<int> moved_from;
+    if (auto pm = read_postmaster_pid(i.data_dir); !pm || !process_exists(pm->pid))
+        moved_from = configuration::take_configured_port(i);
     Cluster c = cluster_for(ctx, i);
     bool started = false;
     Pipeline p(ctx, "start", i);
@@ -454,7 +498,12 @@ bool start(Context& ctx, const Instance& inst, std::optional<double> timeout) {
         started =
             ctx.driver().start(c, timeout.value_or(ctx.settings().start_timeout), ctx.progress);
     });
-    p.finish();
+    if (!moved_from) {
+        p.finish();
+        return started;
+    }
+    p.finish_updating_entry();
+    configuration::move_pgpass_entries(i, *moved_from);
     return started;
 }
 
@@ -654,10 +703,18 @@ void restart(Context& ctx, const Instance& inst, StopMode mode, std::optional<do
     Cluster c = cluster_for(ctx, i);
     Pipeline p(ctx, "restart", i);
     stop_step(ctx, p, mode, timeout);
+    // The server comes back on the port of its files, and the inventory follows.
+    auto moved_from = configuration::take_configured_port(i);
+    c.instance.port = i.port;
     p.around(sdk::HookPoint::pre_start, "start", [&] {
         ctx.driver().start(c, timeout.value_or(ctx.settings().start_timeout), ctx.progress);
     });
-    p.finish();
+    if (!moved_from) {
+        p.finish();
+        return;
+    }
+    p.finish_updating_entry();
+    configuration::move_pgpass_entries(i, *moved_from);
 }
 
 void reload(Context& ctx, const Instance& i) {

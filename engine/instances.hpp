@@ -77,10 +77,14 @@ bool exists(Context& ctx, const std::string& ref);
 struct ListItem {
     Instance instance;
     ServerStatus status;
-    std::string drift;  // empty, "data directory missing", "not in inventory"
+    // Empty when the disk agrees with the inventory; else "data directory missing", "not in
+    // inventory", or what differs, "; "-separated: PG_VERSION vs the version, the data
+    // directory's owner vs the owner, the port of the configuration files vs the port.
+    std::string drift;
 };
 // Inventory entries (filtered by version), reconciled with the disk: entries whose data
-// directory is gone and data directories under the prefix that the inventory does not know.
+// directory is gone or whose mirrored fields (version, owner, port) differ from the disk, and
+// data directories under the prefix that the inventory does not know.
 std::vector<ListItem> ls(Context& ctx, const std::string& version = {});
 
 // Serialises pgforge processes acting on one instance; Error(Exit::busy) after lock_timeout.

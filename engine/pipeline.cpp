@@ -734,6 +734,16 @@ void Pipeline::finish_removing_entry() {
     ctx_.inventory().end_operation_removing(journal_id_, steps, instance_.version, instance_.name);
 }
 
+void Pipeline::finish_updating_entry() {
+    check_interrupt();
+    fault_point(operation_, "finish", "before");
+    finished_ = true;
+    undo_.clear();
+    auto steps = std::move(pending_);
+    pending_.clear();
+    ctx_.inventory().end_operation_updating(journal_id_, steps, instance_);
+}
+
 void Pipeline::step(const std::string& name, const std::function<void()>& body) {
     // What ran so far is on disk before a long step: a kill -9 leaves it visible.
     flush();

@@ -126,6 +126,9 @@ class Pipeline {
     void finish();
     // finish(), removing the instance's inventory entry in the same transaction (drop).
     void finish_removing_entry();
+    // finish(), recording instance()'s fields in its inventory entry in the same transaction
+    // (an operation that changed what the inventory mirrors, such as the port).
+    void finish_updating_entry();
 
     Instance& instance() { return instance_; }
     const std::string& operation() const { return operation_; }

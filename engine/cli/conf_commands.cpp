@@ -105,9 +105,13 @@ int report(Invocation& inv, const configuration::Outcome& o, const std::string& 
                                {"effect", c.effect},
                                {"file", c.file.string()},
                                {"note", c.note.empty() ? json(nullptr) : json(c.note)}});
-        inv.out << json{{"target", target},         {"changed", o.changed},
-                        {"dry_run", dry_run},       {"reloaded", o.reloaded},
-                        {"restarted", o.restarted}, {"pending_restart", o.pending_restart},
+        inv.out << json{{"target", target},
+                        {"changed", o.changed},
+                        {"dry_run", dry_run},
+                        {"reloaded", o.reloaded},
+                        {"restarted", o.restarted},
+                        {"pending_restart", o.pending_restart},
+                        {"pending_restart_names", o.pending_restart_names},
                         {"changes", changes}}
                        .dump(2)
                 << "\n";
@@ -123,9 +127,14 @@ int report(Invocation& inv, const configuration::Outcome& o, const std::string& 
     if (dry_run) inv.out << "dry run: nothing was written\n";
     if (o.restarted) inv.out << target << " restarted\n";
     if (o.reloaded && !o.restarted) inv.out << target << " reloaded\n";
-    if (o.pending_restart)
-        inv.out << "a restart is needed for a change to apply: pgforge instance restart " << target
-                << " (or conf set --restart)\n";
+    if (o.pending_restart || !o.pending_restart_names.empty()) {
+        std::string list;
+        for (const auto& n : o.pending_restart_names) list += (list.empty() ? "" : ", ") + n;
+        inv.out << "a restart is needed for " << (list.empty() ? "a change" : escape_control(list))
+                << " to apply: pgforge instance restart " << target << " (or conf set --restart)\n";
+    }
+    if (o.port_after != o.port_before)
+        inv.out << target << " now listens on port " << o.port_after << "\n";
     return 0;
 }
 

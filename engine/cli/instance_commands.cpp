@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "engine/cli/command.hpp"
+#include "engine/configuration.hpp"
 #include "engine/core/input.hpp"
 #include "engine/core/interrupt.hpp"
 #include "engine/core/safe_fs.hpp"
@@ -170,6 +171,32 @@ int for_each_instance(Invocation& inv, F&& action) {
     return worst;
 }
 
+// for_each_instance for commands whose JSON is one object per instance: `action` fills it. The
+// output is that object, or with --all an array of them (with "instance" in each), so that
+// --json always prints one JSON document.
+template <typename F>
+int for_each_instance_json(Invocation& inv, F&& action) {
+    json arr = json::array();
+    int worst = for_each_instance(inv, [&](const Instance& i) {
+        json j = {{"instance", i.qualified_name()}};
+        int code = action(i, j);
+        arr.push_back(std::move(j));
+        return code;
+    });
+    if (inv.json && (inv.flag("all") || !arr.empty()))
+        inv.out << (inv.flag("all") ? arr.dump(2) : arr.at(0).dump(2)) << "\n";
+    return worst;
+}
+
+// The parameters whose new value waits for a restart, as the running server says.
+void print_pending(Invocation& inv, const Instance& i, const std::vector<std::string>& names) {
+    if (names.empty() || inv.quiet) return;
+    std::string list;
+    for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+    inv.out << "instance " << i.qualified_name() << " needs a restart for " << escape_control(list)
+            << " to apply: pgforge instance restart " << i.qualified_name() << "\n";
+}
+
 // ---- commands -------------------------------------------------------------------------------
 
 int installation_list(Invocation& inv) {
@@ -257,10 +284,12 @@ int instance_start(Invocation& inv) {
         instances::run_foreground(inv.ctx(), i);
     }
     auto timeout = timeout_value(inv);
-    return for_each_instance(inv, [&](const Instance& i) {
+    return for_each_instance_json(inv, [&](const Instance& i, json& j) {
         bool started = instances::start(inv.ctx(), i, timeout);
         inv.end_progress();
-        if (!inv.quiet)
+        j["changed"] = started;
+        j["running"] = true;
+        if (!inv.quiet && !inv.json)
             inv.out << "instance " << i.qualified_name()
                     << (started ? " started" : " is already running") << "\n";
         return 0;
@@ -270,9 +299,11 @@ int instance_start(Invocation& inv) {
 int instance_stop(Invocation& inv) {
     StopMode mode = parse_stop_mode(*inv.opt<std::string>("mode"));
     auto timeout = timeout_value(inv);
-    return for_each_instance(inv, [&](const Instance& i) {
+    return for_each_instance_json(inv, [&](const Instance& i, json& j) {
         bool stopped = instances::stop(inv.ctx(), i, mode, timeout);
-        if (!inv.quiet)
+        j["changed"] = stopped;
+        j["running"] = false;
+        if (!inv.quiet && !inv.json)
             inv.out << "instance " << i.qualified_name()
                     << (stopped ? " stopped" : " was not running") << "\n";
         return 0;
@@ -282,18 +313,41 @@ int instance_stop(Invocation& inv) {
 int instance_restart(Invocation& inv) {
     StopMode mode = parse_stop_mode(*inv.opt<std::string>("mode"));
     auto timeout = timeout_value(inv);
-    return for_each_instance(inv, [&](const Instance& i) {
+    return for_each_instance_json(inv, [&](const Instance& i, json& j) {
         instances::restart(inv.ctx(), i, mode, timeout);
         inv.end_progress();
-        if (!inv.quiet) inv.out << "instance " << i.qualified_name() << " restarted\n";
+        j["changed"] = true;
+        j["restarted"] = true;
+        if (!inv.quiet && !inv.json) inv.out << "instance " << i.qualified_name() << " restarted\n";
         return 0;
     });
 }
 
 int instance_reload(Invocation& inv) {
-    return for_each_instance(inv, [&](const Instance& i) {
-        instances::reload(inv.ctx(), i);
-        if (!inv.quiet) inv.out << "instance " << i.qualified_name() << " reloaded\n";
+    return for_each_instance_json(inv, [&](const Instance& i, json& j) {
+        auto out = configuration::reload(inv.ctx(), i);
+        json changes = json::array();
+        for (const auto& c : out.changes) {
+            changes.push_back({{"name", c.name},
+                               {"before", c.before ? json(*c.before) : json(nullptr)},
+                               {"after", c.after ? json(*c.after) : json(nullptr)},
+                               {"effect", c.effect},
+                               {"file", c.file.string()},
+                               {"note", c.note.empty() ? json(nullptr) : json(c.note)}});
+        }
+        j["changed"] = out.changed;
+        j["reloaded"] = out.reloaded;
+        j["changes"] = changes;
+        j["pending_restart"] = out.pending_restart_names;
+        if (inv.json || inv.quiet) return 0;
+        for (const auto& c : out.changes) {
+            inv.out << escape_control(c.name + ": " + (c.before ? *c.before : "(not set)") +
+                                      " -> " + (c.after ? *c.after : "(not set)"))
+                    << " (" << c.effect << ")\n";
+            if (!c.note.empty()) inv.out << "  note: " << escape_control(c.note) << "\n";
+        }
+        inv.out << "instance " << i.qualified_name() << " reloaded\n";
+        print_pending(inv, i, out.pending_restart_names);
         return 0;
     });
 }
@@ -459,6 +513,12 @@ int instance_logs(Invocation& inv) {
     Instance i = instances::get(inv.ctx(), inv.arg(0, "instance name"));
     int lines = *inv.opt<int>("lines");
     check_at_least(lines, 0, "--lines");
+    if (inv.json && inv.flag("follow"))
+        throw Error(Exit::usage, "--follow prints the log as the server writes it, not JSON",
+                    "drop --json, or --follow");
+    // Under --json the text is gathered and printed as one object.
+    std::ostringstream gathered;
+    std::ostream& sink = inv.json ? static_cast<std::ostream&>(gathered) : inv.out;
     // The log is the owner's: it is opened with the owner's rights (a link to a file the owner
     // cannot read is refused) and read through that descriptor only.
     auto fd = safe_fs::open_for_reading(i.log_file, true);
@@ -477,7 +537,7 @@ int instance_logs(Invocation& inv) {
                 throw Error(Exit::failure,
                             "cannot read " + i.log_file.string() + ": " + std::strerror(errno));
             if (n == 0) return any;
-            inv.out.write(chunk.data(), n);
+            sink.write(chunk.data(), n);
             any = true;
         }
     };
@@ -505,9 +565,21 @@ int instance_logs(Invocation& inv) {
             else
                 begin = nl;
         }
-        inv.out << (whole ? text : text.substr(begin + 1)) << "\n";
+        sink << (whole ? text : text.substr(begin + 1)) << "\n";
     } else {
         copy_out();
+    }
+    if (inv.json) {
+        json arr = json::array();
+        std::istringstream in(gathered.str());
+        for (std::string line; std::getline(in, line);) arr.push_back(line);
+        // The log is the server's bytes: what is not UTF-8 is replaced, not refused.
+        inv.out << json{{"instance", i.qualified_name()},
+                        {"log_file", i.log_file.string()},
+                        {"lines", arr}}
+                       .dump(2, ' ', false, json::error_handler_t::replace)
+                << "\n";
+        return 0;
     }
     inv.out.flush();
     if (!inv.flag("follow")) return 0;

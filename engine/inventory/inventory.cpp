@@ -662,6 +662,15 @@ void Inventory::end_operation_removing(std::int64_t id, const std::vector<Journa
     });
 }
 
+void Inventory::end_operation_updating(std::int64_t id, const std::vector<JournalStep>& steps,
+                                       const Instance& instance) {
+    in_transaction(db_, [&] {
+        insert_steps(id, steps);
+        update(instance);
+        end_operation(id, true, {});
+    });
+}
+
 namespace {
 
 // The rows of a query that selects id, operation, instance, started_at, ended_at, outcome,

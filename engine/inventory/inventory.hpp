@@ -83,6 +83,11 @@ class Inventory {
     // transaction: a drop is either finished or still unfinished, never half-recorded.
     void end_operation_removing(std::int64_t id, const std::vector<JournalStep>& steps,
                                 const std::string& version, const std::string& name);
+    // end_operation "ok" with the last steps and the new recorded fields of the instance (what
+    // the operation changed of what the inventory mirrors: port, directories, version, owner),
+    // in one transaction: the entry and the files never disagree after an operation that ended.
+    void end_operation_updating(std::int64_t id, const std::vector<JournalStep>& steps,
+                                const Instance& instance);
     // Operations without an end (still running, or their process died), oldest first; empty
     // `instance` means all.
     std::vector<JournalEntry> unfinished(const std::string& instance = {}) const;
