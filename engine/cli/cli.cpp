@@ -67,7 +67,8 @@ void global_options(po::options_description& d) {
         ("quiet,q", po::bool_switch(), "print nothing but errors")
         ("log-level", po::value<std::string>()->default_value("warn"), "trace, debug, info, warn, error, off")
         ("log-file", po::value<std::string>(), "also log to this file")
-        ("require-plugin", po::value<std::vector<std::string>>()->composing(), "fail unless this plugin loads (repeatable)")
+        ("require-plugin", po::value<std::vector<std::string>>()->composing(), "enable this plugin; every command fails unless it loads (repeatable)")
+        ("skip-plugin", po::value<std::vector<std::string>>()->composing(), "go on without this enabled plugin, broken or not: its hooks are skipped and journaled (repeatable)")
         ("help,h", po::bool_switch(), "show help");
     // clang-format on
 }
@@ -124,6 +125,8 @@ void apply_globals(const po::variables_map& vm, Invocation& inv) {
     if (auto p = text("settings")) inv.overrides.settings_file = *p;
     if (vm.count("require-plugin"))
         inv.overrides.required_plugins = vm["require-plugin"].as<std::vector<std::string>>();
+    if (vm.count("skip-plugin"))
+        inv.overrides.skipped_plugins = vm["skip-plugin"].as<std::vector<std::string>>();
     log::configure(log::parse_level(text("log-level").value_or("warn")),
                    text("log-file").value_or(""));
 }
@@ -147,6 +150,40 @@ std::vector<std::string> split_plugin_arguments(const std::vector<std::string>& 
     } catch (const po::error& e) {
         throw Error(Exit::usage, e.what(), "see pgforge --help");
     }
+}
+
+// A plugin's command once per instance (--all), each instance's output labelled: in text a
+// header line per instance, in JSON one object keyed by the instance's qualified name. A failure
+// on one instance is said (naming it) and the others still run; the worst status is returned.
+int run_plugin_command_all(Context& ctx, LoadedPlugin& p, const sdk::Command& c,
+                           const std::vector<std::string>& args, Invocation& inv) {
+    int worst = 0;
+    json results = json::object();
+    for (Instance& i : ctx.inventory().list()) {
+        const std::string name = i.qualified_name();
+        std::ostringstream captured;
+        if (!inv.json) inv.out << "== " << name << " ==\n" << std::flush;
+        int rc = 0;
+        std::string failure;
+        try {
+            auto held = instances::lock(ctx, i);
+            rc = run_plugin_command(ctx, p, c, &i, args, inv.json, inv.json ? captured : inv.out,
+                                    inv.err);
+        } catch (const Error& e) {
+            rc = static_cast<int>(e.code());
+            failure = e.what();
+            inv.err << "pgforge: " << name << ": " << escape_control(failure) << "\n";
+        }
+        worst = std::max(worst, rc);
+        if (inv.json) {
+            auto parsed = json::parse(captured.str(), nullptr, false);
+            json entry = parsed.is_discarded() ? json(captured.str()) : parsed;
+            if (!failure.empty()) entry = {{"error", failure}, {"exit", rc}};
+            results[name] = entry;
+        }
+    }
+    if (inv.json) inv.out << results.dump(2) << "\n";
+    return worst;
 }
 
 // pgforge FAMILY VERB for a family an enabled plugin adds.
@@ -174,24 +211,8 @@ std::optional<int> run_plugin_command_line(const std::vector<std::string>& words
                                               inv.err);
                 auto all = std::find(args.begin(), args.end(), "--all");
                 if (all != args.end() && instance_ref.empty()) {
-                    // Once per instance; under --json, the outputs make one array.
                     args.erase(all);
-                    int worst = 0;
-                    json results = json::array();
-                    for (Instance& i : ctx.inventory().list()) {
-                        auto held = instances::lock(ctx, i);
-                        std::ostringstream captured;
-                        int rc = run_plugin_command(ctx, *p, c, &i, args, inv.json,
-                                                    inv.json ? captured : inv.out, inv.err);
-                        worst = std::max(worst, rc);
-                        if (inv.json) {
-                            auto parsed = json::parse(captured.str(), nullptr, false);
-                            results.push_back(parsed.is_discarded() ? json(captured.str())
-                                                                    : parsed);
-                        }
-                    }
-                    if (inv.json) inv.out << results.dump(2) << "\n";
-                    return worst;
+                    return run_plugin_command_all(ctx, *p, c, args, inv);
                 }
                 if (instance_ref.empty())
                     throw Error(
@@ -205,7 +226,29 @@ std::optional<int> run_plugin_command_line(const std::vector<std::string>& words
             }
         }
     }
+    if (ctx.plugins_wanted())
+        for (const auto& r : ctx.plugins().records())
+            if (r.enabled && !r.loaded && r.manifest.families.count(words[0]))
+                throw Error(Exit::failure,
+                            "pgforge " + words[0] + " belongs to plugin " + r.manifest.name +
+                                (r.skipped ? ", skipped (--skip-plugin)"
+                                           : ", which is enabled but broken: " + r.error),
+                            "fix the plugin: pgforge plugin show " + r.manifest.name);
     unknown_command(words[0], words.size() > 1 ? words[1] : "", names);
+}
+
+// Lists the verbs of a built-in object ("pgforge instance --help").
+bool print_object_help(const std::string& object, std::ostream& out) {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto* table : all_command_tables())
+        for (const auto& c : *table)
+            if (object == c.object)
+                rows.push_back({std::string("  ") + c.object + " " + c.verb, c.args, c.help});
+    if (rows.empty()) return false;
+    out << "usage: pgforge " << object << " VERB [ARGS] (pgforge " << object
+        << " VERB --help for one)\n\n";
+    print_table(out, rows);
+    return true;
 }
 
 // Options that are not the command's own may be flags an enabled plugin adds to it
@@ -272,6 +315,13 @@ int dispatch(const std::vector<std::string>& args, Invocation& inv) {
         return vm.count("help") && vm["help"].as<bool>() ? 0 : static_cast<int>(Exit::usage);
     }
     const CommandSpec* found = find_command(words[0], words.size() > 1 ? words[1] : "");
+    if (!found && words.size() == 1) {
+        // "pgforge instance --help" lists the verbs; "pgforge instance" too, as a usage error.
+        bool help = std::find(rest.begin(), rest.end(), "--help") != rest.end() ||
+                    std::find(rest.begin(), rest.end(), "-h") != rest.end();
+        if (print_object_help(words[0], help ? inv.out : inv.err))
+            return help ? 0 : static_cast<int>(Exit::usage);
+    }
     if (!found) {
         // A plugin's family, or a word after the verb that belongs to the plugin's command.
         std::vector<std::string> all_rest(all.begin(), all.end());
