@@ -50,6 +50,37 @@ void print_table(std::ostream& out, const std::vector<std::vector<std::string>>&
     }
 }
 
+namespace {
+
+void write_journal(Context& ctx, const Instance& instance, const std::string& operation, bool ok,
+                   const std::string& message, const std::vector<std::string>& statements) {
+    try {
+        std::vector<JournalStep> steps;
+        const std::string at = utc_timestamp();
+        for (const auto& s : statements) steps.push_back({"sql", s, at, 0, "ok", {}});
+        auto& inventory = ctx.inventory();
+        auto id = inventory.begin_operation(operation, instance.qualified_name());
+        inventory.end_operation(id, ok, message, steps);
+    } catch (const std::exception& e) {
+        log::warn("could not journal " + operation + " on instance " + instance.qualified_name() +
+                  ": " + e.what());
+    }
+}
+
+}  // namespace
+
+void journaled(Context& ctx, const Instance& instance, const std::string& operation,
+               const std::function<std::vector<std::string>()>& change) {
+    std::vector<std::string> statements;
+    try {
+        statements = change();
+    } catch (const Error& e) {
+        write_journal(ctx, instance, operation, false, e.what(), {});
+        throw;
+    }
+    if (!statements.empty()) write_journal(ctx, instance, operation, true, {}, statements);
+}
+
 std::vector<const std::vector<CommandSpec>*> all_command_tables() {
     return {&instance_commands(), &conf_commands(), &database_commands(), &role_commands(),
             &plugin_commands()};
