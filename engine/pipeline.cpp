@@ -994,6 +994,18 @@ void undo_made(Context& ctx, const std::string& kind, const std::string& target)
 
 // ---------------------------------------------------------------- commands, fields, setup
 
+void journal_at_once(Context& ctx, const Instance& instance, const std::string& operation, bool ok,
+                     const std::string& message, const std::vector<JournalStep>& steps) {
+    try {
+        auto& inventory = ctx.inventory();
+        auto id = inventory.begin_operation(operation, instance.qualified_name());
+        inventory.end_operation(id, ok, message, steps);
+    } catch (const std::exception& e) {
+        log::warn("could not journal " + operation + " on instance " + instance.qualified_name() +
+                  ": " + e.what());
+    }
+}
+
 int run_plugin_command(Context& ctx, LoadedPlugin& plugin, const sdk::Command& command,
                        const Instance* instance, const std::vector<std::string>& args, bool json,
                        std::ostream& out, std::ostream& err) {

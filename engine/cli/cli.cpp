@@ -54,17 +54,10 @@ namespace {
 
 void write_journal(Context& ctx, const Instance& instance, const std::string& operation, bool ok,
                    const std::string& message, const std::vector<std::string>& statements) {
-    try {
-        std::vector<JournalStep> steps;
-        const std::string at = utc_timestamp();
-        for (const auto& s : statements) steps.push_back({"sql", s, at, 0, "ok", {}});
-        auto& inventory = ctx.inventory();
-        auto id = inventory.begin_operation(operation, instance.qualified_name());
-        inventory.end_operation(id, ok, message, steps);
-    } catch (const std::exception& e) {
-        log::warn("could not journal " + operation + " on instance " + instance.qualified_name() +
-                  ": " + e.what());
-    }
+    std::vector<JournalStep> steps;
+    const std::string at = utc_timestamp();
+    for (const auto& s : statements) steps.push_back({"sql", s, at, 0, "ok", {}});
+    journal_at_once(ctx, instance, operation, ok, message, steps);
 }
 
 }  // namespace

@@ -631,7 +631,7 @@ TEST_CASE("run over 100 databases vs a psql loop; no-op apply of 50", "[.][datab
               << " ms\n";
 }
 
-TEST_CASE("database and role changes are journaled; a no-op apply writes nothing",
+TEST_CASE("database and role changes and a refused conf set are journaled; a no-op writes nothing",
           "[integration][database][journal]") {
     Running r;
     auto history = [&] {
@@ -676,4 +676,15 @@ TEST_CASE("database and role changes are journaled; a no-op apply writes nothing
     CHECK_THAT(h.dump(), !Catch::Contains("s3cret-pw"));
     REQUIRE(r.cli({"role", "drop", "app_user"}).status == 0);
     CHECK(history().back()["operation"] == "role drop app_user");
+
+    // A conf set the server's rules refuse never reaches its pipeline, and is journaled too.
+    const size_t now = history().size();
+    CHECK(r.site.cli({"conf", "set", "-i", "db", "wal_level=bogus"}).status == 2);
+    h = history();
+    REQUIRE(h.size() == now + 1);
+    CHECK(h.back()["operation"] == "configure");
+    CHECK(h.back()["outcome"] == "failed");
+    CHECK_THAT(h.back()["message"].get<std::string>(), Catch::Contains("wal_level"));
+    CHECK(r.site.cli({"conf", "set", "-i", "db", "wal_level=bogus", "--dry-run"}).status == 2);
+    CHECK(history().size() == now + 1);
 }
