@@ -393,6 +393,11 @@ int dispatch(const std::vector<std::string>& args, Invocation& inv) {
     if (inv.vm.count("args")) inv.positional = inv.vm["args"].as<std::vector<std::string>>();
     apply_globals(inv.vm, inv);
     if (!unrecognized.empty()) accept_plugin_flags(cmd, unrecognized, inv);
+    // instance list and status run no hooks, but say which enabled plugins are broken (loading
+    // them warns, naming each and why): what the next operation would fail on.
+    const std::string command = std::string(cmd.object) + " " + cmd.verb;
+    if ((command == "instance list" || command == "instance status") && inv.ctx().plugins_wanted())
+        inv.ctx().plugins();
     return cmd.run(inv);
 }
 
