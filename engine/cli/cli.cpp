@@ -194,6 +194,7 @@ int run_plugin_command_all(Context& ctx, LoadedPlugin& p, const sdk::Command& c,
             rc = run_plugin_command(ctx, p, c, &i, args, inv.json, inv.json ? captured : inv.out,
                                     inv.err);
         } catch (const Error& e) {
+            if (interrupted()) throw;  // a signal ends the whole command
             rc = static_cast<int>(e.code());
             failure = e.what();
             inv.err << "pgforge: " << name << ": " << escape_control(failure) << "\n";
