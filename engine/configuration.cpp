@@ -534,8 +534,14 @@ Outcome set(Context& ctx, const Instance& i, const std::map<std::string, std::st
     recover(ctx, i);
     Cluster cluster = instances::cluster_for(ctx, i);
     auto catalog = conf::ParameterCatalog::describe(cluster.installation, cluster.owner);
-    for (const auto& [name, value] : values) catalog.check_settable(name);
-    conf::validate_values(cluster.installation, cluster.owner, values);
+    try {
+        for (const auto& [name, value] : values) catalog.check_settable(name);
+        conf::validate_values(cluster.installation, cluster.owner, values);
+    } catch (const Error& e) {
+        // Refused before its pipeline: journaled all the same.
+        if (!o.dry_run) journal_at_once(ctx, i, "configure", false, e.what(), {});
+        throw;
+    }
 
     conf::ConfTree tree = load(i);
     const fs::path auto_file = i.data_dir / "postgresql.auto.conf";

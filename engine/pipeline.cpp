@@ -477,6 +477,7 @@ std::vector<fs::path> find_site_hooks(const Settings& settings, sdk::HookPoint p
 std::vector<HookHandler> handlers_at(Context& ctx, sdk::HookPoint point) {
     std::vector<HookHandler> hs;
     if (ctx.plugins_wanted()) {
+        ctx.plugins().check_point(point);  // fail closed on a broken plugin
         for (LoadedPlugin* p : ctx.plugins().loaded()) {
             auto it = p->manifest().priorities.find(point);
             if (it != p->manifest().priorities.end()) hs.push_back({it->second, p->name(), p, {}});
@@ -777,6 +778,10 @@ void Pipeline::hooks(sdk::HookPoint point, const sdk::Outcome& outcome, Configur
         failure_ = e.what();
         throw;
     }
+    if (ctx_.plugins_wanted())
+        for (const PluginRecord* r : ctx_.plugins().skipped_at(point))
+            pending_.push_back({"plugin", point_name + " " + r->manifest.name, utc_timestamp(), 0,
+                                "skipped", "--skip-plugin " + r->manifest.name});
     std::optional<Error> refusal;
     for (const auto& h : hs) {
         auto began = Clock::now();
@@ -1000,6 +1005,18 @@ void undo_made(Context& ctx, const std::string& kind, const std::string& target)
 
 // ---------------------------------------------------------------- commands, fields, setup
 
+void journal_at_once(Context& ctx, const Instance& instance, const std::string& operation, bool ok,
+                     const std::string& message, const std::vector<JournalStep>& steps) {
+    try {
+        auto& inventory = ctx.inventory();
+        auto id = inventory.begin_operation(operation, instance.qualified_name());
+        inventory.end_operation(id, ok, message, steps);
+    } catch (const std::exception& e) {
+        log::warn("could not journal " + operation + " on instance " + instance.qualified_name() +
+                  ": " + e.what());
+    }
+}
+
 int run_plugin_command(Context& ctx, LoadedPlugin& plugin, const sdk::Command& command,
                        const Instance* instance, const std::vector<std::string>& args, bool json,
                        std::ostream& out, std::ostream& err) {
@@ -1010,7 +1027,13 @@ int run_plugin_command(Context& ctx, LoadedPlugin& plugin, const sdk::Command& c
     Instance target = *instance;
     Pipeline p(ctx, command.family + " " + command.verb, target);
     CommandCall call(ctx, plugin.name(), &target, &p, args, json, out, err);
-    int rc = plugin.run_command(command, call);
+    int rc = 0;
+    try {
+        rc = plugin.run_command(command, call);
+    } catch (const Error& e) {
+        p.fail(e.what());  // a throw in the plugin is journaled with the operation
+        throw;
+    }
     if (rc == 0)
         p.finish();
     else
@@ -1025,6 +1048,11 @@ std::vector<std::tuple<std::string, std::string, std::string>> plugin_fields(
     for (LoadedPlugin* p : ctx.plugins().loaded()) {
         PlainCall call(ctx, p->name(), &instance, nullptr);
         for (auto& f : p->describe(call)) out.emplace_back(p->name(), f.key, f.value);
+    }
+    // An enabled plugin that is not loaded says so where its fields would be.
+    for (const auto& r : ctx.plugins().records()) {
+        if (r.skipped) out.emplace_back(r.manifest.name, "state", "skipped (--skip-plugin)");
+        if (r.broken()) out.emplace_back(r.manifest.name, "state", "broken: " + r.error);
     }
     return out;
 }

@@ -169,6 +169,13 @@ void remove_made_tree(const std::filesystem::path& dir);
 // seconds); false when none runs.
 bool stop_server_at(const std::filesystem::path& data_dir, double timeout = 10);
 
+// Journals, at once, an operation on `instance` that ran outside a Pipeline: begun and ended in
+// one go (a database or role change, with its statements as steps), or refused before its
+// pipeline began (a configure whose values the server rejects). A journal that cannot be
+// written is a warning: the operation's own outcome stands.
+void journal_at_once(Context& ctx, const Instance& instance, const std::string& operation, bool ok,
+                     const std::string& message, const std::vector<JournalStep>& steps);
+
 // The context a plugin's command runs with (pgforge FAMILY VERB ...).
 int run_plugin_command(Context& ctx, LoadedPlugin& plugin, const sdk::Command& command,
                        const Instance* instance, const std::vector<std::string>& args, bool json,

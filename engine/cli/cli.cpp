@@ -50,6 +50,30 @@ void print_table(std::ostream& out, const std::vector<std::vector<std::string>>&
     }
 }
 
+namespace {
+
+void write_journal(Context& ctx, const Instance& instance, const std::string& operation, bool ok,
+                   const std::string& message, const std::vector<std::string>& statements) {
+    std::vector<JournalStep> steps;
+    const std::string at = utc_timestamp();
+    for (const auto& s : statements) steps.push_back({"sql", s, at, 0, "ok", {}});
+    journal_at_once(ctx, instance, operation, ok, message, steps);
+}
+
+}  // namespace
+
+void journaled(Context& ctx, const Instance& instance, const std::string& operation,
+               const std::function<std::vector<std::string>()>& change) {
+    std::vector<std::string> statements;
+    try {
+        statements = change();
+    } catch (const Error& e) {
+        write_journal(ctx, instance, operation, false, e.what(), {});
+        throw;
+    }
+    if (!statements.empty()) write_journal(ctx, instance, operation, true, {}, statements);
+}
+
 std::vector<const std::vector<CommandSpec>*> all_command_tables() {
     return {&instance_commands(), &conf_commands(), &database_commands(), &role_commands(),
             &plugin_commands()};
@@ -67,7 +91,8 @@ void global_options(po::options_description& d) {
         ("quiet,q", po::bool_switch(), "print nothing but errors")
         ("log-level", po::value<std::string>()->default_value("warn"), "trace, debug, info, warn, error, off")
         ("log-file", po::value<std::string>(), "also log to this file")
-        ("require-plugin", po::value<std::vector<std::string>>()->composing(), "fail unless this plugin loads (repeatable)")
+        ("require-plugin", po::value<std::vector<std::string>>()->composing(), "enable this plugin; every command fails unless it loads (repeatable)")
+        ("skip-plugin", po::value<std::vector<std::string>>()->composing(), "go on without this enabled plugin, broken or not: its hooks are skipped and journaled (repeatable)")
         ("help,h", po::bool_switch(), "show help");
     // clang-format on
 }
@@ -124,6 +149,8 @@ void apply_globals(const po::variables_map& vm, Invocation& inv) {
     if (auto p = text("settings")) inv.overrides.settings_file = *p;
     if (vm.count("require-plugin"))
         inv.overrides.required_plugins = vm["require-plugin"].as<std::vector<std::string>>();
+    if (vm.count("skip-plugin"))
+        inv.overrides.skipped_plugins = vm["skip-plugin"].as<std::vector<std::string>>();
     log::configure(log::parse_level(text("log-level").value_or("warn")),
                    text("log-file").value_or(""));
 }
@@ -147,6 +174,41 @@ std::vector<std::string> split_plugin_arguments(const std::vector<std::string>& 
     } catch (const po::error& e) {
         throw Error(Exit::usage, e.what(), "see pgforge --help");
     }
+}
+
+// A plugin's command once per instance (--all), each instance's output labelled: in text a
+// header line per instance, in JSON one object keyed by the instance's qualified name. A failure
+// on one instance is said (naming it) and the others still run; the worst status is returned.
+int run_plugin_command_all(Context& ctx, LoadedPlugin& p, const sdk::Command& c,
+                           const std::vector<std::string>& args, Invocation& inv) {
+    int worst = 0;
+    json results = json::object();
+    for (Instance& i : ctx.inventory().list()) {
+        const std::string name = i.qualified_name();
+        std::ostringstream captured;
+        if (!inv.json) inv.out << "== " << name << " ==\n" << std::flush;
+        int rc = 0;
+        std::string failure;
+        try {
+            auto held = instances::lock(ctx, i);
+            rc = run_plugin_command(ctx, p, c, &i, args, inv.json, inv.json ? captured : inv.out,
+                                    inv.err);
+        } catch (const Error& e) {
+            if (interrupted()) throw;  // a signal ends the whole command
+            rc = static_cast<int>(e.code());
+            failure = e.what();
+            inv.err << "pgforge: " << name << ": " << escape_control(failure) << "\n";
+        }
+        worst = std::max(worst, rc);
+        if (inv.json) {
+            auto parsed = json::parse(captured.str(), nullptr, false);
+            json entry = parsed.is_discarded() ? json(captured.str()) : parsed;
+            if (!failure.empty()) entry = {{"error", failure}, {"exit", rc}};
+            results[name] = entry;
+        }
+    }
+    if (inv.json) inv.out << results.dump(2) << "\n";
+    return worst;
 }
 
 // pgforge FAMILY VERB for a family an enabled plugin adds.
@@ -174,24 +236,8 @@ std::optional<int> run_plugin_command_line(const std::vector<std::string>& words
                                               inv.err);
                 auto all = std::find(args.begin(), args.end(), "--all");
                 if (all != args.end() && instance_ref.empty()) {
-                    // Once per instance; under --json, the outputs make one array.
                     args.erase(all);
-                    int worst = 0;
-                    json results = json::array();
-                    for (Instance& i : ctx.inventory().list()) {
-                        auto held = instances::lock(ctx, i);
-                        std::ostringstream captured;
-                        int rc = run_plugin_command(ctx, *p, c, &i, args, inv.json,
-                                                    inv.json ? captured : inv.out, inv.err);
-                        worst = std::max(worst, rc);
-                        if (inv.json) {
-                            auto parsed = json::parse(captured.str(), nullptr, false);
-                            results.push_back(parsed.is_discarded() ? json(captured.str())
-                                                                    : parsed);
-                        }
-                    }
-                    if (inv.json) inv.out << results.dump(2) << "\n";
-                    return worst;
+                    return run_plugin_command_all(ctx, *p, c, args, inv);
                 }
                 if (instance_ref.empty())
                     throw Error(
@@ -205,7 +251,29 @@ std::optional<int> run_plugin_command_line(const std::vector<std::string>& words
             }
         }
     }
+    if (ctx.plugins_wanted())
+        for (const auto& r : ctx.plugins().records())
+            if (r.enabled && !r.loaded && r.manifest.families.count(words[0]))
+                throw Error(Exit::failure,
+                            "pgforge " + words[0] + " belongs to plugin " + r.manifest.name +
+                                (r.skipped ? ", skipped (--skip-plugin)"
+                                           : ", which is enabled but broken: " + r.error),
+                            "fix the plugin: pgforge plugin show " + r.manifest.name);
     unknown_command(words[0], words.size() > 1 ? words[1] : "", names);
+}
+
+// Lists the verbs of a built-in object ("pgforge instance --help").
+bool print_object_help(const std::string& object, std::ostream& out) {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto* table : all_command_tables())
+        for (const auto& c : *table)
+            if (object == c.object)
+                rows.push_back({std::string("  ") + c.object + " " + c.verb, c.args, c.help});
+    if (rows.empty()) return false;
+    out << "usage: pgforge " << object << " VERB [ARGS] (pgforge " << object
+        << " VERB --help for one)\n\n";
+    print_table(out, rows);
+    return true;
 }
 
 // Options that are not the command's own may be flags an enabled plugin adds to it
@@ -272,6 +340,13 @@ int dispatch(const std::vector<std::string>& args, Invocation& inv) {
         return vm.count("help") && vm["help"].as<bool>() ? 0 : static_cast<int>(Exit::usage);
     }
     const CommandSpec* found = find_command(words[0], words.size() > 1 ? words[1] : "");
+    if (!found && words.size() == 1) {
+        // "pgforge instance --help" lists the verbs; "pgforge instance" too, as a usage error.
+        bool help = std::find(rest.begin(), rest.end(), "--help") != rest.end() ||
+                    std::find(rest.begin(), rest.end(), "-h") != rest.end();
+        if (print_object_help(words[0], help ? inv.out : inv.err))
+            return help ? 0 : static_cast<int>(Exit::usage);
+    }
     if (!found) {
         // A plugin's family, or a word after the verb that belongs to the plugin's command.
         std::vector<std::string> all_rest(all.begin(), all.end());
@@ -319,6 +394,11 @@ int dispatch(const std::vector<std::string>& args, Invocation& inv) {
     if (inv.vm.count("args")) inv.positional = inv.vm["args"].as<std::vector<std::string>>();
     apply_globals(inv.vm, inv);
     if (!unrecognized.empty()) accept_plugin_flags(cmd, unrecognized, inv);
+    // instance list and status run no hooks, but say which enabled plugins are broken (loading
+    // them warns, naming each and why): what the next operation would fail on.
+    const std::string command = std::string(cmd.object) + " " + cmd.verb;
+    if ((command == "instance list" || command == "instance status") && inv.ctx().plugins_wanted())
+        inv.ctx().plugins();
     return cmd.run(inv);
 }
 

@@ -378,13 +378,23 @@ db::Database from_options(Invocation& inv) {
 int database_create(Invocation& inv) {
     db::Database d = from_options(inv);
     Instance i = instance_of(inv);
-    return report(inv, {db::create(inv.ctx(), i, d)}, false);
+    db::ApplyResult r;
+    journaled(inv.ctx(), i, "database create " + d.name, [&] {
+        r = db::create(inv.ctx(), i, d);
+        return r.statements;
+    });
+    return report(inv, {r}, false);
 }
 
 int database_alter(Invocation& inv) {
     db::Database d = from_options(inv);
     Instance i = instance_of(inv);
-    return report(inv, {db::alter(inv.ctx(), i, d)}, false);
+    db::ApplyResult r;
+    journaled(inv.ctx(), i, "database alter " + d.name, [&] {
+        r = db::alter(inv.ctx(), i, d);
+        return r.statements;
+    });
+    return report(inv, {r}, false);
 }
 
 int database_apply(Invocation& inv) {
@@ -395,7 +405,15 @@ int database_apply(Invocation& inv) {
     bool is_list = false;
     auto descriptions = read_descriptions(*file, is_list);
     Instance i = instance_of(inv);
-    return report(inv, db::apply(inv.ctx(), i, descriptions), is_list);
+    std::vector<db::ApplyResult> results;
+    journaled(inv.ctx(), i, "database apply", [&] {
+        results = db::apply(inv.ctx(), i, descriptions);
+        std::vector<std::string> statements;
+        for (const auto& r : results)
+            statements.insert(statements.end(), r.statements.begin(), r.statements.end());
+        return statements;
+    });
+    return report(inv, results, is_list);
 }
 
 int database_get(Invocation& inv) {
@@ -452,7 +470,10 @@ int database_drop(Invocation& inv) {
     db::ApplyResult r;
     r.name = name;
     r.result = db::Result::dropped;
-    r.statements.push_back(db::drop(inv.ctx(), i, name, inv.flag("force")));
+    journaled(inv.ctx(), i, "database drop " + name, [&] {
+        r.statements.push_back(db::drop(inv.ctx(), i, name, inv.flag("force")));
+        return r.statements;
+    });
     return report(inv, {r}, false);
 }
 

@@ -11,6 +11,16 @@ namespace {
 
 void no_options(po::options_description&) {}
 
+// loaded; skipped (enabled, --skip-plugin); broken (enabled, not loaded: operations that run
+// its hooks fail); error (not enabled, its manifest unreadable); disabled.
+std::string state_of(const PluginRecord& r) {
+    if (r.loaded) return "loaded";
+    if (r.skipped) return "skipped";
+    if (r.broken()) return "broken";
+    if (!r.error.empty()) return "error";
+    return "disabled";
+}
+
 json record_json(const PluginRecord& r, LoadedPlugin* loaded) {
     const auto& m = r.manifest;
     json hooks = json::object();
@@ -23,6 +33,7 @@ json record_json(const PluginRecord& r, LoadedPlugin* loaded) {
               {"summary", m.summary},
               {"enabled", r.enabled},
               {"loaded", r.loaded},
+              {"state", state_of(r)},
               {"manifest", m.file.string()},
               {"library", m.library.string()},
               {"hooks", hooks},
@@ -35,12 +46,6 @@ json record_json(const PluginRecord& r, LoadedPlugin* loaded) {
         j["command_list"] = cmds;
     }
     return j;
-}
-
-std::string state_of(const PluginRecord& r) {
-    if (r.loaded) return "loaded";
-    if (!r.error.empty()) return "error";
-    return r.enabled ? "enabled" : "disabled";
 }
 
 int plugin_list(Invocation& inv) {

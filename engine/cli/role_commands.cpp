@@ -343,6 +343,27 @@ Role role_from_options(Invocation& inv, const std::string& name) {
     return r;
 }
 
+// What the journal keeps of role changes: the statements (passwords shown as '***'), and a
+// line for a ~/.pgpass written.
+std::vector<std::string> statements_of(const std::vector<roles::Outcome>& outcomes) {
+    std::vector<std::string> out;
+    for (const auto& o : outcomes) {
+        out.insert(out.end(), o.statements.begin(), o.statements.end());
+        if (o.pgpass_changed) out.push_back("-- ~/.pgpass entry of role " + o.name + " written");
+    }
+    return out;
+}
+
+roles::Outcome journaled_apply(Invocation& inv, const Instance& i, const std::string& operation,
+                               const Role& r) {
+    roles::Outcome out;
+    journaled(inv.ctx(), i, operation, [&] {
+        out = roles::apply(inv.ctx(), i, r);
+        return statements_of({out});
+    });
+    return out;
+}
+
 int role_create(Invocation& inv) {
     std::string name = one_name(inv);
     Instance i = target(inv);
@@ -351,7 +372,7 @@ int role_create(Invocation& inv) {
         throw Error(Exit::conflict,
                     "role " + name + " already exists in instance " + i.qualified_name(),
                     "change it with: pgforge role alter -i " + i.qualified_name() + " NAME ...");
-    return report(inv, {roles::apply(inv.ctx(), i, r)}, false);
+    return report(inv, {journaled_apply(inv, i, "role create " + name, r)}, false);
 }
 
 int role_alter(Invocation& inv) {
@@ -362,7 +383,7 @@ int role_alter(Invocation& inv) {
         throw Error(Exit::not_found,
                     "role " + name + " does not exist in instance " + i.qualified_name(),
                     "create it with: pgforge role create -i " + i.qualified_name() + " NAME ...");
-    return report(inv, {roles::apply(inv.ctx(), i, r)}, false);
+    return report(inv, {journaled_apply(inv, i, "role alter " + name, r)}, false);
 }
 
 int role_apply(Invocation& inv) {
@@ -401,7 +422,12 @@ int role_apply(Invocation& inv) {
     if (inv.flag("pgpass"))
         for (auto& r : list) r.pgpass = true;
     Instance i = target(inv);
-    return report(inv, roles::apply(inv.ctx(), i, list), many);
+    std::vector<roles::Outcome> outcomes;
+    journaled(inv.ctx(), i, "role apply", [&] {
+        outcomes = roles::apply(inv.ctx(), i, list);
+        return statements_of(outcomes);
+    });
+    return report(inv, outcomes, many);
 }
 
 int role_get(Invocation& inv) {
@@ -447,7 +473,12 @@ int role_drop(Invocation& inv) {
     roles::DropOptions o;
     o.reassign_owned = inv.opt<std::string>("reassign-owned");
     o.drop_owned = inv.flag("drop-owned");
-    return report(inv, {roles::drop(inv.ctx(), i, name, o)}, false);
+    roles::Outcome out;
+    journaled(inv.ctx(), i, "role drop " + name, [&] {
+        out = roles::drop(inv.ctx(), i, name, o);
+        return statements_of({out});
+    });
+    return report(inv, {out}, false);
 }
 
 const std::vector<CommandSpec> kRoleCommands = {

@@ -251,35 +251,77 @@ std::string what_of(std::exception_ptr e) {
     }
 }
 
+// Calls into the plugin; a throw becomes what `on_throw` makes of `why` ("threw an exception:
+// WHAT"), said in one line naming the plugin.
+template <class Call, class OnThrow>
+auto wrapped(const std::string& name, Call&& call, OnThrow&& on_throw) -> decltype(call()) {
+    try {
+        return call();
+    } catch (...) {
+        std::string why = "threw an exception: " + what_of(std::current_exception());
+        log::debug("plugin " + name + " " + why);
+        return on_throw(why);
+    }
+}
+
 }  // namespace
 
-// A throw from the plugin becomes a refusal naming it.
-#define PGFORGE_WRAPPED(call, on_throw)                                               \
-    try {                                                                             \
-        return call;                                                                  \
-    } catch (...) {                                                                   \
-        std::string why = "threw an exception: " + what_of(std::current_exception()); \
-        log::debug("plugin " + name() + " " + why);                                   \
-        return on_throw;                                                              \
-    }
-
-sdk::Result LoadedPlugin::setup(sdk::Context& ctx){PGFORGE_WRAPPED(
-    object_->setup(ctx),
-    sdk::Result::refuse(why))} sdk::Result LoadedPlugin::on_hook(sdk::HookContext& ctx){
-    PGFORGE_WRAPPED(object_->on_hook(ctx),
-                    sdk::Result::refuse(why))} std::vector<sdk::Command> LoadedPlugin::commands(){
-    PGFORGE_WRAPPED(object_->commands(),
-                    std::vector<sdk::Command>{})} std::vector<sdk::Flag> LoadedPlugin::flags() {
-    PGFORGE_WRAPPED(object_->flags(), std::vector<sdk::Flag>{})
+sdk::Result LoadedPlugin::setup(sdk::Context& ctx) {
+    return wrapped(
+        name(), [&] { return object_->setup(ctx); },
+        [](const std::string& why) { return sdk::Result::refuse("setup() " + why); });
 }
-int LoadedPlugin::run_command(const sdk::Command& command, sdk::CommandContext& ctx){
-    PGFORGE_WRAPPED(object_->run_command(command, ctx),
-                    1)} std::vector<sdk::Field> LoadedPlugin::describe(sdk::Context& ctx){
-    PGFORGE_WRAPPED(object_->describe(ctx), std::vector<sdk::Field>{})}
-#undef PGFORGE_WRAPPED
 
-PluginHost::PluginHost(const Settings& settings)
-    : settings_(settings) {
+sdk::Result LoadedPlugin::on_hook(sdk::HookContext& ctx) {
+    return wrapped(
+        name(), [&] { return object_->on_hook(ctx); },
+        [](const std::string& why) { return sdk::Result::refuse(why); });
+}
+
+std::vector<sdk::Command> LoadedPlugin::commands() {
+    return wrapped(
+        name(), [&] { return object_->commands(); },
+        [&](const std::string& why) {
+            log::warn("plugin " + name() + ": commands() " + why + " (its commands are left out)");
+            return std::vector<sdk::Command>{};
+        });
+}
+
+std::vector<sdk::Flag> LoadedPlugin::flags() {
+    return wrapped(
+        name(), [&] { return object_->flags(); },
+        [&](const std::string& why) {
+            log::warn("plugin " + name() + ": flags() " + why + " (its flags are left out)");
+            return std::vector<sdk::Flag>{};
+        });
+}
+
+int LoadedPlugin::run_command(const sdk::Command& command, sdk::CommandContext& ctx) {
+    return wrapped(
+        name(), [&] { return object_->run_command(command, ctx); },
+        [&](const std::string& why) -> int {
+            throw Error(
+                Exit::failure,
+                "plugin " + name() + ": command " + command.family + " " + command.verb + " " + why,
+                "this is a fault of plugin " + name() + ": report it to its authors");
+        });
+}
+
+std::vector<sdk::Field> LoadedPlugin::describe(sdk::Context& ctx) {
+    return wrapped(
+        name(), [&] { return object_->describe(ctx); },
+        [&](const std::string& why) {
+            log::warn("plugin " + name() + ": describe() " + why);
+            return std::vector<sdk::Field>{{"error", "describe() " + why}};
+        });
+}
+
+bool PluginRecord::hooks_at(sdk::HookPoint point) const {
+    if (manifest.library.empty()) return true;  // the manifest was not read
+    return manifest.priorities.count(point) > 0;
+}
+
+PluginHost::PluginHost(const Settings& settings) : settings_(settings) {
     std::set<std::string> seen;
     std::set<std::string> enabled(settings.enabled_plugins.begin(), settings.enabled_plugins.end());
     for (const auto& r : settings.required_plugins) enabled.insert(r);
@@ -321,8 +363,16 @@ void PluginHost::load(const std::function<sdk::Result(LoadedPlugin&)>& setup) {
                         "install it in a directory of the plugin path ([plugins] path, "
                         "PGFORGE_PLUGIN_PATH), or drop --require-plugin " +
                             name);
+    std::set<std::string> skipped(settings_.skipped_plugins.begin(),
+                                  settings_.skipped_plugins.end());
     for (auto& r : records_) {
         if (!r.enabled) continue;
+        if (skipped.count(r.manifest.name) && !required.count(r.manifest.name)) {
+            r.skipped = true;
+            log::warn("plugin " + r.manifest.name +
+                      " is skipped (--skip-plugin): its hooks do not run");
+            continue;
+        }
         try {
             if (!r.error.empty()) throw Error(Exit::failure, r.error);
             auto p = LoadedPlugin::load(r.manifest);
@@ -338,9 +388,27 @@ void PluginHost::load(const std::function<sdk::Result(LoadedPlugin&)>& setup) {
                 throw Error(Exit::failure,
                             "required plugin " + r.manifest.name + " failed to load: " + e.what(),
                             e.hint());
-            log::warn(std::string(e.what()) + " (left out)");
+            log::warn(std::string(e.what()) + " (broken: operations that run its hooks fail; " +
+                      "--skip-plugin " + r.manifest.name + " goes on without it)");
         }
     }
+}
+
+void PluginHost::check_point(sdk::HookPoint point) const {
+    for (const auto& r : records_)
+        if (r.broken() && r.hooks_at(point))
+            throw Error(Exit::failure,
+                        "plugin " + r.manifest.name + " is enabled but broken, and would run at " +
+                            sdk::to_string(point) + ": " + r.error,
+                        "fix the plugin (pgforge plugin show " + r.manifest.name +
+                            "), or go on without it: --skip-plugin " + r.manifest.name);
+}
+
+std::vector<const PluginRecord*> PluginHost::skipped_at(sdk::HookPoint point) const {
+    std::vector<const PluginRecord*> out;
+    for (const auto& r : records_)
+        if (r.skipped && r.hooks_at(point)) out.push_back(&r);
+    return out;
 }
 
 std::vector<LoadedPlugin*> PluginHost::loaded() const {

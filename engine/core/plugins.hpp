@@ -44,11 +44,18 @@ struct PluginManifest {
 PluginManifest read_plugin_manifest(const std::filesystem::path& file);
 
 // One plugin found on the search path.
+// An enabled plugin that is not loaded is either skipped (--skip-plugin) or broken: a broken
+// one fails every operation that would run its hooks (PluginHost::check_point).
 struct PluginRecord {
     PluginManifest manifest;
     bool enabled = false;
     bool loaded = false;
+    bool skipped = false;  // enabled, but --skip-plugin names it: not loaded, its hooks skipped
     std::string error;  // why it was not loaded (bad manifest, unsafe, descriptor, setup refused)
+
+    bool broken() const { return enabled && !loaded && !skipped; }
+    // Whether its hooks would run at `point` (a manifest that could not be read: at every one).
+    bool hooks_at(sdk::HookPoint point) const;
 };
 
 // The descriptor check, on its own so that it is tested without a library: empty when the
@@ -71,8 +78,14 @@ class PluginHost {
     const std::vector<PluginRecord>& records() const { return records_; }
     // Loads the enabled plugins (once) and calls `setup` on each (which calls its setup()). A
     // required plugin that is missing or fails is Error(Exit::failure); another failure is
-    // logged, recorded, and leaves the plugin out.
+    // recorded and warned about, and the plugin is broken: operations that would run its hooks
+    // fail (check_point). A plugin named by --skip-plugin is not loaded.
     void load(const std::function<sdk::Result(LoadedPlugin&)>& setup);
+    // Fails closed: Error(Exit::failure) naming the first broken plugin whose hooks would run at
+    // `point`, and why, unless --skip-plugin names it.
+    void check_point(sdk::HookPoint point) const;
+    // The skipped plugins whose hooks would have run at `point` (for the journal).
+    std::vector<const PluginRecord*> skipped_at(sdk::HookPoint point) const;
     std::vector<LoadedPlugin*> loaded() const;
     LoadedPlugin* find(const std::string& name) const;
     const PluginRecord* record(const std::string& name) const;
@@ -85,7 +98,8 @@ class PluginHost {
 };
 
 // A loaded plugin: its library and its object. Every call is wrapped: a throw becomes a
-// refusal (or an exit status 1) naming the plugin.
+// refusal naming the plugin (setup, on_hook), an Error naming it (run_command), or a warning
+// naming it (commands, flags; describe also returns an "error" field).
 class LoadedPlugin {
   public:
     ~LoadedPlugin();

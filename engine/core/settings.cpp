@@ -179,6 +179,7 @@ Settings load_settings(const SettingsOverrides& overrides) {
     if (overrides.prefix) s.prefix = *overrides.prefix;
     if (overrides.run_dir) s.run_dir = *overrides.run_dir;
     s.required_plugins = overrides.required_plugins;
+    s.skipped_plugins = overrides.skipped_plugins;
     s.prefix = fs::absolute(s.prefix).lexically_normal();
     s.run_dir = fs::absolute(s.run_dir).lexically_normal();
     return s;

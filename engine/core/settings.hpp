@@ -37,6 +37,7 @@ struct Settings {
     std::vector<std::filesystem::path> plugin_dirs;  // searched before the built-in directory
     std::vector<std::string> enabled_plugins;        // names; nothing is enabled by default
     std::vector<std::string> required_plugins;       // --require-plugin: missing is fatal
+    std::vector<std::string> skipped_plugins;        // --skip-plugin: not loaded, hooks skipped
     // [hooks]
     std::vector<std::filesystem::path> hook_dirs;  // each holds <point>.d/ (after config_dir/hooks)
     double hook_timeout = 60;                      // seconds, per site hook
@@ -60,6 +61,7 @@ struct SettingsOverrides {
     std::optional<std::filesystem::path> settings_file;
     std::optional<std::filesystem::path> run_dir;
     std::vector<std::string> required_plugins;  // --require-plugin
+    std::vector<std::string> skipped_plugins;   // --skip-plugin
 };
 
 // Reads the settings file named by the overrides, PGFORGE_SETTINGS, or the default location

@@ -630,3 +630,61 @@ TEST_CASE("run over 100 databases vs a psql loop; no-op apply of 50", "[.][datab
     std::cout << "no-op apply of 50 databases naming a schema (a connection each): " << with_schemas
               << " ms\n";
 }
+
+TEST_CASE("database and role changes and a refused conf set are journaled; a no-op writes nothing",
+          "[integration][database][journal]") {
+    Running r;
+    auto history = [&] {
+        auto h = r.site.cli({"instance", "history", "db", "--json", "--limit", "100"});
+        REQUIRE(h.status == 0);
+        return json::parse(h.out);
+    };
+    const size_t before = history().size();
+
+    REQUIRE(r.cli({"database", "create", "journaled"}).status == 0);
+    auto h = history();
+    REQUIRE(h.size() == before + 1);
+    CHECK(h.back()["operation"] == "database create journaled");
+    CHECK(h.back()["outcome"] == "ok");
+    REQUIRE_FALSE(h.back()["steps"].empty());
+    CHECK(h.back()["steps"][0]["kind"] == "sql");
+    CHECK_THAT(h.back()["steps"][0]["name"].get<std::string>(), Catch::Contains("CREATE DATABASE"));
+
+    // The same description again changes nothing: no entry.
+    fs::path d = r.write("journaled.yaml", "name: journaled\n");
+    REQUIRE(r.cli({"database", "apply", "-f", d.string()}).status == 0);
+    CHECK(history().size() == before + 1);
+
+    // A refused change is journaled, failed, with the server's reason.
+    CHECK(r.cli({"database", "drop", "no_such_db"}).status != 0);
+    h = history();
+    REQUIRE(h.size() == before + 2);
+    CHECK(h.back()["operation"] == "database drop no_such_db");
+    CHECK(h.back()["outcome"] == "failed");
+    CHECK_FALSE(h.back()["message"].get<std::string>().empty());
+
+    // Roles too, their passwords never in the journal.
+    fs::path pw = r.write("pw", "s3cret-pw\n");
+    ::chmod(pw.c_str(), 0600);
+    REQUIRE(
+        r.cli({"role", "create", "app_user", "--login", "--password-file", pw.string()}).status ==
+        0);
+    h = history();
+    REQUIRE(h.size() == before + 3);
+    CHECK(h.back()["operation"] == "role create app_user");
+    CHECK(h.back()["outcome"] == "ok");
+    CHECK_THAT(h.dump(), !Catch::Contains("s3cret-pw"));
+    REQUIRE(r.cli({"role", "drop", "app_user"}).status == 0);
+    CHECK(history().back()["operation"] == "role drop app_user");
+
+    // A conf set the server's rules refuse never reaches its pipeline, and is journaled too.
+    const size_t now = history().size();
+    CHECK(r.site.cli({"conf", "set", "-i", "db", "wal_level=bogus"}).status == 2);
+    h = history();
+    REQUIRE(h.size() == now + 1);
+    CHECK(h.back()["operation"] == "configure");
+    CHECK(h.back()["outcome"] == "failed");
+    CHECK_THAT(h.back()["message"].get<std::string>(), Catch::Contains("wal_level"));
+    CHECK(r.site.cli({"conf", "set", "-i", "db", "wal_level=bogus", "--dry-run"}).status == 2);
+    CHECK(history().size() == now + 1);
+}

@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -190,6 +191,8 @@ TEST_CASE("plugin list, show, commands, flags and fields through the CLI") {
     CHECK_THAT(show.out, Catch::Contains("pgforge recorder sql"));
     CHECK(s.cli({"plugin", "show", "nosuch"}).status == 4);
 
+    // bad_major is broken: the create and the drop below would run its hooks.
+    s.set("");
     REQUIRE(s.cli({"instance", "create", "cmds"}).status == 0);
     auto sql = s.cli({"recorder", "sql", "-i", "cmds", "it's; DROP TABLE x"});
     CHECK(sql.status == 0);
@@ -255,4 +258,141 @@ TEST_CASE("an operation cut short by kill -9 shows as unfinished in the history"
     CHECK(std::find(steps.begin(), steps.end(), "initdb") != steps.end());
     CHECK(s.cli({"instance", "history", "cut"}).out.find("create  unfinished") !=
           std::string::npos);
+}
+
+namespace {
+
+std::vector<std::string> outcomes_of(const PluginSite& s, const std::string& name) {
+    auto h = s.cli({"instance", "history", name, "--json"});
+    REQUIRE(h.status == 0);
+    std::vector<std::string> out;
+    for (const auto& op : nlohmann::json::parse(h.out))
+        out.push_back(op["operation"].get<std::string>() + " " + op["outcome"].get<std::string>());
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("an enabled plugin that is broken fails closed until --skip-plugin", "[failclosed]") {
+    PluginSite s;
+    REQUIRE(s.cli({"instance", "create", "guarded"}).status == 0);
+
+    // The guard's setup refuses (a typo in its section, say): the drop it guards is refused,
+    // naming it and why, and nothing is dropped.
+    s.set("fail_setup = yes\n");
+    auto drop = s.cli({"instance", "drop", "guarded"});
+    CHECK(drop.status == 1);
+    CHECK_THAT(drop.err,
+               Catch::Contains("plugin recorder is enabled but broken, and would run at "
+                               "pre_drop: plugin recorder: setup refused by its settings"));
+    CHECK_THAT(drop.err, Catch::Contains("--skip-plugin recorder"));
+    CHECK(running(s, "guarded"));
+    CHECK(outcomes_of(s, "guarded").back() == "drop failed");
+    CHECK(s.cli({"instance", "stop", "guarded"}).status == 1);
+    CHECK(running(s, "guarded"));
+
+    // Read-only commands work and show it broken (list and status in a warning).
+    for (std::string verb : {"list", "status guarded"}) {
+        // The pgforge program itself: warnings go to its stderr.
+        fs::path log = s.site.root() / "stderr.txt";
+        std::string line = std::string(PGFORGE_CLI_PATH) + " --settings '" +
+                           s.site.settings_file().string() + "' instance " + verb +
+                           " >/dev/null 2>'" + log.string() + "'";
+        CHECK(std::system(line.c_str()) == 0);
+        std::ifstream in(log);
+        std::string said((std::istreambuf_iterator<char>(in)), {});
+        CHECK_THAT(said, Catch::Contains("plugin recorder: setup refused by its settings (broken"));
+    }
+    auto get = s.cli({"instance", "get", "guarded", "--json"});
+    REQUIRE(get.status == 0);
+    CHECK_THAT(nlohmann::json::parse(get.out)["plugins"]["recorder"]["state"].get<std::string>(),
+               Catch::StartsWith("broken: plugin recorder: setup refused"));
+    auto list = s.cli({"plugin", "list", "--json"});
+    REQUIRE(list.status == 0);
+    bool shown = false;
+    for (const auto& p : nlohmann::json::parse(list.out))
+        if (p["name"] == "recorder") shown = p["state"] == "broken";
+    CHECK(shown);
+
+    // An SDK mismatch is broken the same way, and a create that would run its hooks is refused
+    // before anything is made.
+    s.set("", "recorder, bad_major");
+    auto create = s.cli({"instance", "create", "other"});
+    CHECK(create.status == 1);
+    CHECK_THAT(create.err, Catch::Contains("plugin bad_major is enabled but broken, and would run "
+                                           "at pre_init"));
+    CHECK_THAT(create.err, Catch::Contains("SDK 2.0"));
+    Context ctx = s.context();
+    CHECK_FALSE(instances::exists(ctx, "other"));
+
+    // --skip-plugin goes on without it, and the journal says which hooks were skipped.
+    CHECK(s.cli({"--skip-plugin", "bad_major", "instance", "stop", "guarded"}).status == 0);
+    CHECK_FALSE(running(s, "guarded"));
+    auto h = s.cli({"instance", "history", "guarded", "--json"});
+    auto last = nlohmann::json::parse(h.out).back();
+    CHECK(last["operation"] == "stop");
+    bool skipped = false;
+    for (const auto& st : last["steps"])
+        if (st["name"] == "pre_stop bad_major") skipped = st["outcome"] == "skipped";
+    CHECK(skipped);
+    s.set("fail_setup = yes\n");
+    CHECK(s.cli({"instance", "drop", "guarded", "--skip-plugin", "recorder"}).status == 0);
+    CHECK_FALSE(instances::exists(ctx, "guarded"));
+}
+
+TEST_CASE("a throw in a plugin reaches the user in one line naming it, and the journal",
+          "[failclosed]") {
+    PluginSite s;
+    REQUIRE(s.cli({"instance", "create", "throws", "--state", "stopped"}).status == 0);
+
+    s.set("throw_in = command,describe\n");
+    auto cmd = s.cli({"recorder", "echo", "a"});
+    CHECK(cmd.status == 1);
+    CHECK_THAT(cmd.err, Catch::Contains("plugin recorder: command recorder echo threw an "
+                                        "exception: boom in command"));
+    auto sql = s.cli({"recorder", "sql", "-i", "throws", "x"});
+    CHECK(sql.status == 1);
+    CHECK_THAT(sql.err, Catch::Contains("plugin recorder: command recorder sql threw an "
+                                        "exception: boom in command"));
+    auto h = s.cli({"instance", "history", "throws", "--json"});
+    auto last = nlohmann::json::parse(h.out).back();
+    CHECK(last["operation"] == "recorder sql");
+    CHECK(last["outcome"] == "failed");
+    CHECK_THAT(last["message"].get<std::string>(), Catch::Contains("boom in command"));
+
+    auto get = s.cli({"instance", "get", "throws", "--json"});
+    CHECK(get.status == 0);
+    // (and a warning naming it on stderr, through the log)
+    CHECK_THAT(nlohmann::json::parse(get.out)["plugins"]["recorder"]["error"].get<std::string>(),
+               Catch::Contains("boom in describe"));
+
+    // A throw in setup() leaves the plugin broken, with the throw as the reason.
+    s.set("throw_in = setup\n");
+    auto start = s.cli({"instance", "start", "throws"});
+    CHECK(start.status == 1);
+    CHECK_THAT(start.err, Catch::Contains("plugin recorder is enabled but broken, and would run at "
+                                          "pre_start: plugin recorder: setup() threw an "
+                                          "exception: boom in setup"));
+}
+
+TEST_CASE("a plugin command over --all labels each instance's output", "[failclosed]") {
+    PluginSite s;
+    REQUIRE(s.cli({"instance", "create", "one"}).status == 0);
+    REQUIRE(s.cli({"instance", "create", "two"}).status == 0);
+    auto text = s.cli({"recorder", "sql", "--all", "hi"});
+    CHECK(text.status == 0);
+    CHECK(text.out == "== 15/one ==\nhi\n== 15/two ==\nhi\n");
+    auto js = s.cli({"recorder", "sql", "--all", "hi", "--json"});
+    CHECK(js.status == 0);
+    auto j = nlohmann::json::parse(js.out);
+    REQUIRE(j.is_object());
+    CHECK(j["15/one"] == "hi\n");
+    CHECK(j["15/two"] == "hi\n");
+
+    // One instance down: its failure is labelled, the other still answers.
+    REQUIRE(s.cli({"instance", "stop", "one"}).status == 0);
+    auto down = s.cli({"recorder", "sql", "--all", "hi"});
+    CHECK(down.status == 1);
+    CHECK_THAT(down.out, Catch::Contains("== 15/two ==\nhi\n"));
+    CHECK_THAT(down.out + down.err, Catch::Contains("15/one"));
 }

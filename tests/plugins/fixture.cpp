@@ -24,6 +24,7 @@ class Fixture final : public Plugin {
   public:
     Result setup(Context& ctx) override {
         if (ctx.setting("fail_setup")) return Result::refuse("setup refused by its settings");
+        if (listed(ctx.setting("throw_in"), "setup")) throw std::runtime_error("boom in setup");
         return Result::proceed();
     }
 
@@ -73,6 +74,7 @@ class Fixture final : public Plugin {
         return {{"instance drop", FIXTURE_NAME "-flag", "a flag for tests"}};
     }
     int run_command(const Command& command, CommandContext& ctx) override {
+        if (listed(ctx.setting("throw_in"), "command")) throw std::runtime_error("boom in command");
         if (command.verb == "echo") {
             std::string line;
             for (const auto& a : ctx.args()) line += (line.empty() ? "" : " ") + a;
@@ -88,6 +90,8 @@ class Fixture final : public Plugin {
         return 0;
     }
     std::vector<Field> describe(Context& ctx) override {
+        if (listed(ctx.setting("throw_in"), "describe"))
+            throw std::runtime_error("boom in describe");
         return {{"instance", ctx.instance() ? ctx.instance()->qualified_name() : "none"}};
     }
 };

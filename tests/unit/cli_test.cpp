@@ -75,6 +75,19 @@ TEST_CASE("pgforge OBJECT VERB --help describes that command and exits 0", "[uni
     CHECK_THAT(r.out, Catch::Contains("--mode"));
 }
 
+TEST_CASE("pgforge OBJECT --help lists that object's verbs and exits 0", "[unit]") {
+    Site site;
+    Result r = site.run({"instance", "--help"});
+    INFO(describe(r));
+    CHECK(r.status == 0);
+    CHECK_THAT(r.out, Catch::Contains("usage: pgforge instance VERB"));
+    CHECK_THAT(r.out, Catch::Contains("instance create"));
+    CHECK_THAT(r.out, !Catch::Contains("database create"));
+    Result bare = site.run({"instance"});
+    CHECK(bare.status == 2);
+    CHECK_THAT(bare.err, Catch::Contains("instance stop"));
+}
+
 TEST_CASE("an unknown verb exits 2 and suggests the closest command", "[unit]") {
     Site site;
     Result r = site.run({"instance", "strat", "main"});

@@ -173,6 +173,46 @@ TEST_CASE("a setup refusal leaves the plugin out, naming its settings section") 
                Catch::Contains("plugin recorder_b: setup refused by its settings"));
 }
 
+TEST_CASE("a broken enabled plugin fails the points its manifest names, unless skipped") {
+    TempDir dir("host");
+    {
+        Context ctx(site_with(dir, {"recorder", "recorder_b"}));
+        auto& host = ctx.plugins();
+        REQUIRE(host.loaded().size() == 1);
+        REQUIRE(host.record("recorder_b")->broken());
+        for (auto point : sdk::all_hook_points)
+            CHECK_THROWS_WITH(
+                host.check_point(point),
+                Catch::Contains("plugin recorder_b is enabled but broken, and would "
+                                "run at " +
+                                std::string(sdk::to_string(point)) +
+                                ": plugin recorder_b: setup refused by its settings"));
+        CHECK(host.skipped_at(sdk::HookPoint::pre_drop).empty());
+    }
+    {
+        Settings s = site_with(dir, {"recorder", "recorder_b"});
+        s.skipped_plugins = {"recorder_b"};
+        Context ctx(s);
+        auto& host = ctx.plugins();
+        CHECK_NOTHROW(host.check_point(sdk::HookPoint::pre_drop));
+        CHECK(host.record("recorder_b")->skipped);
+        CHECK_FALSE(host.record("recorder_b")->broken());
+        REQUIRE(host.skipped_at(sdk::HookPoint::pre_drop).size() == 1);
+        CHECK(host.skipped_at(sdk::HookPoint::pre_drop)[0]->manifest.name == "recorder_b");
+    }
+    {
+        // Only the points of its manifest; an unreadable manifest (no library) at every point.
+        PluginRecord r;
+        r.enabled = true;
+        r.manifest.library = "/x.so";
+        r.manifest.priorities[sdk::HookPoint::pre_start] = 10;
+        CHECK(r.hooks_at(sdk::HookPoint::pre_start));
+        CHECK_FALSE(r.hooks_at(sdk::HookPoint::pre_drop));
+        r.manifest.library.clear();
+        CHECK(r.hooks_at(sdk::HookPoint::pre_drop));
+    }
+}
+
 TEST_CASE("a required plugin that is missing or broken is fatal (--require-plugin)") {
     TempDir dir("host");
     {

@@ -286,9 +286,12 @@ TEST_CASE("a forbidden record written by hand fails hba check and blocks the nex
         auto all = s.cli({"hba", "check", "--all", "--json"});
         CHECK(all.status == 1);
         json reports = json::parse(all.out);
-        REQUIRE(reports.is_array());
+        REQUIRE(reports.is_object());  // keyed by instance
         REQUIRE(reports.size() == 2);
-        for (const auto& r : reports) CHECK(r.at("ok") == (r.at("instance") == "15/other"));
+        for (const auto& [name, r] : reports.items()) {
+            CHECK(r.at("instance") == name);
+            CHECK(r.at("ok") == (name == "15/other"));
+        }
     }
     SECTION("a reload is refused before the server reads the file") {
         auto r = s.cli({"instance", "reload", "main"});
