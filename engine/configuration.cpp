@@ -360,13 +360,24 @@ void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outc
             if (files.empty()) {
                 out.changed = out.changed || !written.empty();
                 if (reload) {
+                    // The server is asked to re-read its files by the driver in every case (it
+                    // says when the instance is not running); a session, when one can be had,
+                    // waits for the re-read and asks what now waits for a restart.
+                    std::optional<pg::Connection> c;
                     if (ctx.driver().status(cluster).running) {
-                        pg::Connection c(i);
-                        reload_and_wait(c, [&] { ctx.driver().reload(cluster); });
-                        read_pending(c, out);
+                        try {
+                            c.emplace(i);
+                        } catch (const std::exception& e) {
+                            log::warn("instance " + i.qualified_name() +
+                                      ": cannot ask what waits for a restart: " + e.what());
+                        }
+                    }
+                    if (c) {
+                        reload_and_wait(*c, [&] { ctx.driver().reload(cluster); });
+                        read_pending(*c, out);
                         out.pending_restart = !out.pending_restart_names.empty();
                     } else {
-                        ctx.driver().reload(cluster);  // says it is not running
+                        ctx.driver().reload(cluster);
                     }
                     out.reloaded = true;
                 }
