@@ -477,8 +477,10 @@ ServerStatus status(Context& ctx, const Instance& i) {
     return ctx.driver().status(c);
 }
 
-bool start(Context& ctx, const Instance& inst, std::optional<double> timeout) {
-    auto held = lock(ctx, inst);
+namespace {
+
+// A start needs the data directory the inventory names.
+void require_data_directory(const Instance& inst) {
     std::error_code ec;
     if (!fs::exists(inst.data_dir / "PG_VERSION", ec))
         throw Error(
@@ -486,6 +488,13 @@ bool start(Context& ctx, const Instance& inst, std::optional<double> timeout) {
             "instance " + inst.qualified_name() + ": data directory " + inst.data_dir.string() +
                 " is missing",
             "restore it, or remove the entry: pgforge instance drop " + inst.qualified_name());
+}
+
+}  // namespace
+
+bool start(Context& ctx, const Instance& inst, std::optional<double> timeout) {
+    auto held = lock(ctx, inst);
+    require_data_directory(inst);
     Instance i = inst;
     // A stopped server starts on the port of its files, and the inventory follows.
     std::optional<int> moved_from;
@@ -736,13 +745,7 @@ void drop(Context& ctx, const Instance& inst) {
 
 void run_foreground(Context& ctx, const Instance& inst) {
     auto held = lock(ctx, inst);
-    std::error_code ec;
-    if (!fs::exists(inst.data_dir / "PG_VERSION", ec))
-        throw Error(
-            Exit::not_found,
-            "instance " + inst.qualified_name() + ": data directory " + inst.data_dir.string() +
-                " is missing",
-            "restore it, or remove the entry: pgforge instance drop " + inst.qualified_name());
+    require_data_directory(inst);
     Instance i = inst;
     Cluster c = cluster_for(ctx, i);
     {

@@ -714,7 +714,7 @@ void Pipeline::made(const std::string& kind, const std::string& target) {
     fault_point(operation_, "made " + kind, "after");
 }
 
-void Pipeline::finish() {
+std::vector<JournalStep> Pipeline::close_for_end() {
     // A signal during the last step still fails the operation: it is undone, not half-kept.
     check_interrupt();
     fault_point(operation_, "finish", "before");
@@ -722,26 +722,21 @@ void Pipeline::finish() {
     undo_.clear();
     auto steps = std::move(pending_);
     pending_.clear();
+    return steps;
+}
+
+void Pipeline::finish() {
+    auto steps = close_for_end();
     ctx_.inventory().end_operation(journal_id_, true, {}, steps);
 }
 
 void Pipeline::finish_removing_entry() {
-    check_interrupt();
-    fault_point(operation_, "finish", "before");
-    finished_ = true;
-    undo_.clear();
-    auto steps = std::move(pending_);
-    pending_.clear();
+    auto steps = close_for_end();
     ctx_.inventory().end_operation_removing(journal_id_, steps, instance_.version, instance_.name);
 }
 
 void Pipeline::finish_updating_entry() {
-    check_interrupt();
-    fault_point(operation_, "finish", "before");
-    finished_ = true;
-    undo_.clear();
-    auto steps = std::move(pending_);
-    pending_.clear();
+    auto steps = close_for_end();
     ctx_.inventory().end_operation_updating(journal_id_, steps, instance_);
 }
 

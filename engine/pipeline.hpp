@@ -149,6 +149,9 @@ class Pipeline {
     std::string operation_;
     Instance& instance_;
     std::int64_t journal_id_ = 0;
+    // The end shared by the three finish calls: the last interrupt check and kill point, the
+    // undo stack dropped, the steps still to write handed over.
+    std::vector<JournalStep> close_for_end();
     bool finished_ = false;
     std::string failure_;
     std::vector<std::pair<std::string, std::function<void()>>> undo_;
