@@ -10,6 +10,7 @@
 #include <fstream>
 #include <thread>
 
+#include "engine/conf/template.hpp"
 #include "engine/core/error.hpp"
 #include "engine/core/settings.hpp"
 #include "engine/driver/postmaster_pid.hpp"
@@ -81,12 +82,15 @@ Server::Server(ServerOptions o) {
     } else {
         i.port = o.port ? o.port : find_free_port(15432);
     }
-    // The last occurrence of a setting wins: appending is enough to set ours.
-    std::ofstream conf(o.data_dir / "postgresql.conf", std::ios::app);
-    conf << "\n# set by pgforge::Server\nport = " << i.port << "\nlisten_addresses = '" << o.host
-         << "'\nunix_socket_directories = '" << i.socket_dir.string() << "'\n";
-    if (!conf)
-        throw Error(Exit::failure, "cannot write " + (o.data_dir / "postgresql.conf").string());
+    // The last occurrence of a setting wins: appending is enough to set ours. The data directory
+    // is its owner's: the file is read and rewritten with the owner's rights (safe_fs), never
+    // appended to by path as root.
+    const fs::path conf = o.data_dir / "postgresql.conf";
+    std::string text = read_text_file(conf);
+    text += "\n# set by pgforge::Server\nport = " + std::to_string(i.port) +
+            "\nlisten_addresses = '" + o.host + "'\nunix_socket_directories = '" +
+            i.socket_dir.string() + "'\n";
+    write_file_atomically(conf, text, &cluster_.owner, fs::perms(0600));
 }
 
 Server::~Server() {
