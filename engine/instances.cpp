@@ -572,23 +572,26 @@ std::string exited(const JournalEntry& e) {
 // The server a configure killed during its restart had stopped, started again on the files as
 // they are now; when it was started on the new files and those were put back (`put_back`), it is
 // restarted on them. Returns "" when nothing was to be done, else what was, for the journal.
-std::string restart_stopped_server(Context& ctx, const Instance& i, bool put_back) {
+std::string restart_stopped_server(Context& ctx, const Instance& inst, bool put_back) {
     try {
+        Instance i = inst;
         Cluster cluster = cluster_for(ctx, i);
-        if (ctx.driver().status(cluster).running) {
-            if (!put_back) return "";
-            log::info("instance " + i.qualified_name() +
-                      ": restarting the server on its restored files");
-            ctx.driver().stop(cluster, StopMode::fast, ctx.settings().stop_timeout);
-        } else {
-            log::info("instance " + i.qualified_name() +
-                      ": starting the server its interrupted restart had stopped");
-        }
-        ctx.driver().start(cluster, ctx.settings().start_timeout, ctx.progress);
+        const bool running = ctx.driver().status(cluster).running;
+        if (running && !put_back) return "";
+        log::info("instance " + i.qualified_name() +
+                  (running ? ": restarting the server on its restored files"
+                           : ": starting the server its interrupted restart had stopped"));
+        // Through the pipeline like any restart: the stop and start hook points are asked (a
+        // site hook that refuses starts, an exporter that follows the server), journaled.
+        Pipeline p(ctx, "restart", i);
+        if (running) stop_step(ctx, p, StopMode::fast, std::nullopt);
+        p.around(sdk::HookPoint::pre_start, "start",
+                 [&] { ctx.driver().start(cluster, ctx.settings().start_timeout, ctx.progress); });
+        p.finish();
         return "; the server it had stopped was started again";
     } catch (const std::exception& x) {
         log::warn(
-            "instance " + i.qualified_name() +
+            "instance " + inst.qualified_name() +
             ": the server an interrupted restart had stopped did not start again: " + x.what());
         return std::string("; the server it had stopped did not start again: ") + x.what();
     }
