@@ -11,9 +11,10 @@
 #include "engine/core/input.hpp"
 #include "engine/core/interrupt.hpp"
 #include "engine/core/log.hpp"
-#include "engine/core/plugins.hpp"
 #include "engine/core/text.hpp"
-#include "engine/pipeline.hpp"
+#include "engine/pipeline/pipeline.hpp"
+#include "engine/pipeline/plugin_calls.hpp"
+#include "engine/pipeline/plugin_host.hpp"
 
 using json = nlohmann::ordered_json;
 

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "engine/core/error.hpp"
-#include "engine/instances.hpp"
+#include "engine/operations/instances.hpp"
 
 namespace pgforge::cli {
 

@@ -5,8 +5,8 @@
 
 #include "engine/cli/command.hpp"
 #include "engine/conf/template.hpp"
-#include "engine/configuration.hpp"
 #include "engine/core/input.hpp"
+#include "engine/operations/configuration.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::ordered_json;

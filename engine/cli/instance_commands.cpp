@@ -12,14 +12,15 @@
 #include <thread>
 
 #include "engine/cli/command.hpp"
-#include "engine/configuration.hpp"
 #include "engine/core/input.hpp"
 #include "engine/core/interrupt.hpp"
 #include "engine/core/safe_fs.hpp"
 #include "engine/driver/installations.hpp"
-#include "engine/driver/postmaster_pid.hpp"
 #include "engine/inventory/inventory.hpp"
-#include "engine/pipeline.hpp"
+#include "engine/operations/configuration.hpp"
+#include "engine/pg/postmaster_pid.hpp"
+#include "engine/pipeline/pipeline.hpp"
+#include "engine/pipeline/plugin_calls.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::ordered_json;

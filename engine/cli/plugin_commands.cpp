@@ -2,7 +2,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/cli/command.hpp"
-#include "engine/core/plugins.hpp"
+#include "engine/pipeline/plugin_host.hpp"
 
 using json = nlohmann::ordered_json;
 

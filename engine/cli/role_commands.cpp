@@ -11,7 +11,7 @@
 #include "engine/cli/command.hpp"
 #include "engine/core/input.hpp"
 #include "engine/core/text.hpp"
-#include "engine/pg/roles.hpp"
+#include "engine/operations/roles.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::ordered_json;

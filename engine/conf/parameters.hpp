@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/core/process.hpp"
 #include "engine/driver/installations.hpp"
-#include "engine/driver/process.hpp"
 
 namespace pgforge::conf {
 

@@ -5,7 +5,7 @@
 #include <map>
 #include <string>
 
-#include "engine/driver/process.hpp"
+#include "engine/core/process.hpp"
 
 namespace pgforge {
 

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/driver/process.hpp"
+#include "engine/core/process.hpp"
 
 namespace pgforge::safe_fs {
 

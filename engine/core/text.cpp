@@ -39,4 +39,10 @@ std::vector<std::string> split_list(std::string_view text, std::string_view sepa
     return pieces;
 }
 
+std::string tail_text(const std::string& text, size_t n) {
+    std::string t = text;
+    while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
+    return t.size() <= n ? t : "..." + t.substr(t.size() - n);
+}
+
 }  // namespace pgforge

@@ -15,8 +15,8 @@
 #include "engine/core/interrupt.hpp"
 #include "engine/core/log.hpp"
 #include "engine/core/safe_fs.hpp"
-#include "engine/driver/postmaster_pid.hpp"
 #include "engine/pg/connection.hpp"
+#include "engine/pg/postmaster_pid.hpp"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;

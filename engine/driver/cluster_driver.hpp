@@ -10,8 +10,8 @@
 #include <string_view>
 
 #include "engine/core/instance.hpp"
+#include "engine/core/process.hpp"
 #include "engine/driver/installations.hpp"
-#include "engine/driver/process.hpp"
 
 namespace pgforge {
 

@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "engine/core/error.hpp"
-#include "engine/driver/process.hpp"
+#include "engine/core/process.hpp"
 
 namespace fs = std::filesystem;
 

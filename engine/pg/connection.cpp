@@ -6,7 +6,7 @@
 #include <memory>
 
 #include "engine/core/log.hpp"
-#include "engine/driver/postmaster_pid.hpp"
+#include "engine/pg/postmaster_pid.hpp"
 
 namespace fs = std::filesystem;
 

@@ -8,7 +8,7 @@
 
 #include "engine/conf/template.hpp"
 #include "engine/core/error.hpp"
-#include "engine/instances.hpp"
+#include "engine/operations/instances.hpp"
 #include "engine/pg/connection.hpp"
 #include "tests/support/test_site.hpp"
 

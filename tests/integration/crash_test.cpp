@@ -21,8 +21,8 @@
 
 #include "engine/conf/file_set.hpp"
 #include "engine/core/fault.hpp"
-#include "engine/instances.hpp"
 #include "engine/inventory/inventory.hpp"
+#include "engine/operations/instances.hpp"
 #include "engine/pg/connection.hpp"
 #include "tests/support/test_site.hpp"
 

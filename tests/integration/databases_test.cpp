@@ -15,9 +15,9 @@
 
 #include "engine/conf/template.hpp"
 #include "engine/core/error.hpp"
-#include "engine/instances.hpp"
+#include "engine/operations/databases.hpp"
+#include "engine/operations/instances.hpp"
 #include "engine/pg/connection.hpp"
-#include "engine/pg/databases.hpp"
 #include "tests/support/test_site.hpp"
 
 namespace fs = std::filesystem;

@@ -10,8 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/core/error.hpp"
-#include "engine/instances.hpp"
 #include "engine/inventory/inventory.hpp"
+#include "engine/operations/instances.hpp"
 #include "engine/pg/connection.hpp"
 #include "tests/support/test_site.hpp"
 

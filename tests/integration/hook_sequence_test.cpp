@@ -14,9 +14,9 @@
 #include <sstream>
 #include <thread>
 
-#include "engine/core/plugins.hpp"
-#include "engine/instances.hpp"
 #include "engine/inventory/inventory.hpp"
+#include "engine/operations/instances.hpp"
+#include "engine/pipeline/plugin_host.hpp"
 #include "tests/support/test_site.hpp"
 
 namespace fs = std::filesystem;

@@ -11,10 +11,10 @@
 #include <sstream>
 
 #include "engine/core/error.hpp"
-#include "engine/driver/postmaster_pid.hpp"
-#include "engine/instances.hpp"
 #include "engine/inventory/inventory.hpp"
+#include "engine/operations/instances.hpp"
 #include "engine/pg/connection.hpp"
+#include "engine/pg/postmaster_pid.hpp"
 #include "tests/support/test_site.hpp"
 
 namespace fs = std::filesystem;

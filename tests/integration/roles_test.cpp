@@ -14,10 +14,10 @@
 
 #include "engine/conf/template.hpp"
 #include "engine/core/error.hpp"
-#include "engine/driver/process.hpp"
-#include "engine/instances.hpp"
+#include "engine/core/process.hpp"
+#include "engine/operations/instances.hpp"
+#include "engine/operations/roles.hpp"
 #include "engine/pg/connection.hpp"
-#include "engine/pg/roles.hpp"
 #include "tests/support/test_site.hpp"
 
 namespace fs = std::filesystem;

@@ -7,8 +7,8 @@
 
 #include "engine/core/error.hpp"
 #include "engine/core/settings.hpp"
-#include "engine/driver/postmaster_pid.hpp"
-#include "engine/server.hpp"
+#include "engine/operations/server.hpp"
+#include "engine/pg/postmaster_pid.hpp"
 #include "tests/support/test_site.hpp"
 
 namespace fs = std::filesystem;

@@ -10,7 +10,7 @@
 #include "engine/conf/file_set.hpp"
 #include "engine/conf/template.hpp"
 #include "engine/core/error.hpp"
-#include "engine/instances.hpp"
+#include "engine/operations/instances.hpp"
 #include "tests/support/test_site.hpp"
 
 namespace fs = std::filesystem;

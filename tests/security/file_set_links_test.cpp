@@ -11,7 +11,7 @@
 
 #include "engine/conf/file_set.hpp"
 #include "engine/core/error.hpp"
-#include "engine/driver/process.hpp"
+#include "engine/core/process.hpp"
 
 namespace fs = std::filesystem;
 using namespace pgforge;

@@ -14,7 +14,7 @@
 #include <sstream>
 
 #include "engine/conf/template.hpp"
-#include "engine/instances.hpp"
+#include "engine/operations/instances.hpp"
 #include "tests/support/test_site.hpp"
 
 namespace fs = std::filesystem;

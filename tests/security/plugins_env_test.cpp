@@ -15,11 +15,12 @@
 #include <fstream>
 
 #include "engine/core/error.hpp"
-#include "engine/core/plugins.hpp"
-#include "engine/driver/postmaster_pid.hpp"
-#include "engine/driver/process.hpp"
-#include "engine/instances.hpp"
-#include "engine/pipeline.hpp"
+#include "engine/core/process.hpp"
+#include "engine/operations/instances.hpp"
+#include "engine/pg/postmaster_pid.hpp"
+#include "engine/pipeline/handlers.hpp"
+#include "engine/pipeline/pipeline.hpp"
+#include "engine/pipeline/plugin_host.hpp"
 #include "tests/support/test_site.hpp"
 #include "tests/unit/fake_driver.hpp"
 #include "tests/unit/temp_dir.hpp"

@@ -12,8 +12,8 @@
 #include <thread>
 
 #include "engine/cli/cli.hpp"
-#include "engine/driver/postmaster_pid.hpp"
-#include "engine/driver/process.hpp"
+#include "engine/core/process.hpp"
+#include "engine/pg/postmaster_pid.hpp"
 
 namespace fs = std::filesystem;
 

@@ -11,8 +11,8 @@
 #include "engine/cli/cli.hpp"
 #include "engine/core/settings.hpp"
 #include "engine/inventory/inventory.hpp"
+#include "engine/operations/databases.hpp"
 #include "engine/pg/connection.hpp"
-#include "engine/pg/databases.hpp"
 #include "temp_dir.hpp"
 
 namespace fs = std::filesystem;

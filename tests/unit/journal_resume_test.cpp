@@ -7,9 +7,10 @@
 #include <catch2/catch.hpp>
 #include <fstream>
 
-#include "engine/instances.hpp"
 #include "engine/inventory/inventory.hpp"
-#include "engine/pipeline.hpp"
+#include "engine/operations/instances.hpp"
+#include "engine/pipeline/made.hpp"
+#include "engine/pipeline/pipeline.hpp"
 #include "fake_driver.hpp"
 #include "temp_dir.hpp"
 

@@ -9,11 +9,12 @@
 #include <sstream>
 
 #include "engine/core/error.hpp"
-#include "engine/core/plugins.hpp"
-#include "engine/driver/postmaster_pid.hpp"
-#include "engine/instances.hpp"
 #include "engine/inventory/inventory.hpp"
-#include "engine/pipeline.hpp"
+#include "engine/operations/instances.hpp"
+#include "engine/pg/postmaster_pid.hpp"
+#include "engine/pipeline/handlers.hpp"
+#include "engine/pipeline/pipeline.hpp"
+#include "engine/pipeline/plugin_host.hpp"
 #include "fake_driver.hpp"
 #include "temp_dir.hpp"
 

@@ -4,9 +4,9 @@
 #include <fstream>
 
 #include "engine/core/error.hpp"
-#include "engine/core/plugins.hpp"
-#include "engine/instances.hpp"
-#include "engine/pipeline.hpp"
+#include "engine/operations/instances.hpp"
+#include "engine/pipeline/pipeline.hpp"
+#include "engine/pipeline/plugin_host.hpp"
 #include "temp_dir.hpp"
 
 namespace fs = std::filesystem;

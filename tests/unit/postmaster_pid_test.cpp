@@ -1,6 +1,6 @@
 // postmaster.pid, the server's account of itself; and the small process and file helpers used
 // beside it (whether a pid is alive, the tail of a log).
-#include "engine/driver/postmaster_pid.hpp"
+#include "engine/pg/postmaster_pid.hpp"
 
 #include <signal.h>
 #include <sys/wait.h>

@@ -16,7 +16,7 @@
 
 #include "engine/core/error.hpp"
 #include "engine/core/interrupt.hpp"
-#include "engine/driver/process.hpp"
+#include "engine/core/process.hpp"
 #include "temp_dir.hpp"
 
 namespace fs = std::filesystem;

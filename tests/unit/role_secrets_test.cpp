@@ -8,7 +8,7 @@
 #include <filesystem>
 
 #include "engine/conf/template.hpp"
-#include "engine/pg/roles.hpp"
+#include "engine/operations/roles.hpp"
 #include "temp_dir.hpp"
 
 namespace fs = std::filesystem;

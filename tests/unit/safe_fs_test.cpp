@@ -19,7 +19,8 @@
 #include "engine/conf/pgconf.hpp"
 #include "engine/conf/template.hpp"
 #include "engine/core/error.hpp"
-#include "engine/pipeline.hpp"
+#include "engine/pipeline/configure_draft.hpp"
+#include "engine/pipeline/pipeline.hpp"
 #include "temp_dir.hpp"
 
 namespace fs = std::filesystem;

@@ -15,9 +15,9 @@
 #include <thread>
 
 #include "engine/core/instance.hpp"
-#include "engine/driver/postmaster_pid.hpp"
-#include "engine/driver/process.hpp"
+#include "engine/core/process.hpp"
 #include "engine/pg/connection.hpp"
+#include "engine/pg/postmaster_pid.hpp"
 #include "tests/support/test_site.hpp"
 
 namespace fs = std::filesystem;

@@ -94,4 +94,7 @@ bool reap_if_exited(pid_t pid);
 // put secrets in files, not argv).
 std::string describe(const Command& command);
 
+// Whether a process with this pid exists (owned by anyone) and has not exited (a zombie has).
+bool process_exists(pid_t pid);
+
 }  // namespace pgforge

@@ -1,4 +1,4 @@
-#include "engine/driver/postmaster_pid.hpp"
+#include "engine/pg/postmaster_pid.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -62,17 +62,6 @@ std::optional<PostmasterPid> read_postmaster_pid(const std::filesystem::path& da
     close(fd);
     if (!ok) return std::nullopt;
     return parse_postmaster_pid(text);
-}
-
-bool process_exists(pid_t pid) {
-    if (pid <= 0 || (kill(pid, 0) != 0 && errno != EPERM)) return false;
-    // A zombie has exited; only its parent has not collected it yet (an init that reaps late
-    // would otherwise keep a stopped server "running").
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string text;
-    if (!std::getline(stat, text)) return true;
-    auto paren = text.rfind(')');
-    return paren == std::string::npos || paren + 2 >= text.size() || text[paren + 2] != 'Z';
 }
 
 std::string tail_file(const std::filesystem::path& file, int lines) {

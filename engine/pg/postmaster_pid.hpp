@@ -7,6 +7,8 @@
 #include <optional>
 #include <string>
 
+#include "engine/core/process.hpp"
+
 namespace pgforge {
 
 struct PostmasterPid {
@@ -24,8 +26,6 @@ struct PostmasterPid {
 std::optional<PostmasterPid> parse_postmaster_pid(const std::string& text);
 std::optional<PostmasterPid> read_postmaster_pid(const std::filesystem::path& data_dir);
 
-// Whether a process with this pid exists (owned by anyone) and has not exited (a zombie has).
-bool process_exists(pid_t pid);
 
 // The last `lines` lines of a text file (of its last 64 KiB), read with the rights of whoever
 // controls it (empty if it does not exist; an Error if that user cannot read it).

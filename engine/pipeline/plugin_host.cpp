@@ -1,6 +1,6 @@
 // std::filesystem paths for Boost.DLL (before any Boost.DLL header).
 #define BOOST_DLL_USE_STD_FS
-#include "engine/core/plugins.hpp"
+#include "engine/pipeline/plugin_host.hpp"
 
 #include <dlfcn.h>
 #include <fcntl.h>

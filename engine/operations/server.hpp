@@ -8,6 +8,7 @@
 #include <string>
 
 #include "engine/driver/cluster_driver.hpp"
+#include "engine/driver/ports.hpp"
 
 namespace pgforge {
 
@@ -46,9 +47,5 @@ class Server {
     PostgresDriver driver_;
     bool started_ = false;
 };
-
-// The first port from `from` that nothing listens on (loopback, IPv4 and IPv6).
-int find_free_port(int from = 5432, int to = 65535);
-bool port_is_free(int port);
 
 }  // namespace pgforge

@@ -1,7 +1,7 @@
 // The SHA-256 context functions make PBKDF2 2-3 times faster than PKCS5_PBKDF2_HMAC (which
 // goes through EVP for every iteration); OpenSSL 3 marks them deprecated but keeps them.
 #define OPENSSL_SUPPRESS_DEPRECATED
-#include "engine/pg/roles.hpp"
+#include "engine/operations/roles.hpp"
 
 #include <libpq-fe.h>
 #include <openssl/crypto.h>
@@ -24,7 +24,7 @@
 #include "engine/conf/template.hpp"
 #include "engine/core/error.hpp"
 #include "engine/core/log.hpp"
-#include "engine/instances.hpp"
+#include "engine/operations/instances.hpp"
 #include "engine/pg/connection.hpp"
 
 namespace fs = std::filesystem;

@@ -1,4 +1,4 @@
-#include "engine/pg/databases.hpp"
+#include "engine/operations/databases.hpp"
 
 #include <sys/stat.h>
 
@@ -16,7 +16,7 @@
 #include "engine/core/log.hpp"
 #include "engine/core/text.hpp"
 #include "engine/driver/cluster_driver.hpp"
-#include "engine/instances.hpp"
+#include "engine/operations/instances.hpp"
 
 namespace fs = std::filesystem;
 

@@ -1,4 +1,4 @@
-#include "engine/driver/process.hpp"
+#include "engine/core/process.hpp"
 
 #include <fcntl.h>
 #include <grp.h>
@@ -14,13 +14,13 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <string_view>
 
 #include "engine/core/error.hpp"
 #include "engine/core/interrupt.hpp"
 #include "engine/core/log.hpp"
 #include "engine/core/text.hpp"
-#include "engine/driver/postmaster_pid.hpp"
 
 extern char** environ;
 
@@ -453,6 +453,17 @@ bool reap_if_exited(pid_t pid) {
     if (r == pid) return true;
     if (r < 0 && errno == ECHILD) return !process_exists(pid);
     return false;
+}
+
+bool process_exists(pid_t pid) {
+    if (pid <= 0 || (kill(pid, 0) != 0 && errno != EPERM)) return false;
+    // A zombie has exited; only its parent has not collected it yet (an init that reaps late
+    // would otherwise keep a stopped server "running").
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string text;
+    if (!std::getline(stat, text)) return true;
+    auto paren = text.rfind(')');
+    return paren == std::string::npos || paren + 2 >= text.size() || text[paren + 2] != 'Z';
 }
 
 }  // namespace pgforge

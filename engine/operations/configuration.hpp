@@ -12,7 +12,7 @@
 
 #include "engine/conf/hba.hpp"
 #include "engine/conf/pgconf.hpp"
-#include "engine/instances.hpp"
+#include "engine/operations/instances.hpp"
 
 namespace pgforge::configuration {
 

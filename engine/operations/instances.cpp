@@ -1,4 +1,4 @@
-#include "engine/instances.hpp"
+#include "engine/operations/instances.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -18,46 +18,22 @@
 
 #include "engine/conf/parameters.hpp"
 #include "engine/conf/template.hpp"
-#include "engine/configuration.hpp"
 #include "engine/core/error.hpp"
 #include "engine/core/input.hpp"
 #include "engine/core/log.hpp"
-#include "engine/core/plugins.hpp"
 #include "engine/core/safe_fs.hpp"
-#include "engine/driver/postmaster_pid.hpp"
 #include "engine/inventory/inventory.hpp"
-#include "engine/pipeline.hpp"
-#include "engine/server.hpp"
+#include "engine/operations/configuration.hpp"
+#include "engine/operations/server.hpp"
+#include "engine/pg/postmaster_pid.hpp"
+#include "engine/pipeline/configure_draft.hpp"
+#include "engine/pipeline/made.hpp"
+#include "engine/pipeline/pipeline.hpp"
+#include "engine/pipeline/plugin_host.hpp"
 
 namespace fs = std::filesystem;
 
 namespace pgforge {
-
-Context::Context(Settings settings, std::unique_ptr<ClusterDriver> driver)
-    : settings_(std::move(settings)),
-      driver_(driver ? std::move(driver) : std::make_unique<PostgresDriver>()) {
-    // The prefix holds every instance, the inventory and the locks: no other user may be able to
-    // change it or a parent (safe_fs.hpp). Checked for each command, before any lock is taken.
-    safe_fs::check_trusted_directory(settings_.prefix, "prefix");
-}
-
-// Plugin objects and libraries go before the inventory and the driver they may still use.
-Context::~Context() {
-    plugins_.reset();
-}
-
-Inventory& Context::inventory() {
-    if (!inventory_) inventory_ = std::make_unique<Inventory>(settings_.inventory_file());
-    return *inventory_;
-}
-
-PluginHost& Context::plugins() {
-    if (!plugins_) {
-        plugins_ = std::make_unique<PluginHost>(settings_);
-        plugins_->load([this](LoadedPlugin& p) { return setup_plugin(*this, p); });
-    }
-    return *plugins_;
-}
 
 namespace instances {
 namespace {

@@ -1,4 +1,4 @@
-#include "engine/configuration.hpp"
+#include "engine/operations/configuration.hpp"
 
 #include <sys/stat.h>
 
@@ -16,9 +16,10 @@
 #include "engine/core/log.hpp"
 #include "engine/core/text.hpp"
 #include "engine/inventory/inventory.hpp"
+#include "engine/operations/roles.hpp"
 #include "engine/pg/connection.hpp"
-#include "engine/pg/roles.hpp"
-#include "engine/pipeline.hpp"
+#include "engine/pipeline/configure_draft.hpp"
+#include "engine/pipeline/pipeline.hpp"
 
 namespace fs = std::filesystem;
 
