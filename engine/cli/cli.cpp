@@ -12,6 +12,7 @@
 #include "engine/core/interrupt.hpp"
 #include "engine/core/log.hpp"
 #include "engine/core/text.hpp"
+#include "engine/operations/plugin_commands.hpp"
 #include "engine/pipeline/pipeline.hpp"
 #include "engine/pipeline/plugin_calls.hpp"
 #include "engine/pipeline/plugin_host.hpp"
@@ -49,30 +50,6 @@ void print_table(std::ostream& out, const std::vector<std::vector<std::string>>&
         line.erase(line.find_last_not_of(' ') + 1);
         out << line << "\n";
     }
-}
-
-namespace {
-
-void write_journal(Context& ctx, const Instance& instance, const std::string& operation, bool ok,
-                   const std::string& message, const std::vector<std::string>& statements) {
-    std::vector<JournalStep> steps;
-    const std::string at = utc_timestamp();
-    for (const auto& s : statements) steps.push_back({"sql", s, at, 0, "ok", {}});
-    journal_at_once(ctx, instance, operation, ok, message, steps);
-}
-
-}  // namespace
-
-void journaled(Context& ctx, const Instance& instance, const std::string& operation,
-               const std::function<std::vector<std::string>()>& change) {
-    std::vector<std::string> statements;
-    try {
-        statements = change();
-    } catch (const Error& e) {
-        write_journal(ctx, instance, operation, false, e.what(), {});
-        throw;
-    }
-    if (!statements.empty()) write_journal(ctx, instance, operation, true, {}, statements);
 }
 
 std::vector<const std::vector<CommandSpec>*> all_command_tables() {
@@ -177,42 +154,8 @@ std::vector<std::string> split_plugin_arguments(const std::vector<std::string>& 
     }
 }
 
-// A plugin's command once per instance (--all), each instance's output labelled: in text a
-// header line per instance, in JSON one object keyed by the instance's qualified name. A failure
-// on one instance is said (naming it) and the others still run; the worst status is returned.
-int run_plugin_command_all(Context& ctx, LoadedPlugin& p, const sdk::Command& c,
-                           const std::vector<std::string>& args, Invocation& inv) {
-    int worst = 0;
-    json results = json::object();
-    for (Instance& i : ctx.inventory().list()) {
-        const std::string name = i.qualified_name();
-        std::ostringstream captured;
-        if (!inv.json) inv.out << "== " << name << " ==\n" << std::flush;
-        int rc = 0;
-        std::string failure;
-        try {
-            auto held = instances::lock(ctx, i);
-            rc = run_plugin_command(ctx, p, c, &i, args, inv.json, inv.json ? captured : inv.out,
-                                    inv.err);
-        } catch (const Error& e) {
-            if (interrupted()) throw;  // a signal ends the whole command
-            rc = static_cast<int>(e.code());
-            failure = e.what();
-            inv.err << "pgforge: " << name << ": " << escape_control(failure) << "\n";
-        }
-        worst = std::max(worst, rc);
-        if (inv.json) {
-            auto parsed = json::parse(captured.str(), nullptr, false);
-            json entry = parsed.is_discarded() ? json(captured.str()) : parsed;
-            if (!failure.empty()) entry = {{"error", failure}, {"exit", rc}};
-            results[name] = entry;
-        }
-    }
-    if (inv.json) inv.out << results.dump(2) << "\n";
-    return worst;
-}
-
-// pgforge FAMILY VERB for a family an enabled plugin adds.
+// pgforge FAMILY VERB for a family an enabled plugin adds: the global options and -i are
+// pgforge's, the rest the plugin's; the library finds and runs the command (plugin_commands.hpp).
 std::optional<int> run_plugin_command_line(const std::vector<std::string>& words,
                                            const std::vector<std::string>& rest, Invocation& inv) {
     po::variables_map vm;
@@ -220,47 +163,24 @@ std::optional<int> run_plugin_command_line(const std::vector<std::string>& words
     apply_globals(vm, inv);
     const std::string instance_ref = vm.count("instance") ? vm["instance"].as<std::string>() : "";
     Context& ctx = inv.ctx();
-    std::vector<std::string> names;
-    if (ctx.plugins_wanted()) {
-        for (LoadedPlugin* p : ctx.plugins().loaded()) {
-            for (const auto& c : p->commands()) {
-                names.push_back(c.family + " " + c.verb);
-                if (c.family != words[0] || words.size() < 2 || c.verb != words[1]) continue;
-                if (vm["help"].as<bool>()) {
-                    inv.out << "usage: pgforge " << c.family << " " << c.verb << " " << c.args
-                            << "\n"
-                            << c.summary << " (plugin " << p->name() << ")\n";
-                    return 0;
-                }
-                if (!c.needs_instance)
-                    return run_plugin_command(ctx, *p, c, nullptr, args, inv.json, inv.out,
-                                              inv.err);
-                auto all = std::find(args.begin(), args.end(), "--all");
-                if (all != args.end() && instance_ref.empty()) {
-                    args.erase(all);
-                    return run_plugin_command_all(ctx, *p, c, args, inv);
-                }
-                if (instance_ref.empty())
-                    throw Error(
-                        Exit::usage, "pgforge " + c.family + " " + c.verb + " needs -i NAME",
-                        "name the instance: pgforge " + c.family + " " + c.verb + " -i main");
-                Instance i = instances::get(ctx, instance_ref);
-                auto held = instances::lock(ctx, i);
-                int rc = run_plugin_command(ctx, *p, c, &i, args, inv.json, inv.out, inv.err);
-                inv.end_progress();
-                return rc;
-            }
-        }
+    auto found = plugin_commands::find(ctx, words[0], words.size() > 1 ? words[1] : std::string());
+    if (!found)
+        unknown_command(words[0], words.size() > 1 ? words[1] : "", plugin_commands::names(ctx));
+    const sdk::Command& c = found->command;
+    if (vm["help"].as<bool>()) {
+        inv.out << "usage: pgforge " << c.family << " " << c.verb << " " << c.args << "\n"
+                << c.summary << " (plugin " << found->plugin->name() << ")\n";
+        return 0;
     }
-    if (ctx.plugins_wanted())
-        for (const auto& r : ctx.plugins().records())
-            if (r.enabled && !r.loaded && r.manifest.families.count(words[0]))
-                throw Error(Exit::failure,
-                            "pgforge " + words[0] + " belongs to plugin " + r.manifest.name +
-                                (r.skipped ? ", skipped (--skip-plugin)"
-                                           : ", which is enabled but broken: " + r.error),
-                            "fix the plugin: pgforge plugin show " + r.manifest.name);
-    unknown_command(words[0], words.size() > 1 ? words[1] : "", names);
+    bool all = false;
+    if (auto it = std::find(args.begin(), args.end(), "--all");
+        it != args.end() && c.needs_instance && instance_ref.empty()) {
+        args.erase(it);
+        all = true;
+    }
+    int rc = plugin_commands::run(ctx, *found, instance_ref, all, args, inv.json, inv.out, inv.err);
+    inv.end_progress();
+    return rc;
 }
 
 // Lists the verbs of a built-in object ("pgforge instance --help").

@@ -92,13 +92,6 @@ struct CommandSpec {
 std::string shell_quote(const std::string& s);
 void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows);
 
-// Runs a database or role change on `instance` and journals it there as `operation`
-// ("database create app"): one entry whose steps are the statements `change` returns (kind
-// "sql"), written only when it ran some or failed, so that a no-op apply writes nothing. A
-// failure (a refusal by the server, a missing role) is journaled with its message and rethrown.
-void journaled(Context& ctx, const Instance& instance, const std::string& operation,
-               const std::function<std::vector<std::string>()>& change);
-
 // The command tables, one per object family.
 const std::vector<CommandSpec>& instance_commands();
 const std::vector<CommandSpec>& conf_commands();

@@ -12,6 +12,7 @@
 #include "engine/core/input.hpp"
 #include "engine/core/text.hpp"
 #include "engine/operations/roles.hpp"
+#include "engine/pipeline/pipeline.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::ordered_json;
@@ -357,7 +358,7 @@ std::vector<std::string> statements_of(const std::vector<roles::Outcome>& outcom
 roles::Outcome journaled_apply(Invocation& inv, const Instance& i, const std::string& operation,
                                const Role& r) {
     roles::Outcome out;
-    journaled(inv.ctx(), i, operation, [&] {
+    journal_change(inv.ctx(), i, operation, [&] {
         out = roles::apply(inv.ctx(), i, r);
         return statements_of({out});
     });
@@ -423,7 +424,7 @@ int role_apply(Invocation& inv) {
         for (auto& r : list) r.pgpass = true;
     Instance i = target(inv);
     std::vector<roles::Outcome> outcomes;
-    journaled(inv.ctx(), i, "role apply", [&] {
+    journal_change(inv.ctx(), i, "role apply", [&] {
         outcomes = roles::apply(inv.ctx(), i, list);
         return statements_of(outcomes);
     });
@@ -474,7 +475,7 @@ int role_drop(Invocation& inv) {
     o.reassign_owned = inv.opt<std::string>("reassign-owned");
     o.drop_owned = inv.flag("drop-owned");
     roles::Outcome out;
-    journaled(inv.ctx(), i, "role drop " + name, [&] {
+    journal_change(inv.ctx(), i, "role drop " + name, [&] {
         out = roles::drop(inv.ctx(), i, name, o);
         return statements_of({out});
     });

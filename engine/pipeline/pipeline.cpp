@@ -223,4 +223,28 @@ void journal_at_once(Context& ctx, const Instance& instance, const std::string& 
     }
 }
 
+namespace {
+
+void journal_sql(Context& ctx, const Instance& instance, const std::string& operation, bool ok,
+                 const std::string& message, const std::vector<std::string>& statements) {
+    std::vector<JournalStep> steps;
+    const std::string at = utc_timestamp();
+    for (const auto& s : statements) steps.push_back({"sql", s, at, 0, "ok", {}});
+    journal_at_once(ctx, instance, operation, ok, message, steps);
+}
+
+}  // namespace
+
+void journal_change(Context& ctx, const Instance& instance, const std::string& operation,
+                    const std::function<std::vector<std::string>()>& change) {
+    std::vector<std::string> statements;
+    try {
+        statements = change();
+    } catch (const Error& e) {
+        journal_sql(ctx, instance, operation, false, e.what(), {});
+        throw;
+    }
+    if (!statements.empty()) journal_sql(ctx, instance, operation, true, {}, statements);
+}
+
 }  // namespace pgforge

@@ -90,4 +90,11 @@ class Pipeline {
 void journal_at_once(Context& ctx, const Instance& instance, const std::string& operation, bool ok,
                      const std::string& message, const std::vector<JournalStep>& steps);
 
+// Runs a database or role change on `instance` and journals it there as `operation`
+// ("database create app"): one entry whose steps are the statements `change` returns (kind
+// "sql"), written only when it ran some or failed, so that a no-op apply writes nothing. A
+// failure (a refusal by the server, a missing role) is journaled with its message and rethrown.
+void journal_change(Context& ctx, const Instance& instance, const std::string& operation,
+                    const std::function<std::vector<std::string>()>& change);
+
 }  // namespace pgforge
