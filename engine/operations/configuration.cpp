@@ -104,6 +104,28 @@ void read_pending(pg::Connection& c, Outcome& out) {
 
 // The files of one configure: postgresql.conf documents (edited by the command), and the
 // pg_hba.conf and pg_ident.conf texts as the command leaves them.
+// The port a configure sets (the user's change, else a plugin's contribution): 5432 when the
+// user removes it, 0 when neither touches it or the value is not a port (the server's own check
+// refuses it then).
+int new_port(const std::map<std::string, std::optional<std::string>>& user,
+             const ConfigureDraft& draft) {
+    std::optional<std::optional<std::string>> value;
+    for (const auto& [name, v] : user)
+        if (to_lower(name) == "port") value = v;
+    if (!value)
+        for (const auto& [name, contribution] : draft.parameters())
+            if (to_lower(name) == "port") value = contribution.first;
+    if (!value) return 0;
+    if (!*value) return 5432;
+    try {
+        size_t used = 0;
+        int n = std::stoi(**value, &used);
+        return used == (*value)->size() && n > 0 && n < 65536 ? n : 0;
+    } catch (const std::exception&) {
+        return 0;
+    }
+}
+
 struct Proposal {
     std::map<fs::path, conf::ConfDocument> docs;
     std::map<std::string, std::optional<std::string>> user;  // what the command sets or removes
@@ -404,6 +426,12 @@ void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outc
                                     " would not start with the new configuration:\n" + conflicts,
                                 "nothing was written");
             }
+            // A new port must be free: another instance's or a listening program's port would
+            // keep the server from starting on it.
+            if (conf_changed)
+                if (int np = new_port(prop.user, draft); np != 0 && np != i.port)
+                    instances::check_port_available(ctx, np, &i,
+                                                    "choose another port; nothing was written");
             throw_if_interrupted();
             files.apply();
             out.changed = true;

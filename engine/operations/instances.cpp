@@ -36,6 +36,22 @@ namespace fs = std::filesystem;
 namespace pgforge {
 
 namespace instances {
+
+void check_port_available(Context& ctx, int port, const Instance* self, const std::string& hint) {
+    // Read before anything is written: a refused port leaves no inventory, lock or journal row.
+    std::error_code ec;
+    if (fs::exists(ctx.settings().inventory_file(), ec))
+        for (const Instance& other : ctx.inventory().list())
+            if (other.port == port && (!self || other.qualified_name() != self->qualified_name()))
+                throw Error(Exit::conflict,
+                            "port " + std::to_string(port) + " belongs to instance " +
+                                other.qualified_name(),
+                            hint);
+    if (!port_is_free(port))
+        throw Error(Exit::conflict, "port " + std::to_string(port) + " is in use on this machine",
+                    hint);
+}
+
 namespace {
 
 int choose_port(Context& ctx, int requested, bool allow_privileged = false) {
@@ -46,14 +62,8 @@ int choose_port(Context& ctx, int requested, bool allow_privileged = false) {
     if (fs::exists(ctx.settings().inventory_file(), ec)) taken = ctx.inventory().ports();
     std::set<int> used(taken.begin(), taken.end());
     if (requested != 0) {
-        if (used.count(requested))
-            throw Error(Exit::conflict,
-                        "port " + std::to_string(requested) + " belongs to another instance",
-                        "choose another port, or leave --port out to get a free one");
-        if (!port_is_free(requested))
-            throw Error(Exit::conflict,
-                        "port " + std::to_string(requested) + " is in use on this machine",
-                        "choose another port, or leave --port out to get a free one");
+        check_port_available(ctx, requested, nullptr,
+                             "choose another port, or leave --port out to get a free one");
         return requested;
     }
     const auto& s = ctx.settings();
@@ -726,6 +736,10 @@ void run_foreground(Context& ctx, const Instance& inst) {
     auto held = lock(ctx, inst);
     require_data_directory(inst);
     Instance i = inst;
+    // As for start: the server runs on the port of its files, and the inventory follows.
+    std::optional<int> moved_from;
+    if (auto pm = read_postmaster_pid(i.data_dir); !pm || !process_exists(pm->pid))
+        moved_from = configuration::take_configured_port(i);
     Cluster c = cluster_for(ctx, i);
     {
         Pipeline p(ctx, "start --foreground", i);
@@ -733,8 +747,12 @@ void run_foreground(Context& ctx, const Instance& inst) {
         // The server replaces this process: nothing runs after it, so the operation ends here,
         // and the lock goes before (a foreground server runs for long; stop must not wait).
         p.step("hand over to the server", [] {});
-        p.finish();
+        if (moved_from)
+            p.finish_updating_entry();
+        else
+            p.finish();
     }
+    if (moved_from) configuration::move_pgpass_entries(i, *moved_from);
     held.reset();
     ctx.driver().run_foreground(c);
     // Not reached: run_foreground execs the server or throws.

@@ -43,6 +43,10 @@ struct CreateOptions {
 // or the port is taken.
 Instance create(Context& ctx, const CreateOptions& options);
 
+// Refuses (Error(Exit::conflict), with `hint`) a port that another inventoried instance than
+// `self` has, or that something listens on (loopback, IPv4 and IPv6).
+void check_port_available(Context& ctx, int port, const Instance* self, const std::string& hint);
+
 // Resolves "main" or "15/main" against the inventory. Throws Error(Exit::not_found).
 Instance get(Context& ctx, const std::string& ref);
 bool exists(Context& ctx, const std::string& ref);

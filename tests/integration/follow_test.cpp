@@ -1,15 +1,23 @@
 // The inventory follows the server (a port change, drift of what it mirrors) and what a
 // configure or reload reports is the server's own word (before -> after, reload or restart from
 // the parameter's context, pending_restart), in text and in JSON.
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <chrono>
+#include <thread>
 
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "engine/core/error.hpp"
+#include "engine/driver/ports.hpp"
 #include "engine/inventory/inventory.hpp"
 #include "engine/operations/instances.hpp"
 #include "engine/pg/connection.hpp"
@@ -247,4 +255,79 @@ TEST_CASE(
         CHECK(logs.at("lines").size() == 3);
         CHECK(site.cli({"instance", "logs", "contrib", "-f", "--json"}).status == 2);
     }
+}
+
+TEST_CASE("conf set port=N refuses a port another instance or program holds, writing nothing",
+          "[integration][follow]") {
+    TestSite site;
+    REQUIRE(site.cli({"instance", "create", "mover", "--state", "stopped"}).status == 0);
+    REQUIRE(site.cli({"instance", "create", "holder", "--state", "stopped"}).status == 0);
+    Instance mover = fresh(site, "mover");
+    Instance holder = fresh(site, "holder");
+    const std::string conf_before = slurp(mover.data_dir / "postgresql.conf");
+
+    SECTION("another instance's port") {
+        auto out = site.cli({"conf", "set", "-i", "mover", "port=" + std::to_string(holder.port)});
+        CHECK(out.status == static_cast<int>(Exit::conflict));
+        CHECK_THAT(out.err, Catch::Contains("belongs to instance 15/holder"));
+    }
+    SECTION("a port something listens on") {
+        const int taken = find_free_port(holder.port + 37);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        REQUIRE(fd >= 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(static_cast<uint16_t>(taken));
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+        REQUIRE(listen(fd, 1) == 0);
+        auto out = site.cli({"conf", "set", "-i", "mover", "port=" + std::to_string(taken)});
+        close(fd);
+        CHECK(out.status == static_cast<int>(Exit::conflict));
+        CHECK_THAT(out.err, Catch::Contains("is in use on this machine"));
+    }
+    CHECK(slurp(mover.data_dir / "postgresql.conf") == conf_before);
+    CHECK(fresh(site, "mover").port == mover.port);
+}
+
+TEST_CASE("start --foreground takes the port of the files into the inventory",
+          "[integration][follow]") {
+    TestSite site;
+    REQUIRE(site.cli({"instance", "create", "fg", "--state", "stopped"}).status == 0);
+    Instance before = fresh(site, "fg");
+    const int new_port = find_free_port(before.port + 41);
+    {
+        // Edited by hand while stopped: the inventory learns it at the next start.
+        std::ofstream conf(before.data_dir / "postgresql.conf", std::ios::app);
+        conf << "port = " << new_port << "\n";
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 1);
+        dup2(null, 2);
+        execl(PGFORGE_CLI_PATH, PGFORGE_CLI_PATH, "--settings", site.settings_file().c_str(),
+              "instance", "start", "--foreground", "fg", static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    REQUIRE(pid > 0);
+    auto running = [&] {
+        Context ctx(site.settings());
+        return instances::status(ctx, instances::get(ctx, "fg")).running;
+    };
+    // Ready when its socket on the new port is there.
+    const fs::path socket = before.socket_dir / (".s.PGSQL." + std::to_string(new_port));
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!fs::exists(socket) && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    CHECK(running());
+    CHECK(fs::exists(socket));
+    CHECK(fresh(site, "fg").port == new_port);
+    CHECK(drift_of(site, "fg").empty());
+    auto listed = site.cli({"database", "list", "-i", "fg"});
+    INFO(listed.err);
+    CHECK(listed.status == 0);
+    CHECK(site.cli({"instance", "stop", "fg"}).status == 0);
+    int status = 0;
+    waitpid(pid, &status, 0);
 }

@@ -457,7 +457,7 @@ TEST_CASE("instance create refuses a port of another instance without a lock fil
     Result r = site.run({"instance", "create", "other", "--port", "6001"});
     INFO(describe(r));
     CHECK(r.status == 5);
-    CHECK_THAT(r.err, Catch::Contains("port 6001 belongs to another instance"));
+    CHECK_THAT(r.err, Catch::Contains("port 6001 belongs to instance 15/main"));
     CHECK(tree(site.prefix()) == before);
     CHECK(pgforge::Inventory(site.prefix() / "inventory.sqlite").journal().empty());
 }
