@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -252,7 +253,23 @@ void FileSet::add(const fs::path& file, std::string content, const OsUser* owner
     Fd fd(::openat(dirfd.get(), e.file.filename().c_str(),
                    O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
     struct stat st {};
+    // As root, only the owner's files are an instance's configuration: a file of another user
+    // (root's, named by an include the owner wrote) is never written for it.
+    const bool for_owner = owner && ::geteuid() == 0 && owner->uid != 0;
+    auto refuse_other = [&](const fs::path& what, uid_t uid) {
+        struct passwd* pw = ::getpwuid(uid);
+        throw Error(Exit::failure,
+                    what.string() + " belongs to " +
+                        (pw ? std::string(pw->pw_name) : "uid " + std::to_string(uid)) +
+                        ", not to the instance's owner " + owner->name +
+                        ": pgforge writes an instance's configuration only into its owner's files",
+                    "edit that file yourself, or set the parameter in a file of the owner "
+                    "(and remove the include that names the other file)");
+    };
     if (fd.get() < 0 && errno == ENOENT) {
+        struct stat dst {};
+        if (for_owner && ::fstat(dirfd.get(), &dst) == 0 && dst.st_uid != owner->uid)
+            refuse_other(e.file.parent_path(), dst.st_uid);
         e.uid = owner ? owner->uid : ::geteuid();
         e.gid = owner ? owner->gid : ::getegid();
         e.mode = static_cast<unsigned>(mode) & 07777;
@@ -268,6 +285,7 @@ void FileSet::add(const fs::path& file, std::string content, const OsUser* owner
         throw Error(Exit::failure, e.file.string() + " is not a regular file",
                     "put the configuration file itself in its place");
     } else {
+        if (for_owner && st.st_uid != owner->uid) refuse_other(e.file, st.st_uid);
         e.existed = true;
         e.uid = st.st_uid;
         e.gid = st.st_gid;

@@ -194,6 +194,38 @@ TEST_CASE("attack 1: postgresql.conf replaced by a link to a root file is refuse
     CHECK(decoy.unchanged());
 }
 
+TEST_CASE("attack 1: an include of a root file planted by the owner is not written as root",
+          "[security][files]") {
+    Decoy decoy;
+    Site s(false);
+    // A root-owned file the server may read (0644 in a 0755 directory) that sets a parameter.
+    char tmpl[] = "/tmp/pgforge-rootconf-XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    const fs::path dir = tmpl;
+    chmod(dir.c_str(), 0755);
+    const fs::path root_conf = dir / "shared.conf";
+    std::ofstream(root_conf) << "work_mem = 4MB\n";
+    chmod(root_conf.c_str(), 0644);
+    const fs::path conf = s.instance.data_dir / "postgresql.conf";
+    as_user("postgres", "printf \"include '%s'\\n\" " + quote(root_conf.string()) + " >> " +
+                            quote(conf.string()));
+    const std::string conf_before = read(conf);
+
+    auto set = s.cli({"conf", "set", "-i", "sec", "work_mem=12MB"});
+    INFO(set.err);
+    CHECK(set.status != 0);
+    CHECK(set.err.find(root_conf.string()) != std::string::npos);
+    CHECK(set.err.find("instance's owner") != std::string::npos);
+    CHECK(read(root_conf) == "work_mem = 4MB\n");
+    struct stat st {};
+    REQUIRE(stat(root_conf.c_str(), &st) == 0);
+    CHECK(st.st_uid == 0);
+    CHECK(read(conf) == conf_before);
+    CHECK(decoy.unchanged());
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+}
+
 TEST_CASE("attack 1: conf set --file on another user's file is done as that user",
           "[security][files]") {
     Decoy decoy;
