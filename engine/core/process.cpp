@@ -331,6 +331,10 @@ ProcessResult run_process(const Command& c) {
     if (c.input.empty()) {
         close(in_fd);
         in_fd = -1;
+    } else {
+        // poll() says some room is free, not how much: a blocking write of the rest would wait
+        // for a child that itself waits for us to read its output.
+        fcntl(in_fd, F_SETFL, fcntl(in_fd, F_GETFL) | O_NONBLOCK);
     }
     int open_outputs = 2;
     pollfd fds[3] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}, {in_fd, POLLOUT, 0}};

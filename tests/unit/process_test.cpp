@@ -252,6 +252,28 @@ TEST_CASE("a program holds no descriptor of pgforge's but its three streams") {
     ::close(inherited);
 }
 
+TEST_CASE("a large input to a program that writes before it reads does not deadlock") {
+    // The program fills its output pipe before it reads a byte of its input: pgforge must read
+    // while it writes. Run in a child with an alarm, so that a deadlock fails instead of hanging.
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        alarm(20);
+        Command c;
+        c.argv = {"/bin/sh", "-c", "head -c 262144 /dev/zero; wc -c >&2"};
+        c.input.assign(1 << 20, 'x');
+        c.timeout = 15;
+        auto r = run_process(c);
+        bool good = r.ok() && r.out.size() == 262144 && r.err.find("1048576") != std::string::npos;
+        _exit(good ? 0 : 3);
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    INFO("status " << status);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+}
+
 TEST_CASE("a signal while a program runs kills its process group and throws interrupted") {
     SharedDir dir;
     InterruptHandlers handlers;
