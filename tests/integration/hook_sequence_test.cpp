@@ -2,6 +2,7 @@
 // hook sequence table of docs/plugins.md, in that order, for plugins and site hooks alike, on a
 // real server. An operation without a row (or a row without an operation) fails the test.
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "engine/core/fault.hpp"
 #include "engine/inventory/inventory.hpp"
 #include "engine/operations/instances.hpp"
 #include "engine/pipeline/plugin_host.hpp"
@@ -332,4 +334,47 @@ TEST_CASE(
     CHECK(s.running("cs"));
     CHECK_THAT(conf_text(), Catch::Contains("max_connections = 38"));
     CHECK_FALSE(fs::exists(i.data_dir / ".pgforge-configure"));
+}
+
+TEST_CASE(
+    "a configure --restart killed after its stop: the next command starts the server "
+    "through a restart with its start hook points",
+    "[hook-sequence][fault]") {
+    if (!fault_injection_built())
+        FAIL("built without PGFORGE_FAULT_INJECTION (scripts/test has it)");
+    SequenceSite s;
+    REQUIRE(s.cli({"instance", "create", "kr"}).status == 0);
+    s.clear();
+    // The CLI as its own process, killed by its kill point right after the stop step.
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 1);
+        dup2(null, 2);
+        setenv("PGFORGE_FAULT_KILL_AT", "configure:stop:after", 1);
+        execl(PGFORGE_CLI_PATH, PGFORGE_CLI_PATH, "--settings", s.site.settings_file().c_str(),
+              "conf", "set", "-i", "kr", "max_connections=43", "--restart",
+              static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFSIGNALED(status));
+    REQUIRE(WTERMSIG(status) == SIGKILL);
+    REQUIRE_FALSE(s.running("kr"));
+    s.clear();
+    // Any command that takes the instance's lock resumes it.
+    auto r = s.cli({"conf", "set", "-i", "kr", "work_mem=6MB"});
+    INFO(r.err);
+    CHECK(r.status == 0);
+    CHECK(s.running("kr"));
+    const std::vector<std::string> start = {"pre_start", "post_start"};
+    CHECK(s.recorded(true, "restart") == start);
+    CHECK(s.recorded(false, "restart") == start);
+    Context ctx(s.site.settings());
+    bool restart_journaled = false;
+    for (const auto& e : ctx.inventory().journal("15/kr"))
+        if (e.operation == "restart" && e.outcome == "ok") restart_journaled = true;
+    CHECK(restart_journaled);
 }
