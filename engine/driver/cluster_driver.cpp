@@ -142,6 +142,12 @@ ServerStatus PostgresDriver::status(const Cluster& c) {
     return s;
 }
 
+void prepare_server_directories(const Cluster& c) {
+    check_run_directory(c.instance);
+    make_owned_directory(c.instance.socket_dir, c.owner, fs::perms(0755));
+    make_owned_directory(c.instance.log_file.parent_path(), c.owner, fs::perms(0700));
+}
+
 bool PostgresDriver::start(const Cluster& c, double timeout, const Progress& progress) {
     const Instance& i = c.instance;
     // Already running: a server still starting (crash recovery, a standby catching up) is waited
@@ -162,9 +168,7 @@ bool PostgresDriver::start(const Cluster& c, double timeout, const Progress& pro
                             i.qualified_name() + "`, or raise --timeout");
         sleep_ms(20);
     }
-    check_run_directory(i);
-    make_owned_directory(i.socket_dir, c.owner, fs::perms(0755));
-    make_owned_directory(i.log_file.parent_path(), c.owner, fs::perms(0700));
+    prepare_server_directories(c);
 
     Command cmd;
     cmd.as = &c.owner;

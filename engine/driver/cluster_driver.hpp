@@ -46,6 +46,10 @@ struct ServerStatus {
 // Reports steps of long work ("running initdb", "waiting for the server").
 using Progress = std::function<void(std::string_view step)>;
 
+// What a server needs before it starts, whoever starts it: the run directory checked, the socket
+// directory and the log directory made for the owner.
+void prepare_server_directories(const Cluster& c);
+
 class ClusterDriver {
   public:
     virtual ~ClusterDriver() = default;

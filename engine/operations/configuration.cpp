@@ -20,6 +20,7 @@
 #include "engine/pg/connection.hpp"
 #include "engine/pipeline/configure_draft.hpp"
 #include "engine/pipeline/pipeline.hpp"
+#include "engine/pipeline/steps.hpp"
 
 namespace fs = std::filesystem;
 
@@ -248,7 +249,7 @@ void restart_steps(Context& ctx, Pipeline& p, const Cluster& cluster, const Inst
     try {
         p.around(sdk::HookPoint::pre_start, "start", [&] {
             start_tried = true;
-            ctx.driver().start(moved, ctx.settings().start_timeout, ctx.progress);
+            start_server(ctx, p, moved, ctx.settings().start_timeout);
             started = true;
             fault_point("configure", "restart start", "after");
         });
@@ -267,9 +268,8 @@ void restart_steps(Context& ctx, Pipeline& p, const Cluster& cluster, const Inst
         std::string refusal = e.what();
         files.rollback();
         try {
-            p.step("start on the previous configuration", [&] {
-                ctx.driver().start(cluster, ctx.settings().start_timeout, ctx.progress);
-            });
+            p.step("start on the previous configuration",
+                   [&] { start_server(ctx, p, cluster, ctx.settings().start_timeout); });
         } catch (const std::exception& again) {
             throw Error(Exit::server,
                         "instance " + i.qualified_name() +

@@ -30,6 +30,7 @@
 #include "engine/pipeline/made.hpp"
 #include "engine/pipeline/pipeline.hpp"
 #include "engine/pipeline/plugin_host.hpp"
+#include "engine/pipeline/steps.hpp"
 
 namespace fs = std::filesystem;
 
@@ -334,7 +335,7 @@ Instance create(Context& ctx, const CreateOptions& o) {
                     ctx.driver().stop(cluster, StopMode::immediate, s.stop_timeout);
                 remove_if_empty(i.socket_dir);
             });
-            ctx.driver().start(cluster, s.start_timeout, ctx.progress);
+            start_server(ctx, p, cluster, s.start_timeout);
         });
     }
     p.finish();
@@ -490,8 +491,7 @@ bool start(Context& ctx, const Instance& inst, std::optional<double> timeout) {
     bool started = false;
     Pipeline p(ctx, "start", i);
     p.around(sdk::HookPoint::pre_start, "start", [&] {
-        started =
-            ctx.driver().start(c, timeout.value_or(ctx.settings().start_timeout), ctx.progress);
+        started = start_server(ctx, p, c, timeout.value_or(ctx.settings().start_timeout));
     });
     if (!moved_from) {
         p.finish();
@@ -508,7 +508,7 @@ bool stop_step(Context& ctx, Pipeline& p, StopMode mode, std::optional<double> t
     bool stopped = false;
     p.around(sdk::HookPoint::pre_stop, "stop", [&] {
         if (ctx.progress) ctx.progress("stopping the server");
-        stopped = ctx.driver().stop(c, mode, timeout.value_or(ctx.settings().stop_timeout));
+        stopped = stop_server(ctx, p, c, mode, timeout.value_or(ctx.settings().stop_timeout));
     });
     return stopped;
 }
@@ -572,7 +572,7 @@ std::string restart_stopped_server(Context& ctx, const Instance& inst, bool put_
         Pipeline p(ctx, "restart", i);
         if (running) stop_step(ctx, p, StopMode::fast, std::nullopt);
         p.around(sdk::HookPoint::pre_start, "start",
-                 [&] { ctx.driver().start(cluster, ctx.settings().start_timeout, ctx.progress); });
+                 [&] { start_server(ctx, p, cluster, ctx.settings().start_timeout); });
         p.finish();
         return "; the server it had stopped was started again";
     } catch (const std::exception& x) {
@@ -704,9 +704,8 @@ void restart(Context& ctx, const Instance& inst, StopMode mode, std::optional<do
     // The server comes back on the port of its files, and the inventory follows.
     auto moved_from = configuration::take_configured_port(i);
     c.instance.port = i.port;
-    p.around(sdk::HookPoint::pre_start, "start", [&] {
-        ctx.driver().start(c, timeout.value_or(ctx.settings().start_timeout), ctx.progress);
-    });
+    p.around(sdk::HookPoint::pre_start, "start",
+             [&] { start_server(ctx, p, c, timeout.value_or(ctx.settings().start_timeout)); });
     if (!moved_from) {
         p.finish();
         return;
@@ -735,6 +734,12 @@ void drop(Context& ctx, const Instance& inst) {
 void run_foreground(Context& ctx, const Instance& inst) {
     auto held = lock(ctx, inst);
     require_data_directory(inst);
+    if (auto plugin = start_provider(ctx); !plugin.empty())
+        throw Error(Exit::usage,
+                    "instance " + inst.qualified_name() + ": plugin " + plugin +
+                        " provides the start step, and start --foreground hands the process to "
+                        "the server itself",
+                    "start it with pgforge instance start " + inst.qualified_name());
     Instance i = inst;
     // As for start: the server runs on the port of its files, and the inventory follows.
     std::optional<int> moved_from;

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 
 #include "engine/conf/template.hpp"
 #include "engine/core/error.hpp"
@@ -23,6 +24,7 @@
 #include "engine/pipeline/context.hpp"
 #include "engine/pipeline/pipeline.hpp"
 #include "engine/pipeline/plugin_host.hpp"
+#include "pgforge/steps.hpp"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -405,6 +407,18 @@ int run_plugin_command(Context& ctx, LoadedPlugin& plugin, const sdk::Command& c
         p.finish();
     else
         p.fail("exit status " + std::to_string(rc));
+    return rc;
+}
+
+int call_step_provider(Context& ctx, LoadedPlugin& plugin, Pipeline& p, const std::string& step,
+                       const std::vector<std::string>& args, std::string& message) {
+    sdk::Command command{sdk::step_family, step, "", "the " + step + " step", true};
+    std::ostringstream out, err;
+    CommandCall call(ctx, plugin.name(), &p.instance(), &p, args, false, out, err);
+    int rc = plugin.run_command(command, call);
+    message = err.str().empty() ? out.str() : err.str();
+    while (!message.empty() && (message.back() == '\n' || message.back() == ' '))
+        message.pop_back();
     return rc;
 }
 

@@ -26,6 +26,12 @@ int run_plugin_command(Context& ctx, LoadedPlugin& plugin, const sdk::Command& c
                        const Instance* instance, const std::vector<std::string>& args, bool json,
                        std::ostream& out, std::ostream& err);
 
+// Asks `plugin` to run `step` ("start", "stop") of the pipeline's instance (pgforge/steps.hpp):
+// its exit status; `message` gets what it wrote (error stream, else standard output). Journaled
+// with the pipeline's steps.
+int call_step_provider(Context& ctx, LoadedPlugin& plugin, Pipeline& p, const std::string& step,
+                       const std::vector<std::string>& args, std::string& message);
+
 // Lines plugins add to `instance get`: (plugin, key, value).
 std::vector<std::tuple<std::string, std::string, std::string>> plugin_fields(
     Context& ctx, const Instance& instance);

@@ -13,6 +13,7 @@
 #include <boost/program_options.hpp>
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -92,9 +93,15 @@ PluginManifest read_plugin_manifest(const fs::path& file) {
                 }
             } else if (section == "commands") {
                 m.families[key] = value;
+            } else if (section == "steps") {
+                if (key != "start" && key != "stop")
+                    throw Error(Exit::usage, where + ": unknown step '" + key + "'",
+                                "a plugin can provide the steps start and stop");
+                m.steps[key] = value;
             } else {
                 throw Error(Exit::usage, where + ": unknown key '" + o.string_key + "'",
-                            "keys are name, version, sdk, library, summary, [hooks], [commands]");
+                            "keys are name, version, sdk, library, summary, [hooks], [commands], "
+                            "[steps]");
             }
         }
         po::variables_map vm;
@@ -318,6 +325,12 @@ std::vector<sdk::Field> LoadedPlugin::describe(sdk::Context& ctx) {
 
 bool PluginRecord::hooks_at(sdk::HookPoint point) const {
     if (manifest.library.empty()) return true;  // the manifest was not read
+    if (manifest.steps.count("start") &&
+        (point == sdk::HookPoint::pre_start || point == sdk::HookPoint::post_start))
+        return true;
+    if (manifest.steps.count("stop") &&
+        (point == sdk::HookPoint::pre_stop || point == sdk::HookPoint::post_stop))
+        return true;
     return manifest.priorities.count(point) > 0;
 }
 
@@ -365,6 +378,17 @@ void PluginHost::load(const std::function<sdk::Result(LoadedPlugin&)>& setup) {
                             name);
     std::set<std::string> skipped(settings_.skipped_plugins.begin(),
                                   settings_.skipped_plugins.end());
+    // One provider per step: a second enabled plugin that provides it is broken, naming both.
+    std::map<std::string, std::string> provider;
+    for (auto& r : records_) {
+        if (!r.enabled || skipped.count(r.manifest.name) || !r.error.empty()) continue;
+        for (const auto& [step, summary] : r.manifest.steps) {
+            auto [it, first] = provider.emplace(step, r.manifest.name);
+            if (!first && r.error.empty())
+                r.error = "plugins " + it->second + " and " + r.manifest.name +
+                          " both provide the " + step + " step: enable one of them";
+        }
+    }
     for (auto& r : records_) {
         if (!r.enabled) continue;
         if (skipped.count(r.manifest.name) && !required.count(r.manifest.name)) {
@@ -409,6 +433,12 @@ std::vector<const PluginRecord*> PluginHost::skipped_at(sdk::HookPoint point) co
     for (const auto& r : records_)
         if (r.skipped && r.hooks_at(point)) out.push_back(&r);
     return out;
+}
+
+LoadedPlugin* PluginHost::provider_of(const std::string& step) const {
+    for (const auto& p : plugins_)
+        if (p->manifest().steps.count(step)) return p.get();
+    return nullptr;
 }
 
 std::vector<LoadedPlugin*> PluginHost::loaded() const {

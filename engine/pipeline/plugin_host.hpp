@@ -27,6 +27,8 @@ namespace pgforge {
 //   post_start = 100             (hook point = default priority; lower runs first)
 //   [commands]
 //   backup = Backups with pgBackRest   (CLI families the plugin adds)
+//   [steps]
+//   start = Patroni starts the server  (steps the plugin provides: start, stop; pgforge/steps.hpp)
 struct PluginManifest {
     std::filesystem::path file;
     std::string name;
@@ -37,6 +39,7 @@ struct PluginManifest {
     std::filesystem::path library;  // absolute
     std::map<sdk::HookPoint, int> priorities;
     std::map<std::string, std::string> families;  // CLI family -> summary
+    std::map<std::string, std::string> steps;     // "start"/"stop" -> summary
 };
 
 // Throws Error(Exit::usage) naming the file and the key at fault, or Error(Exit::failure) when
@@ -55,6 +58,9 @@ struct PluginRecord {
 
     bool broken() const { return enabled && !loaded && !skipped; }
     // Whether its hooks would run at `point` (a manifest that could not be read: at every one).
+    // A provider of the start (stop) step counts as running at pre_start and post_start
+    // (pre_stop, post_stop): broken, it fails those operations instead of letting the driver
+    // do what it provides.
     bool hooks_at(sdk::HookPoint point) const;
 };
 
@@ -88,6 +94,8 @@ class PluginHost {
     std::vector<const PluginRecord*> skipped_at(sdk::HookPoint point) const;
     std::vector<LoadedPlugin*> loaded() const;
     LoadedPlugin* find(const std::string& name) const;
+    // The loaded plugin that provides `step` ("start", "stop"), or null.
+    LoadedPlugin* provider_of(const std::string& step) const;
     const PluginRecord* record(const std::string& name) const;
 
   private:
