@@ -394,6 +394,19 @@ auto wrapped(const std::string& name, Call&& call, OnThrow&& on_throw) -> declty
 
 }  // namespace
 
+std::string LoadedPlugin::check_commands() {
+    for (const auto& c : commands())
+        if (!manifest_.families.count(c.family)) {
+            std::string listed;
+            for (const auto& [family, summary] : manifest_.families)
+                listed += (listed.empty() ? "" : ", ") + family;
+            return "plugin " + name() + ": its library adds command '" + c.family + " " + c.verb +
+                   "', its manifest " + manifest_.file.string() +
+                   " says its command families are '" + listed + "'";
+        }
+    return {};
+}
+
 sdk::Result LoadedPlugin::setup(sdk::Context& ctx) {
     return wrapped(
         name(), [&] { return object_->setup(ctx); },
@@ -508,6 +521,10 @@ void PluginHost::load(const std::function<sdk::Result(LoadedPlugin&)>& setup) {
             if (ok.refused())
                 throw Error(Exit::failure, "plugin " + r.manifest.name + ": " + ok.message,
                             "fix its section [" + r.manifest.name + "] in the settings file");
+            if (auto why = p->check_commands(); !why.empty())
+                throw Error(Exit::failure, why,
+                            "declare the family in pgforge_add_plugin(... COMMANDS family=summary)"
+                            " (or the manifest's [commands] of a 1.0 plugin)");
             r.loaded = true;
             plugins_.push_back(std::move(p));
         } catch (const Error& e) {

@@ -148,6 +148,9 @@ class LoadedPlugin {
 
     // Loads and checks; Error(Exit::failure) with the reason.
     static std::unique_ptr<LoadedPlugin> load(const PluginManifest& manifest);
+    // After setup(): empty when every command family of commands() is in the manifest (which
+    // the CLI reads without loading the plugin), else the refusal naming both.
+    std::string check_commands();
 
   private:
     LoadedPlugin() = default;

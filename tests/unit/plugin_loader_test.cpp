@@ -143,7 +143,8 @@ Settings site_with(const TempDir& dir, const std::vector<std::string>& enabled,
                    const std::vector<std::string>& required = {}) {
     Settings s;
     s.prefix = dir / "prefix";
-    s.plugin_dirs = {fixtures / "recorder", fixtures / "bad_major", fixtures / "recorder_b"};
+    s.plugin_dirs = {fixtures / "recorder", fixtures / "bad_major", fixtures / "recorder_b",
+                     fixtures / "stray_commands"};
     s.enabled_plugins = enabled;
     s.required_plugins = required;
     s.sections["recorder_b"]["fail_setup"] = "yes";
@@ -462,4 +463,18 @@ TEST_CASE("a descriptor's hook list that is not pgforge_add_plugin's syntax is r
     CHECK_THAT(check_manifest_agrees(&d, m),
                Catch::Contains("says hook post_init '5', its manifest x.plugin says '(not "
                                "handled)'"));
+}
+
+TEST_CASE("a plugin whose code adds a command family its manifest omits is broken, naming both") {
+    TempDir dir("host");
+    Context ctx(site_with(dir, {"recorder", "stray_commands"}));
+    REQUIRE(ctx.plugins().loaded().size() == 1);
+    const PluginRecord* stray = ctx.plugins().record("stray_commands");
+    REQUIRE(stray);
+    CHECK(stray->broken());
+    CHECK_THAT(stray->error,
+               Catch::Contains("plugin stray_commands: its library adds command 'stray_commands "
+                               "echo', its manifest " +
+                               manifest_of("stray_commands").string() +
+                               " says its command families are 'more, other'"));
 }
