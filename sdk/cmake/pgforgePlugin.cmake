@@ -13,10 +13,13 @@
 # and COMMANDS; the sources are compiled with PGFORGE_PLUGIN_NAME, PGFORGE_PLUGIN_VERSION and
 # PGFORGE_PLUGIN_HOOKS defined from the same arguments, which PGFORGE_PLUGIN(Class) puts in the
 # descriptor (and pgforge::sdk::declared<HookPoint::x>() checks at compile time). The engine
-# refuses a library whose descriptor and manifest disagree. HOOKS: one item per hook point the
-# plugin handles, "post_start:950:after=backup" (priority 950, and after the handler of plugin
-# backup at post_start when backup is loaded); COMMANDS: the CLI families it adds,
-# "backup=Backups of an instance".
+# refuses a library whose descriptor and manifest disagree. The definitions are also on the
+# INTERFACE target NAME_declaration, for a unit test that compiles the plugin's sources into an
+# executable of its own.
+#
+# HOOKS: one item per hook point the plugin handles, "post_start:950:after=backup" (priority 950,
+# and after the handler of plugin backup at post_start when backup is loaded); COMMANDS: the CLI
+# families it adds, "backup=Backups of an instance".
 #
 # Without VERSION (SDK 1.0): the hand-written manifest NAME.plugin beside the sources (or MANIFEST
 # file) is copied next to the library, and nothing is defined for the sources.
@@ -101,7 +104,8 @@ function(_pgforge_plugin_manifest name version summary hooks commands file)
     set(priority ${CMAKE_MATCH_2})
     set(order ${CMAKE_MATCH_3})
     if(NOT point IN_LIST points)
-      message(FATAL_ERROR "${where}: unknown hook point '${point}' (one of: ${points})")
+      list(JOIN points ", " known)
+      message(FATAL_ERROR "${where}: unknown hook point '${point}' (one of: ${known})")
     endif()
     if(point IN_LIST seen)
       message(FATAL_ERROR "${where}: hook point ${point} is listed twice")
@@ -133,8 +137,12 @@ summary = ${summary}
 ${hooks_ini}
 [commands]
 ${commands_ini}")
-  target_compile_definitions(${name} PRIVATE
+  # The definitions, on a target of their own that a unit test compiling the plugin's sources
+  # links too (target_link_libraries(my_test PRIVATE NAME_declaration)).
+  add_library(${name}_declaration INTERFACE)
+  target_compile_definitions(${name}_declaration INTERFACE
     "PGFORGE_PLUGIN_NAME=\"${name}\""
     "PGFORGE_PLUGIN_VERSION=\"${version}\""
     "PGFORGE_PLUGIN_HOOKS=\"${hooks_code}\"")
+  target_link_libraries(${name} PRIVATE ${name}_declaration)
 endfunction()
