@@ -35,11 +35,11 @@ std::string sdk_text(unsigned major, unsigned minor) {
 
 const std::string engine_sdk = sdk_text(PGFORGE_SDK_VERSION_MAJOR, PGFORGE_SDK_VERSION_MINOR);
 
-// The size of the descriptor of SDK 1.MINOR: 1.0 ends before `host`, 1.1 has `host` and
-// `hooks`.
+// The least size of the descriptor of SDK 1.MINOR: 1.0 ends before `host`, 1.1 has it (and
+// `hooks` after it, read when struct_size holds it).
 size_t descriptor_size(unsigned minor) {
     return minor == 0 ? offsetof(pgforge_plugin_descriptor, host)
-                      : offsetof(pgforge_plugin_descriptor, hooks) + sizeof(const char*);
+                      : offsetof(pgforge_plugin_descriptor, host) + sizeof(void*);
 }
 
 bool valid_plugin_name(const std::string& name) {
@@ -247,8 +247,8 @@ std::string check_manifest_agrees(const pgforge_plugin_descriptor* d, const Plug
     const std::string manifest = ", its manifest " + m.file.string() + " says '";
     if (m.version != "?" && d->version != m.version)
         return library + " says version '" + d->version + "'" + manifest + m.version + "'";
-    // The hooks field is in descriptors of SDK 1.1 and later (check_descriptor made sure a 1.1
-    // one has it); null: the manifest alone says.
+    // The hooks field is in descriptors of SDK 1.1 that are long enough for it; absent or null:
+    // the manifest alone says.
     if (d->struct_size < offsetof(pgforge_plugin_descriptor, hooks) + sizeof(d->hooks) || !d->hooks)
         return {};
     auto declared = parse_declared_hooks(d->hooks, "plugin " + m.library.string());
