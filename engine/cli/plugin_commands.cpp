@@ -25,6 +25,9 @@ json record_json(const PluginRecord& r, LoadedPlugin* loaded) {
     const auto& m = r.manifest;
     json hooks = json::object();
     for (const auto& [point, priority] : m.priorities) hooks[sdk::to_string(point)] = priority;
+    json order = json::object();
+    for (const auto& [point, o] : m.order)
+        order[sdk::to_string(point)] = {{"after", o.after}, {"before", o.before}};
     json families = json::object();
     for (const auto& [family, summary] : m.families) families[family] = summary;
     json j = {{"name", m.name},
@@ -37,6 +40,7 @@ json record_json(const PluginRecord& r, LoadedPlugin* loaded) {
               {"manifest", m.file.string()},
               {"library", m.library.string()},
               {"hooks", hooks},
+              {"order", order},
               {"commands", families},
               {"error", r.error}};
     if (loaded) {
@@ -100,9 +104,15 @@ int plugin_show(Invocation& inv) {
         {"manifest:", r->manifest.file.string()},
         {"library:", r->manifest.library.string()},
     };
-    for (const auto& [point, priority] : r->manifest.priorities)
+    for (const auto& [point, priority] : r->manifest.priorities) {
+        std::string order;
+        if (auto o = r->manifest.order.find(point); o != r->manifest.order.end()) {
+            for (const auto& n : o->second.after) order += ", after " + n;
+            for (const auto& n : o->second.before) order += ", before " + n;
+        }
         rows.push_back({"hook:", std::string(sdk::to_string(point)) + " (priority " +
-                                     std::to_string(priority) + ")"});
+                                     std::to_string(priority) + order + ")"});
+    }
     if (j.contains("command_list"))
         for (const auto& c : j["command_list"])
             rows.push_back({"command:", "pgforge " + c["command"].get<std::string>() + "  " +

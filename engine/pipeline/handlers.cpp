@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
+#include <set>
 
 #include "engine/core/error.hpp"
 #include "engine/core/log.hpp"
@@ -67,22 +69,110 @@ std::vector<HookHandler> handlers_at(Context& ctx, sdk::HookPoint point) {
     if (ctx.plugins_wanted()) {
         ctx.plugins().check_point(point);  // fail closed on a broken plugin
         for (LoadedPlugin* p : ctx.plugins().loaded()) {
-            auto it = p->manifest().priorities.find(point);
-            if (it != p->manifest().priorities.end()) hs.push_back({it->second, p->name(), p, {}});
+            const PluginManifest& m = p->manifest();
+            auto it = m.priorities.find(point);
+            if (it == m.priorities.end()) continue;
+            HookHandler h{it->second, p->name(), p, {}, {}, {}};
+            if (auto order = m.order.find(point); order != m.order.end()) {
+                h.after = order->second.after;
+                h.before = order->second.before;
+            }
+            hs.push_back(std::move(h));
         }
     }
+    // Site hooks come in name order (they share one priority), which order_handlers keeps.
     for (const auto& file : find_site_hooks(ctx.settings(), point))
         hs.push_back(
             {ctx.settings().hook_priority,
              "hooks/" + std::string(sdk::to_string(point)) + ".d/" + file.filename().string(),
-             nullptr, file});
-    // Site hooks keep their name order among themselves (they share one priority).
-    std::stable_sort(hs.begin(), hs.end(), [](const HookHandler& a, const HookHandler& b) {
-        if (a.priority != b.priority) return a.priority < b.priority;
-        if ((a.plugin == nullptr) != (b.plugin == nullptr)) return a.plugin != nullptr;
-        return a.plugin ? a.name < b.name : false;
-    });
+             nullptr,
+             file,
+             {},
+             {}});
+    order_handlers(hs, point);
     return hs;
+}
+
+void order_handlers(std::vector<HookHandler>& hs, sdk::HookPoint point) {
+    const size_t n = hs.size();
+    // The tie-break among handlers free to go: priority, plugins before site hooks, plugins by
+    // name, site hooks as given.
+    auto goes_first = [&](size_t a, size_t b) {
+        const HookHandler& x = hs[a];
+        const HookHandler& y = hs[b];
+        if (x.priority != y.priority) return x.priority < y.priority;
+        if ((x.plugin == nullptr) != (y.plugin == nullptr)) return x.plugin != nullptr;
+        if (x.plugin && x.name != y.name) return x.name < y.name;
+        return a < b;
+    };
+    // Edges "runs before": from a handler to those that must wait for it.
+    std::map<std::string, size_t> plugin_at;
+    for (size_t i = 0; i < n; ++i)
+        if (hs[i].plugin) plugin_at[hs[i].name] = i;
+    std::vector<std::set<size_t>> next(n), previous(n);
+    auto edge = [&](size_t first, size_t then) {
+        if (first == then) return;
+        next[first].insert(then);
+        previous[then].insert(first);
+    };
+    for (size_t i = 0; i < n; ++i) {
+        for (const auto& name : hs[i].after)
+            if (auto it = plugin_at.find(name); it != plugin_at.end()) edge(it->second, i);
+        for (const auto& name : hs[i].before)
+            if (auto it = plugin_at.find(name); it != plugin_at.end()) edge(i, it->second);
+    }
+    // Kahn's algorithm, taking the first by the tie-break among those whose predecessors ran.
+    std::vector<size_t> waiting(n);
+    std::set<size_t, decltype(goes_first)> ready(goes_first);
+    for (size_t i = 0; i < n; ++i)
+        if ((waiting[i] = previous[i].size()) == 0) ready.insert(i);
+    std::vector<size_t> order;
+    while (!ready.empty()) {
+        size_t i = *ready.begin();
+        ready.erase(ready.begin());
+        order.push_back(i);
+        for (size_t j : next[i])
+            if (--waiting[j] == 0) ready.insert(j);
+    }
+    if (order.size() < n) {
+        // Every handler left waits for another one left: walking back from any of them comes
+        // round to a cycle.
+        size_t at = 0;
+        while (waiting[at] == 0) ++at;
+        std::vector<size_t> walk;
+        std::vector<bool> seen(n, false);
+        while (!seen[at]) {
+            seen[at] = true;
+            walk.push_back(at);
+            for (size_t p : previous[at])
+                if (waiting[p] > 0) {
+                    at = p;
+                    break;
+                }
+        }
+        auto start = std::find(walk.begin(), walk.end(), at);
+        std::vector<size_t> cycle(start, walk.end());
+        // Said from the first name on: "a runs after b, b runs after a".
+        std::rotate(cycle.begin(),
+                    std::min_element(cycle.begin(), cycle.end(),
+                                     [&](size_t a, size_t b) { return hs[a].name < hs[b].name; }),
+                    cycle.end());
+        std::string names, chain;
+        for (size_t k = 0; k < cycle.size(); ++k) {
+            names += (k ? ", " : "") + hs[cycle[k]].name;
+            chain += (k ? ", " : "") + hs[cycle[k]].name + " runs after " +
+                     hs[cycle[(k + 1) % cycle.size()]].name;
+        }
+        throw Error(Exit::failure,
+                    "the order constraints of plugins " + names + " at " + sdk::to_string(point) +
+                        " form a cycle: " + chain,
+                    "disable one of them, or have its authors drop the after=/before= that "
+                    "closes the cycle (pgforge plugin show NAME lists them)");
+    }
+    std::vector<HookHandler> sorted;
+    sorted.reserve(n);
+    for (size_t i : order) sorted.push_back(std::move(hs[i]));
+    hs = std::move(sorted);
 }
 
 sdk::Result run_site_hook(const Settings& settings, const HookHandler& h, sdk::HookPoint point,

@@ -1,5 +1,6 @@
 // Who runs at a hook point: the enabled plugins' handlers and the site hook executables, in one
-// deterministic order (priority, then name); and how a site hook is run.
+// deterministic order (the plugins' order constraints, then priority, then name); and how a site
+// hook is run.
 #pragma once
 
 #include <filesystem>
@@ -21,9 +22,19 @@ struct HookHandler {
     std::string name;                // plugin name, or "hooks/<point>.d/<file>"
     LoadedPlugin* plugin = nullptr;  // null for a site hook
     std::filesystem::path executable;
+    // A plugin's order constraints at the point: plugin names it runs after, and before.
+    std::vector<std::string> after;
+    std::vector<std::string> before;
 };
 
-// The handlers of `point`, sorted by (priority, name). Unsafe site hook files are
+// The handlers of `point` in their order: every "after"/"before" constraint between two plugins
+// that both have a handler there holds (one naming a plugin without a handler there is
+// ignored); among handlers free to go next, the lowest priority first, at equal priority plugins
+// before site hooks, plugins by name, site hooks in the order given. A cycle of constraints is
+// Error(Exit::failure) naming the plugins in it.
+void order_handlers(std::vector<HookHandler>& handlers, sdk::HookPoint point);
+
+// The handlers of `point`, ordered by order_handlers. Unsafe site hook files are
 // Error(Exit::failure) naming the file.
 std::vector<HookHandler> handlers_at(Context& ctx, sdk::HookPoint point);
 

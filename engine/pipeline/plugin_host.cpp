@@ -36,7 +36,8 @@ std::string sdk_text(unsigned major, unsigned minor) {
 
 const std::string engine_sdk = sdk_text(PGFORGE_SDK_VERSION_MAJOR, PGFORGE_SDK_VERSION_MINOR);
 
-// The size of the descriptor of SDK 1.MINOR: 1.0 ends before `host`, 1.1 has it.
+// The least size of the descriptor of SDK 1.MINOR: 1.0 ends before `host`, 1.1 has it (and
+// `hooks` after it, read when struct_size holds it).
 size_t descriptor_size(unsigned minor) {
     return minor == 0 ? offsetof(pgforge_plugin_descriptor, host)
                       : offsetof(pgforge_plugin_descriptor, host) + sizeof(void*);
@@ -49,7 +50,81 @@ bool valid_plugin_name(const std::string& name) {
     });
 }
 
+std::optional<int> parse_priority(const std::string& text) {
+    try {
+        size_t used = 0;
+        int priority = std::stoi(text, &used);
+        if (used != text.size()) return std::nullopt;
+        return priority;
+    } catch (const std::logic_error&) {
+        return std::nullopt;
+    }
+}
+
+// Adds "after=a,b" or "before=c" to `order`; the reason when it is neither (`self`: the plugin's
+// own name, which it may not name).
+std::string add_constraint(HookOrder& order, const std::string& word, const std::string& self) {
+    auto eq = word.find('=');
+    std::string kind = word.substr(0, eq);
+    if (eq == std::string::npos || (kind != "after" && kind != "before"))
+        return "'" + word + "' is not after=PLUGIN,... or before=PLUGIN,...";
+    auto& names = kind == "after" ? order.after : order.before;
+    std::istringstream in(word.substr(eq + 1));
+    std::string name;
+    bool any = false;
+    while (std::getline(in, name, ',')) {
+        if (!valid_plugin_name(name))
+            return "'" + word + "' names an invalid plugin '" + name + "'";
+        if (name == self) return "'" + word + "' names the plugin itself";
+        if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+        any = true;
+    }
+    if (!any) return "'" + word + "' names no plugin";
+    return {};
+}
+
 }  // namespace
+
+std::string hook_text(int priority, const HookOrder& order) {
+    std::string text = std::to_string(priority);
+    auto list = [&](const char* kind, const std::vector<std::string>& names) {
+        if (names.empty()) return;
+        text += std::string(" ") + kind + "=";
+        for (size_t i = 0; i < names.size(); ++i) text += (i ? "," : "") + names[i];
+    };
+    list("after", order.after);
+    list("before", order.before);
+    return text;
+}
+
+std::map<sdk::HookPoint, DeclaredHook> parse_declared_hooks(const std::string& text,
+                                                            const std::string& where) {
+    std::map<sdk::HookPoint, DeclaredHook> out;
+    std::istringstream items(text);
+    std::string item;
+    while (items >> item) {
+        auto bad = [&](const std::string& why) {
+            return Error(Exit::failure,
+                         where + ": its descriptor's hook '" + item + "' " + why +
+                             " (the syntax is point:priority[:after=PLUGIN,...][:before=...])",
+                         "rebuild the plugin with pgforge_add_plugin(... HOOKS ...)");
+        };
+        std::vector<std::string> parts;
+        std::istringstream in(item);
+        for (std::string part; std::getline(in, part, ':');) parts.push_back(part);
+        auto point = parts.empty() ? std::nullopt : sdk::parse_hook_point(parts[0]);
+        if (!point) throw bad("names no hook point");
+        if (out.count(*point)) throw bad("is there twice");
+        auto priority = parts.size() < 2 ? std::nullopt : parse_priority(parts[1]);
+        if (!priority) throw bad("has no priority");
+        DeclaredHook h{*priority, {}};
+        for (size_t i = 2; i < parts.size(); ++i)
+            if (auto why = add_constraint(h.order, parts[i], std::string()); !why.empty())
+                throw bad(why);
+        out[*point] = std::move(h);
+    }
+    return out;
+}
 
 PluginManifest read_plugin_manifest(const fs::path& file) {
     std::string why;
@@ -88,17 +163,24 @@ PluginManifest read_plugin_manifest(const fs::path& file) {
                     throw Error(Exit::usage, where + ": unknown hook point '" + key + "'",
                                 "use pre_init, post_init, pre_configure, post_configure, "
                                 "pre_start, post_start, pre_stop, post_stop, pre_drop, post_drop");
-                try {
-                    size_t used = 0;
-                    int priority = std::stoi(value, &used);
-                    if (used != value.size()) throw std::invalid_argument(value);
-                    m.priorities[*point] = priority;
-                } catch (const std::logic_error&) {
+                // "PRIORITY [after=NAME,...] [before=NAME,...]"
+                std::istringstream words(value);
+                std::string word;
+                words >> word;
+                auto priority = parse_priority(word);
+                if (!priority)
                     throw Error(
                         Exit::usage,
-                        where + ": priority of " + key + " must be a number, not '" + value + "'",
+                        where + ": priority of " + key + " must be a number, not '" + word + "'",
                         "write " + key + " = 100 (lower runs first)");
-                }
+                m.priorities[*point] = *priority;
+                HookOrder order;
+                while (words >> word)
+                    if (auto why = add_constraint(order, word, file.stem().string()); !why.empty())
+                        throw Error(Exit::usage, where + ": " + key + ": " + why,
+                                    "write " + key + " = " + word +
+                                        " after=PLUGIN,... before=PLUGIN,... (plugin names)");
+                if (!order.empty()) m.order[*point] = std::move(order);
             } else if (section == "commands") {
                 m.families[key] = value;
             } else if (section == "steps") {
@@ -164,6 +246,34 @@ std::string check_descriptor(const pgforge_plugin_descriptor* d, const fs::path&
     if (expected_name != d->name)
         return where + " calls itself '" + std::string(d->name) + "' but its manifest says '" +
                expected_name + "'";
+    return {};
+}
+
+std::string check_manifest_agrees(const pgforge_plugin_descriptor* d, const PluginManifest& m) {
+    const std::string library = "plugin " + m.name + ": its library " + m.library.string();
+    const std::string manifest = ", its manifest " + m.file.string() + " says '";
+    if (m.version != "?" && d->version != m.version)
+        return library + " says version '" + d->version + "'" + manifest + m.version + "'";
+    // The hooks field is in descriptors of SDK 1.1 that are long enough for it; absent or null:
+    // the manifest alone says.
+    if (d->struct_size < offsetof(pgforge_plugin_descriptor, hooks) + sizeof(d->hooks) || !d->hooks)
+        return {};
+    auto declared = parse_declared_hooks(d->hooks, "plugin " + m.library.string());
+    for (sdk::HookPoint point : sdk::all_hook_points) {
+        auto in_library = declared.find(point);
+        auto in_manifest = m.priorities.find(point);
+        std::string said_library = "(not handled)", said_manifest = "(not handled)";
+        if (in_library != declared.end())
+            said_library = hook_text(in_library->second.priority, in_library->second.order);
+        if (in_manifest != m.priorities.end()) {
+            auto order = m.order.find(point);
+            said_manifest = hook_text(in_manifest->second,
+                                      order == m.order.end() ? HookOrder{} : order->second);
+        }
+        if (said_library != said_manifest)
+            return library + " says hook " + sdk::to_string(point) + " '" + said_library + "'" +
+                   manifest + said_manifest + "'";
+    }
     return {};
 }
 
@@ -248,6 +358,10 @@ std::unique_ptr<LoadedPlugin> LoadedPlugin::load(const PluginManifest& m) {
     p->descriptor_ = &p->library_->library.get_alias<const pgforge_plugin_descriptor>(symbol);
     if (auto why = check_descriptor(p->descriptor_, m.library, m.name); !why.empty())
         throw Error(Exit::failure, why, "rebuild the plugin against this pgforge's SDK");
+    if (auto why = check_manifest_agrees(p->descriptor_, m); !why.empty())
+        throw Error(Exit::failure, why,
+                    "install the manifest built with this library: pgforge_add_plugin() "
+                    "generates both from one declaration (never edit an installed manifest)");
     // A 1.1 plugin gets the host table (its sdk::find) before anything of it runs; a 1.0
     // descriptor ends before the field.
     if (p->descriptor_->sdk_minor >= 1 && p->descriptor_->host)
@@ -286,6 +400,19 @@ auto wrapped(const std::string& name, Call&& call, OnThrow&& on_throw) -> declty
 }
 
 }  // namespace
+
+std::string LoadedPlugin::check_commands() {
+    for (const auto& c : commands())
+        if (!manifest_.families.count(c.family)) {
+            std::string listed;
+            for (const auto& [family, summary] : manifest_.families)
+                listed += (listed.empty() ? "" : ", ") + family;
+            return "plugin " + name() + ": its library adds command '" + c.family + " " + c.verb +
+                   "', its manifest " + manifest_.file.string() +
+                   " says its command families are '" + listed + "'";
+        }
+    return {};
+}
 
 sdk::Result LoadedPlugin::setup(sdk::Context& ctx) {
     return wrapped(
@@ -418,6 +545,10 @@ void PluginHost::load(const std::function<sdk::Result(LoadedPlugin&)>& setup) {
             if (ok.refused())
                 throw Error(Exit::failure, "plugin " + r.manifest.name + ": " + ok.message,
                             "fix its section [" + r.manifest.name + "] in the settings file");
+            if (auto why = p->check_commands(); !why.empty())
+                throw Error(Exit::failure, why,
+                            "declare the family in pgforge_add_plugin(... COMMANDS family=summary)"
+                            " (or the manifest's [commands] of a 1.0 plugin)");
             r.loaded = true;
             plugins_.push_back(std::move(p));
         } catch (const Error& e) {

@@ -17,14 +17,29 @@
 
 namespace pgforge {
 
-// <dir>/<name>.plugin, an INI file readable without loading the library:
+// Where a plugin's handler at one hook point goes relative to other plugins' handlers there:
+// after those of `after`, before those of `before` (names of plugins; one that is not loaded or
+// has no handler at the point is ignored).
+struct HookOrder {
+    std::vector<std::string> after;
+    std::vector<std::string> before;
+    bool empty() const { return after.empty() && before.empty(); }
+    bool operator==(const HookOrder&) const = default;
+};
+
+// One hook point as a manifest writes it: "950 after=backup,monitoring before=hba-policy".
+std::string hook_text(int priority, const HookOrder& order);
+
+// <dir>/<name>.plugin, an INI file readable without loading the library (pgforge_add_plugin
+// generates it; a 1.0 plugin's may be written by hand):
 //   name = backup
 //   version = 1.0.0
-//   sdk = 1.0
+//   sdk = 1.1
 //   library = backup.so          (relative to the manifest's directory)
 //   summary = Backups with pgBackRest
 //   [hooks]
-//   post_start = 100             (hook point = default priority; lower runs first)
+//   post_start = 100             (hook point = priority; lower runs first)
+//   pre_start = 950 after=backup before=hba-policy   (and order constraints by plugin name)
 //   [commands]
 //   backup = Backups with pgBackRest   (CLI families the plugin adds)
 //   [steps]
@@ -38,6 +53,7 @@ struct PluginManifest {
     int sdk_minor = 0;
     std::filesystem::path library;  // absolute
     std::map<sdk::HookPoint, int> priorities;
+    std::map<sdk::HookPoint, HookOrder> order;    // only the points that have constraints
     std::map<std::string, std::string> families;  // CLI family -> summary
     std::map<std::string, std::string> steps;     // "start"/"stop" -> summary
 };
@@ -68,6 +84,22 @@ struct PluginRecord {
 // plugin may be loaded, else the message (naming `file`, the plugin's and the engine's SDK).
 std::string check_descriptor(const pgforge_plugin_descriptor* d, const std::filesystem::path& file,
                              const std::string& expected_name);
+
+// Whether the manifest says what the library's descriptor says: its version (unless the manifest
+// gives none), and, when the descriptor carries them (pgforge_add_plugin, SDK 1.1), the hook
+// points with their priorities and order. Empty when they agree, else the refusal naming both
+// values.
+std::string check_manifest_agrees(const pgforge_plugin_descriptor* d, const PluginManifest& m);
+
+// The hook points of a descriptor, in the syntax of pgforge_add_plugin(HOOKS ...):
+// "pre_drop:900 post_start:950:after=backup,monitoring:before=hba-policy". Error(Exit::failure)
+// naming `where` when it is not.
+struct DeclaredHook {
+    int priority = 0;
+    HookOrder order;
+};
+std::map<sdk::HookPoint, DeclaredHook> parse_declared_hooks(const std::string& text,
+                                                            const std::string& where);
 
 class LoadedPlugin;
 
@@ -124,6 +156,9 @@ class LoadedPlugin {
 
     // Loads and checks; Error(Exit::failure) with the reason.
     static std::unique_ptr<LoadedPlugin> load(const PluginManifest& manifest);
+    // After setup(): empty when every command family of commands() is in the manifest (which
+    // the CLI reads without loading the plugin), else the refusal naming both.
+    std::string check_commands();
 
   private:
     LoadedPlugin() = default;

@@ -10,12 +10,12 @@ class Hello final : public Plugin {
   public:
     Result on_hook(HookContext& ctx) override {
         const Instance& i = *ctx.instance();
-        if (ctx.point() == HookPoint::pre_configure && ctx.configuration()) {
+        if (ctx.point() == declared<HookPoint::pre_configure>() && ctx.configuration()) {
             std::string greeting = ctx.setting("greeting").value_or("hello");
             ctx.configuration()->add_file("greeting", greeting + ", " + i.qualified_name() + "\n",
                                           0644);
         }
-        if (ctx.point() == HookPoint::post_start)
+        if (ctx.point() == declared<HookPoint::post_start>())
             ctx.log(LogLevel::info,
                     i.qualified_name() + " is up on port " + std::to_string(i.port()));
         return Result::proceed();
@@ -39,4 +39,4 @@ class Hello final : public Plugin {
 
 }  // namespace
 
-PGFORGE_PLUGIN(Hello, "hello", "1.0.0");
+PGFORGE_PLUGIN(Hello);

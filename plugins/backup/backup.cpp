@@ -504,17 +504,17 @@ class Backup final : public Plugin {
         auto o = read_options(ctx, error);
         if (!o) return Result::refuse(error);
         switch (ctx.point()) {
-            case HookPoint::pre_configure:
+            case declared<HookPoint::pre_configure>():
                 return configure(ctx, *o);
-            case HookPoint::post_configure:
+            case declared<HookPoint::post_configure>():
                 if (auto l = configured_layout(ctx); l && ctx.outcome().ok)
                     if (!ensure_directories(ctx, *l, error)) return Result::refuse(error);
                 return Result::proceed();
-            case HookPoint::post_start:
+            case declared<HookPoint::post_start>():
                 return after_start(ctx, *o);
-            case HookPoint::pre_drop:
+            case declared<HookPoint::pre_drop>():
                 return before_drop(ctx, *o);
-            case HookPoint::post_drop:
+            case declared<HookPoint::post_drop>():
                 return after_drop(ctx, *o);
             default:
                 return Result::proceed();
@@ -1002,4 +1002,4 @@ class Backup final : public Plugin {
 
 }  // namespace
 
-PGFORGE_PLUGIN(Backup, "backup", "1.0.0");
+PGFORGE_PLUGIN(Backup);

@@ -125,9 +125,10 @@ class HbaPolicy final : public Plugin {
         } catch (const PolicyError& e) {
             return Result::refuse(e.what());
         }
-        if (ctx.point() == HookPoint::pre_configure && ctx.configuration())
+        if (ctx.point() == declared<HookPoint::pre_configure>() && ctx.configuration())
             return configure(ctx, *ctx.configuration(), l.policy, required);
-        if (ctx.point() == HookPoint::pre_configure || ctx.point() == HookPoint::pre_start)
+        if (ctx.point() == declared<HookPoint::pre_configure>() ||
+            ctx.point() == declared<HookPoint::pre_start>())
             return on_disk(ctx, l.policy, required);
         return Result::proceed();
     }
@@ -321,4 +322,4 @@ class HbaPolicy final : public Plugin {
 
 }  // namespace
 
-PGFORGE_PLUGIN(HbaPolicy, "hba-policy", "1.0.0");
+PGFORGE_PLUGIN(HbaPolicy);

@@ -630,7 +630,7 @@ class Monitoring final : public Plugin {
         if (auto why = read_options(ctx, o); !why.empty()) return Result::refuse(why);
         const Instance& i = *ctx.instance();
         switch (ctx.point()) {
-            case HookPoint::pre_configure:
+            case declared<HookPoint::pre_configure>():
                 // Peer authentication through a map of our own: the owner (who runs the
                 // exporter) logs in as the monitoring role over the socket, with no password.
                 if (Configuration* c = ctx.configuration()) {
@@ -639,13 +639,13 @@ class Monitoring final : public Plugin {
                     c->add_ident_mapping(ident_map, i.owner(), o.role);
                 }
                 return Result::proceed();
-            case HookPoint::post_configure:
+            case declared<HookPoint::post_configure>():
                 // A running exporter whose configuration changed (a reload after the settings
                 // changed) is restarted; nothing else.
                 if (ctx.outcome().ok && i.running() && exporter_pid(i, o))
                     return ensure_exporter(ctx, o, false);
                 return Result::proceed();
-            case HookPoint::post_start: {
+            case declared<HookPoint::post_start>(): {
                 if (!ctx.outcome().ok) return Result::proceed();
                 Result r = ensure_exporter(ctx, o, false);
                 // If the operation fails after this (a later handler refuses), the exporter
@@ -657,11 +657,11 @@ class Monitoring final : public Plugin {
                     });
                 return r;
             }
-            case HookPoint::pre_stop:
-            case HookPoint::pre_drop:
+            case declared<HookPoint::pre_stop>():
+            case declared<HookPoint::pre_drop>():
                 if (auto why = stop_exporter(ctx, o); !why.empty()) ctx.log(LogLevel::warning, why);
                 return Result::proceed();
-            case HookPoint::post_stop:
+            case declared<HookPoint::post_stop>():
                 // The server did not stop: its exporter comes back.
                 if (!ctx.outcome().ok && i.running()) {
                     Result r = ensure_exporter(ctx, o, false);
@@ -830,4 +830,4 @@ class Monitoring final : public Plugin {
 
 }  // namespace
 
-PGFORGE_PLUGIN(Monitoring, "monitoring", "1.0.0");
+PGFORGE_PLUGIN(Monitoring);

@@ -155,11 +155,18 @@ extern "C" const pgforge_plugin_descriptor fixture_descriptor = {
 #else
     FIXTURE_NAME,
 #endif
-    "0.1",
+    PGFORGE_PLUGIN_VERSION,
     &create_fixture,
     &destroy_fixture,
+    nullptr,
     nullptr};
 BOOST_DLL_ALIAS(fixture_descriptor, pgforge_plugin_descriptor_v1)
+#elif defined(FIXTURE_LEGACY)
+// SDK 1.0 style: name and version written here and in the hand-written manifest.
+PGFORGE_PLUGIN(Fixture, "legacy", "0.1.0");
+#elif defined(FIXTURE_WRONG_VERSION)
+// The code says another version than the declaration its manifest was generated from.
+PGFORGE_PLUGIN(Fixture, PGFORGE_PLUGIN_NAME, "9.9.9");
 #else
-PGFORGE_PLUGIN(Fixture, FIXTURE_NAME, "0.1");
+PGFORGE_PLUGIN(Fixture);
 #endif

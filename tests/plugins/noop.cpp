@@ -8,4 +8,4 @@ class Noop final : public pgforge::sdk::Plugin {};
 
 }  // namespace
 
-PGFORGE_PLUGIN(Noop, NOOP_NAME, "1.0");
+PGFORGE_PLUGIN(Noop);

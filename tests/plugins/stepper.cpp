@@ -59,4 +59,4 @@ class Stepper final : public Plugin {
 
 }  // namespace
 
-PGFORGE_PLUGIN(Stepper, STEPPER_NAME, "1.0");
+PGFORGE_PLUGIN(Stepper);

@@ -41,7 +41,7 @@ enabled = hello
 greeting = bonjour
 INI
 
-pgforge plugin list | grep -E '^hello +1\.0\.0 +1\.0 +loaded' >/dev/null ||
+pgforge plugin list | grep -E '^hello +1\.0\.0 +1\.[0-9]+ +loaded' >/dev/null ||
   fail "hello is not loaded: $(pgforge plugin list 2>&1)"
 pgforge --log-level info instance create hi >"$work/create.log" 2>&1 ||
   fail "create failed: $(cat "$work/create.log")"

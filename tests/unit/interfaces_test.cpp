@@ -151,13 +151,14 @@ TEST_CASE("the descriptor check takes a 1.0 descriptor, and a 1.1 one only with 
     const size_t v1_0 = offsetof(pgforge_plugin_descriptor, host);
     auto create = []() -> void* { return nullptr; };
     auto destroy = [](void*) {};
-    pgforge_plugin_descriptor d{1, 0, std::uint32_t(v1_0), "x", "1", create, destroy, nullptr};
+    pgforge_plugin_descriptor d{1,       0,      std::uint32_t(v1_0), "x", "1", create, destroy,
+                                nullptr, nullptr};
     CHECK(check_descriptor(&d, "x.so", "x") == "");
     d.sdk_minor = 1;
-    CHECK_THAT(check_descriptor(&d, "x.so", "x"),
-               Catch::Contains("its descriptor is " + std::to_string(v1_0) +
-                               " bytes, SDK 1.1 needs at least " +
-                               std::to_string(sizeof(pgforge_plugin_descriptor))));
+    CHECK_THAT(
+        check_descriptor(&d, "x.so", "x"),
+        Catch::Contains("its descriptor is " + std::to_string(v1_0) +
+                        " bytes, SDK 1.1 needs at least " + std::to_string(v1_0 + sizeof(void*))));
     d.struct_size = sizeof(pgforge_plugin_descriptor);
     CHECK(check_descriptor(&d, "x.so", "x") == "");
     d.sdk_minor = 0;

@@ -611,3 +611,99 @@ TEST_CASE(
         }
     }
 }
+
+// ---------------------------------------------------------------- order by name
+
+namespace {
+
+// Settings that put the fixture plugins `names` on the plugin path, enable them with recorder
+// and recorder_b when asked, and have them log to the site's log.
+std::string ordering_settings(const Site& site, const std::vector<std::string>& names,
+                              const std::string& enabled) {
+    std::string text = "[plugins]\nenabled = " + enabled + "\n";
+    for (const auto& n : names)
+        text += "path = " + std::string(PGFORGE_TEST_PLUGIN_DIR) + "/" + n + "\n";
+    for (const auto& n : names) text += "[" + n + "]\nlog = " + site.log().string() + "\n";
+    return text;
+}
+
+// Who ran at `point`, in order (the first word of the log lines, "PLUGIN POINT ...").
+std::vector<std::string> ran_at(const Site& site, const std::string& point) {
+    std::vector<std::string> out;
+    for (const auto& l : lines_of(site.log())) {
+        auto space = l.find(' ');
+        if (space == std::string::npos) continue;
+        if (l.compare(space + 1, point.size() + 1, point + " ") == 0)
+            out.push_back(l.substr(0, space));
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("after: a handler runs after the named plugin's at the point, whatever the priorities") {
+    Site site;
+    // follower: pre_start 10 after=recorder,not_installed; recorder: pre_start 50.
+    Context ctx = site.context(ordering_settings(site, {"follower"}, "recorder, follower"));
+    instances::create(ctx, site.options());
+    CHECK(ran_at(site, "pre_start") == std::vector<std::string>{"recorder", "follower"});
+}
+
+TEST_CASE("after: a constraint naming a plugin that is not loaded is ignored") {
+    Site site;
+    // recorder is installed but not enabled, not_installed is not installed at all.
+    Context ctx = site.context(ordering_settings(site, {"follower"}, "recorder_b, follower"));
+    instances::create(ctx, site.options());
+    CHECK(ran_at(site, "pre_start") == std::vector<std::string>{"follower", "recorder_b"});
+}
+
+TEST_CASE(
+    "before: a handler runs before the named plugin's at the point, whatever the priorities") {
+    Site site;
+    // leader: pre_start 90 before=recorder_b; recorder_b: pre_start 50.
+    Context ctx = site.context(ordering_settings(site, {"leader"}, "recorder_b, leader"));
+    instances::create(ctx, site.options());
+    CHECK(ran_at(site, "pre_start") == std::vector<std::string>{"leader", "recorder_b"});
+}
+
+TEST_CASE("order: among handlers free to run, priority then name decide, site hooks included") {
+    Site site;
+    site.hook("pre_start", "50-site",
+              "echo hook-site pre_start by-site-hook >> " + site.log().string());
+    // recorder 50, recorder_b 50 before which leader (90) must run, follower 10 after
+    // recorder, a site hook at 20: the site hook (20) is first; recorder (50, before recorder_b
+    // by name) frees follower, whose 10 puts it before leader's 90; recorder_b waits for leader.
+    Context ctx = site.context(
+        ordering_settings(site, {"follower", "leader"}, "recorder_b, leader, follower, recorder") +
+        "[hooks]\npriority = 20\n");
+    instances::create(ctx, site.options());
+    CHECK(ran_at(site, "pre_start") ==
+          std::vector<std::string>{"hook-site", "recorder", "follower", "leader", "recorder_b"});
+    // Without constraints at a point, priority then name.
+    CHECK(ran_at(site, "post_start") == std::vector<std::string>{"recorder", "recorder_b"});
+}
+
+TEST_CASE("order: a cycle of constraints fails the operation at that point, naming the plugins") {
+    Site site;
+    // cycle_a: after cycle_b, before cycle_c; cycle_b: after cycle_c.
+    Context ctx = site.context(
+        ordering_settings(site, {"cycle_a", "cycle_b", "cycle_c"}, "cycle_c, cycle_a, cycle_b"));
+    CHECK_THROWS_WITH(instances::create(ctx, site.options()),
+                      Catch::Contains("the order constraints of plugins cycle_a, cycle_b, "
+                                      "cycle_c at pre_start form a cycle: cycle_a runs after "
+                                      "cycle_b, cycle_b runs after cycle_c, cycle_c runs after "
+                                      "cycle_a"));
+    // No handler ran at pre_start, the server never started, and the create was undone.
+    CHECK(ran_at(site, "pre_start").empty());
+    CHECK(site.driver.calls == std::vector<std::string>{"initdb 15/main"});
+    CHECK(site.nothing_left(ctx));
+}
+
+TEST_CASE("order: two of the three plugins of a cycle are no cycle, and keep their constraint") {
+    Site site;
+    // cycle_a runs after cycle_b; its before=cycle_c and cycle_b's after=cycle_c are ignored.
+    Context ctx = site.context(ordering_settings(site, {"cycle_a", "cycle_b"}, "cycle_a, cycle_b"));
+    instances::create(ctx, site.options());
+    CHECK(ran_at(site, "pre_start") == std::vector<std::string>{"cycle_b", "cycle_a"});
+    CHECK(ran_at(site, "post_start") == std::vector<std::string>{"cycle_a", "cycle_b"});
+}

@@ -1,7 +1,10 @@
 // The plugin boundary: manifests, the safety check, the descriptor check, and each fixture that
 // breaks one rule, with the message it gets.
 #include <catch2/catch.hpp>
+#include <cstddef>
 #include <fstream>
+#include <functional>
+#include <iterator>
 
 #include "engine/core/error.hpp"
 #include "engine/operations/instances.hpp"
@@ -55,7 +58,7 @@ TEST_CASE("a good plugin loads: manifest, descriptor, object, hooks") {
     CHECK(m.families.count("recorder") == 1);
     CHECK(m.library == fixtures / "recorder" / "recorder.so");
     auto p = LoadedPlugin::load(m);
-    CHECK(p->version() == "0.1");
+    CHECK(p->version() == "0.1.0");
     auto commands = p->commands();
     REQUIRE(commands.size() == 3);
     CHECK(commands[0].verb == "echo");
@@ -130,7 +133,7 @@ TEST_CASE("manifest errors name the file and the key") {
 
 TEST_CASE("check_descriptor: the first fields decide before anything else is read") {
     pgforge_plugin_descriptor d{
-        1, 0, sizeof(pgforge_plugin_descriptor), "x", "1", nullptr, nullptr, nullptr};
+        1, 0, sizeof(pgforge_plugin_descriptor), "x", "1", nullptr, nullptr, nullptr, nullptr};
     CHECK_THAT(check_descriptor(&d, "x.so", "x"), Catch::Contains("lacks a name, version, create"));
     CHECK_THAT(check_descriptor(nullptr, "x.so", "x"), Catch::Contains("descriptor is null"));
 }
@@ -141,7 +144,8 @@ Settings site_with(const TempDir& dir, const std::vector<std::string>& enabled,
                    const std::vector<std::string>& required = {}) {
     Settings s;
     s.prefix = dir / "prefix";
-    s.plugin_dirs = {fixtures / "recorder", fixtures / "bad_major", fixtures / "recorder_b"};
+    s.plugin_dirs = {fixtures / "recorder", fixtures / "bad_major", fixtures / "recorder_b",
+                     fixtures / "stray_commands"};
     s.enabled_plugins = enabled;
     s.required_plugins = required;
     s.sections["recorder_b"]["fail_setup"] = "yes";
@@ -306,4 +310,177 @@ TEST_CASE("a library the loader refuses is named by its real path, not its descr
     CHECK_THAT(e, Catch::Contains("plugin notelf: cannot load " + (dir / "notelf.so").string() +
                                   ": " + (dir / "notelf.so").string()));
     CHECK_THAT(e, !Catch::Contains("/proc/self/fd"));
+}
+
+// ---------------------------------------------------------------- one source of truth
+
+namespace {
+
+// A copy of fixture `name` (library and generated manifest) in `dir`, the manifest edited by
+// `edit` as someone editing an installed manifest would; the load error ("" when it loads).
+std::string load_edited(const TempDir& dir, const std::string& name,
+                        const std::function<std::string(std::string)>& edit) {
+    fs::permissions(dir.path(), fs::perms(0755));
+    fs::copy_file(fixtures / name / (name + ".so"), dir / (name + ".so"),
+                  fs::copy_options::overwrite_existing);
+    std::ifstream in(manifest_of(name));
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    write_manifest(dir, name, edit(text));
+    try {
+        LoadedPlugin::load(read_plugin_manifest(dir / (name + ".plugin")));
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+std::string replaced(std::string text, const std::string& from, const std::string& to) {
+    auto at = text.find(from);
+    REQUIRE(at != std::string::npos);
+    return text.replace(at, from.size(), to);
+}
+
+}  // namespace
+
+TEST_CASE("pgforge_add_plugin: the generated manifest says what the descriptor says") {
+    auto m = read_plugin_manifest(manifest_of("follower"));
+    CHECK(m.version == "0.1.0");
+    CHECK(m.summary == "test fixture (GOOD)");
+    CHECK(m.priorities == std::map<sdk::HookPoint, int>{{sdk::HookPoint::pre_start, 10}});
+    CHECK(m.order.at(sdk::HookPoint::pre_start).after ==
+          std::vector<std::string>{"recorder", "not_installed"});
+    CHECK(m.families.count("follower") == 1);
+    auto p = LoadedPlugin::load(m);
+    CHECK(p->version() == "0.1.0");
+}
+
+TEST_CASE("a library whose code says another version than its manifest is refused naming both") {
+    CHECK_THAT(load_error("wrong_version"),
+               Catch::Contains("plugin wrong_version: its library " +
+                               (fixtures / "wrong_version" / "wrong_version.so").string() +
+                               " says version '9.9.9', its manifest " +
+                               manifest_of("wrong_version").string() + " says '0.1.0'"));
+}
+
+TEST_CASE("a manifest that disagrees with its library on a hook point is refused naming both") {
+    TempDir dir("manifest-edited");
+    // Unchanged, it loads.
+    CHECK(load_edited(dir, "follower", [](std::string t) { return t; }).empty());
+    // A point the code handles, left out of the manifest (the drop guard that silently went).
+    CHECK_THAT(load_edited(dir, "recorder",
+                           [](std::string t) { return replaced(t, "pre_drop = 50\n", ""); }),
+               Catch::Contains("plugin recorder: its library " + (dir / "recorder.so").string() +
+                               " says hook pre_drop '50', its manifest " +
+                               (dir / "recorder.plugin").string() + " says '(not handled)'"));
+    // A point the code does not declare, added to the manifest.
+    CHECK_THAT(load_edited(dir, "follower",
+                           [](std::string t) {
+                               return replaced(t, "[hooks]\n", "[hooks]\npost_drop = 10\n");
+                           }),
+               Catch::Contains("says hook post_drop '(not handled)', its manifest " +
+                               (dir / "follower.plugin").string() + " says '10'"));
+    // Another priority, another order.
+    CHECK_THAT(load_edited(dir, "follower",
+                           [](std::string t) { return replaced(t, "= 10 after", "= 20 after"); }),
+               Catch::Contains("says hook pre_start '10 after=recorder,not_installed', its "
+                               "manifest " +
+                               (dir / "follower.plugin").string() +
+                               " says '20 after=recorder,not_installed'"));
+    CHECK_THAT(
+        load_edited(dir, "follower",
+                    [](std::string t) { return replaced(t, " after=recorder,not_installed", ""); }),
+        Catch::Contains("says hook pre_start '10 after=recorder,not_installed', its "
+                        "manifest " +
+                        (dir / "follower.plugin").string() + " says '10'"));
+    // And the version.
+    CHECK_THAT(load_edited(
+                   dir, "follower",
+                   [](std::string t) { return replaced(t, "version = 0.1.0", "version = 9.9.9"); }),
+               Catch::Contains("says version '0.1.0', its manifest " +
+                               (dir / "follower.plugin").string() + " says '9.9.9'"));
+}
+
+TEST_CASE("a 1.0 plugin with a hand-written manifest loads when it agrees with its descriptor") {
+    auto p = LoadedPlugin::load(read_plugin_manifest(manifest_of("legacy")));
+    CHECK(p->name() == "legacy");
+    CHECK(p->version() == "0.1.0");
+    TempDir dir("manifest-legacy");
+    // Its descriptor carries no hook points: the manifest says which (as in 1.0).
+    CHECK(load_edited(dir, "legacy", [](std::string t) {
+              return replaced(t, "post_start = 50\n", "post_drop = 70\n");
+          }).empty());
+    // Its version must still be the code's.
+    CHECK_THAT(load_edited(
+                   dir, "legacy",
+                   [](std::string t) { return replaced(t, "version = 0.1.0", "version = 0.2.0"); }),
+               Catch::Contains("says version '0.1.0', its manifest " +
+                               (dir / "legacy.plugin").string() + " says '0.2.0'"));
+    // A manifest without a version says nothing to disagree with.
+    CHECK(load_edited(dir, "legacy", [](std::string t) {
+              return replaced(t, "version = 0.1.0\n", "");
+          }).empty());
+}
+
+TEST_CASE("manifest order constraints: errors name the file, the point and the word") {
+    TempDir dir("manifest-order");
+    const std::string head = "sdk = 1.0\nlibrary = x.so\n[hooks]\n";
+    auto m = read_plugin_manifest(write_manifest(
+        dir, "g", "name = g\n" + head + "post_start = 950 after=backup,monitoring before=x\n"));
+    CHECK(m.priorities.at(sdk::HookPoint::post_start) == 950);
+    CHECK(m.order.at(sdk::HookPoint::post_start) == HookOrder{{"backup", "monitoring"}, {"x"}});
+    CHECK_THAT(manifest_error(dir, "a", "name = a\n" + head + "post_start = 950 later=x\n"),
+               Catch::Contains("a.plugin: post_start: 'later=x' is not after=PLUGIN,... or "
+                               "before=PLUGIN,..."));
+    CHECK_THAT(manifest_error(dir, "b", "name = b\n" + head + "post_start = 950 after=\n"),
+               Catch::Contains("b.plugin: post_start: 'after=' names no plugin"));
+    CHECK_THAT(manifest_error(dir, "c", "name = c\n" + head + "post_start = 950 after=Bad\n"),
+               Catch::Contains("'after=Bad' names an invalid plugin 'Bad'"));
+    CHECK_THAT(manifest_error(dir, "d", "name = d\n" + head + "pre_drop = 1 before=x,d\n"),
+               Catch::Contains("d.plugin: pre_drop: 'before=x,d' names the plugin itself"));
+    CHECK_THAT(manifest_error(dir, "e", "name = e\n" + head + "pre_drop = after=x\n"),
+               Catch::Contains("priority of pre_drop must be a number, not 'after=x'"));
+}
+
+TEST_CASE("a descriptor's hook list that is not pgforge_add_plugin's syntax is refused") {
+    PluginManifest m;
+    m.name = "x";
+    m.version = "1";
+    m.file = "x.plugin";
+    m.library = "x.so";
+    pgforge_plugin_descriptor d{};
+    d.struct_size = sizeof d;
+    d.version = "1";
+    for (auto [hooks, why] : std::vector<std::pair<const char*, const char*>>{
+             {"pre_fly:1", "hook 'pre_fly:1' names no hook point"},
+             {"pre_start", "hook 'pre_start' has no priority"},
+             {"pre_start:1 pre_start:2", "hook 'pre_start:2' is there twice"},
+             {"pre_start:1:later=x", "'later=x' is not after=PLUGIN"}}) {
+        d.hooks = hooks;
+        CHECK_THROWS_WITH(check_manifest_agrees(&d, m), Catch::Contains(why));
+    }
+    // A 1.1 descriptor that ends before the field (built against an early 1.1 header) is not
+    // read past its end.
+    d.struct_size = offsetof(pgforge_plugin_descriptor, hooks);
+    CHECK(check_manifest_agrees(&d, m).empty());
+    d.struct_size = sizeof d;
+    d.hooks = "";
+    CHECK(check_manifest_agrees(&d, m).empty());
+    d.hooks = "post_init:5";
+    CHECK_THAT(check_manifest_agrees(&d, m),
+               Catch::Contains("says hook post_init '5', its manifest x.plugin says '(not "
+                               "handled)'"));
+}
+
+TEST_CASE("a plugin whose code adds a command family its manifest omits is broken, naming both") {
+    TempDir dir("host");
+    Context ctx(site_with(dir, {"recorder", "stray_commands"}));
+    REQUIRE(ctx.plugins().loaded().size() == 1);
+    const PluginRecord* stray = ctx.plugins().record("stray_commands");
+    REQUIRE(stray);
+    CHECK(stray->broken());
+    CHECK_THAT(stray->error,
+               Catch::Contains("plugin stray_commands: its library adds command 'stray_commands "
+                               "echo', its manifest " +
+                               manifest_of("stray_commands").string() +
+                               " says its command families are 'more, other'"));
 }

@@ -384,3 +384,39 @@ TEST_CASE("a create that fails after the stanza was made takes the stanza and it
     auto h = s.cli({"instance", "history", "15/undone"});
     CHECK(contains(h.out, "plugin backup: stanza 15-undone"));
 }
+
+TEST_CASE("after a restore, the monitoring plugin makes its role only once recovery has ended",
+          "[integration][backup]") {
+    // The monitoring plugin's post_start (priority 100) makes its role, which a server still in
+    // recovery refuses ("cannot execute CREATE ROLE in a read-only transaction"); it declares
+    // after=backup, whose post_start (priority 900) waits for a restored instance's recovery.
+    BackupSite s;
+    Instance i = s.create("mon");
+    sql(i, "CREATE TABLE t (n int); INSERT INTO t VALUES (1)");
+    full_backup(s, "mon");
+    REQUIRE(s.cli({"instance", "stop", "mon"}).status == 0);
+    auto restored = s.cli({"backup", "restore", "-i", "mon"});
+    INFO(restored.err);
+    REQUIRE(restored.status == 0);
+    // Monitoring enabled now: its role is not in the backup.
+    s.site.add_settings("[plugins]\nenabled = monitoring\n[monitoring]\nport_min = " +
+                        std::to_string(s.site.port_min() + 50) +
+                        "\nport_max = " + std::to_string(s.site.port_min() + 99) + "\n");
+    auto started = s.cli({"instance", "start", "mon"});
+    INFO(started.err);
+    CHECK(started.status == 0);
+    CHECK(one(i, "SELECT count(*) FROM pg_roles WHERE rolname = 'pgforge_monitor'") == "1");
+    auto h = s.cli({"instance", "history", "mon", "--json"});
+    REQUIRE(h.status == 0);
+    auto start = json::parse(h.out).back();
+    CHECK(start["operation"] == "start");
+    std::vector<std::string> post_start;
+    for (const auto& step : start["steps"])
+        if (step["name"].get<std::string>().rfind("post_start ", 0) == 0)
+            post_start.push_back(step["name"].get<std::string>() + " " +
+                                 step["outcome"].get<std::string>());
+    CHECK(post_start ==
+          std::vector<std::string>{"post_start backup ok", "post_start monitoring ok"});
+    // The exporter goes with the server.
+    CHECK(s.cli({"instance", "stop", "mon"}).status == 0);
+}

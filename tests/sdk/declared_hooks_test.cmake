@@ -1,0 +1,33 @@
+# sdk::declared<HookPoint::x>() fails the build of a plugin that handles a point its declaration
+# omits. Usage: cmake -DCXX=compiler -DINCLUDES="dir;dir" -DSOURCE=declared_hooks.cpp -P this
+set(flags -std=c++20 -fsyntax-only)
+foreach(dir ${INCLUDES})
+  list(APPEND flags -I${dir})
+endforeach()
+
+function(compile expect_ok hooks expect_message)
+  if(hooks STREQUAL "NONE")
+    set(define "")
+  else()
+    set(define "-DPGFORGE_PLUGIN_HOOKS=\"${hooks}\"")
+  endif()
+  execute_process(COMMAND ${CXX} ${flags} ${define} ${SOURCE}
+    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(expect_ok AND NOT rc EQUAL 0)
+    message(FATAL_ERROR "declared: '${hooks}' should compile:\n${err}")
+  endif()
+  if(NOT expect_ok)
+    if(rc EQUAL 0)
+      message(FATAL_ERROR "declared: '${hooks}' compiled, but the code handles pre_drop")
+    endif()
+    string(FIND "${err}" "${expect_message}" at)
+    if(at EQUAL -1)
+      message(FATAL_ERROR "declared: '${hooks}' failed without '${expect_message}':\n${err}")
+    endif()
+  endif()
+  message(STATUS "declared: '${hooks}' as expected")
+endfunction()
+
+compile(TRUE "pre_start:100 pre_drop:900:after=backup" "")
+compile(FALSE "pre_start:100 post_drop:900" "not in the plugin's pgforge_add_plugin(HOOKS ...)")
+compile(FALSE "NONE" "declared<>() needs the plugin built by pgforge_add_plugin")
