@@ -139,10 +139,9 @@ bool ConfigureDraft::add_hba_record(const sdk::HbaRecord& record, sdk::HbaPlace 
 }
 
 std::vector<sdk::HbaRecord> ConfigureDraft::hba_records() const {
-    // Read back from the text as it will be written: the lines of records added so far are
-    // those of the new file.
+    // An insert reads the file again: the lines are those of the file as it will be written.
     std::vector<sdk::HbaRecord> out;
-    for (const auto& r : conf::read_hba_records(hba_.print()).records) out.push_back(to_sdk(r));
+    for (const auto& r : hba_.records()) out.push_back(to_sdk(r));
     return out;
 }
 
