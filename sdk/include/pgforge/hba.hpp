@@ -27,7 +27,7 @@ namespace pgforge::sdk {
 // it was written in double quotes. A quoted keyword ("all") is a plain name; an unquoted +name
 // is a group, an unquoted @name a file inclusion.
 struct HbaName {
-    std::string text;
+    std::string text{};
     bool quoted = false;
 
     // The unquoted keyword (all, replication, sameuser, samehost, ...).
@@ -35,15 +35,16 @@ struct HbaName {
     bool operator==(const HbaName&) const = default;
 };
 
-// One pg_hba.conf record.
+// One pg_hba.conf record (every member has a default: designated initializers may leave any
+// out).
 struct HbaRecord {
-    std::string type;  // local, host, hostssl, hostnossl, hostgssenc, hostnogssenc
-    std::vector<HbaName> databases;
-    std::vector<HbaName> users;
-    HbaName address;   // empty for local: an IP address or range, a host name, all, samehost...
-    std::string mask;  // a separate netmask (10.0.0.0 255.0.0.0), or empty
-    std::string method;
-    std::vector<std::pair<std::string, std::string>> options;  // name=value, in order
+    std::string type{};  // local, host, hostssl, hostnossl, hostgssenc, hostnogssenc
+    std::vector<HbaName> databases{};
+    std::vector<HbaName> users{};
+    HbaName address{};   // empty for local: an IP address or range, a host name, all, samehost...
+    std::string mask{};  // a separate netmask (10.0.0.0 255.0.0.0), or empty
+    std::string method{};
+    std::vector<std::pair<std::string, std::string>> options{};  // name=value, in order
     int line = 0;  // the 1-based line the record starts on; 0 for a record not from a file
 
     bool local() const { return type == "local"; }
@@ -53,7 +54,7 @@ struct HbaRecord {
 // A line the server would refuse.
 struct HbaProblem {
     int line = 0;
-    std::string message;
+    std::string message{};
 };
 
 // pg_hba.conf as this configure will write it (reached with find<> from the Configuration).

@@ -14,8 +14,9 @@
 //
 // Every method of the 1.0 interfaces is implemented, and every call is recorded in a public
 // member that a test reads (and may set beforehand). The fakes also answer sdk::find<T> for the
-// versioned interfaces the kit knows (pgforge/hba.hpp); withhold<T>() makes one answer nullptr,
-// as an engine that lacks it would.
+// versioned interfaces of this SDK (sdk::EngineInfo, and pgforge/hba.hpp's): the kit installs
+// its own host table (install_host()) in place of the engine's; withhold<T>() makes one answer
+// nullptr, as an engine that lacks it would.
 //
 //   pgforge::testing::FakeHookContext ctx(pgforge::sdk::HookPoint::pre_configure);
 //   ctx.settings_values["greeting"] = "bonjour";
@@ -177,6 +178,38 @@ inline void* find_interface(const void* object, const char* name, uint32_t versi
     return it->second(name, version);
 }
 
+namespace detail {
+
+inline void* kit_find_interface(void* object, const char* name, uint32_t version) noexcept {
+    try {
+        return find_interface(object, name, version);
+    } catch (...) {
+        return nullptr;
+    }
+}
+
+inline const pgforge_host kit_host{sizeof(pgforge_host), &kit_find_interface};
+
+}  // namespace detail
+
+// Makes sdk::find<T> in this program (the plugin compiled into the test) answered by the fakes
+// instead of an engine. Every fake does it when it is made.
+inline void install_host() {
+    sdk::host_table = &detail::kit_host;
+}
+
+// The engine as a fake tells it (sdk::EngineInfo, offered by every fake).
+class FakeEngineInfo final : public sdk::EngineInfo {
+  public:
+    std::string engine_version = "0.0.0-testing";
+    unsigned major = PGFORGE_SDK_VERSION_MAJOR;
+    unsigned minor = PGFORGE_SDK_VERSION_MINOR;
+
+    std::string version() const override { return engine_version; }
+    unsigned sdk_major() const override { return major; }
+    unsigned sdk_minor() const override { return minor; }
+};
+
 // The versioned interfaces a fake offers; withhold<T>() makes find<T> answer nullptr.
 class Offers {
   public:
@@ -328,6 +361,7 @@ class BasicFakeContext : public Base, public sdk::HbaFileReader, public Offers {
     std::vector<sdk::HbaRecord> hba_on_disk;  // what the HbaFileReader gives
     std::vector<sdk::HbaProblem> hba_problems;
     std::string hba_read_error;  // read_hba fails with it when set
+    FakeEngineInfo engine_info;  // what sdk::find<sdk::EngineInfo> gives
 
     // Programs: the first script whose argv prefix matches answers (see script_run); without
     // one, on_run if set, else exit 0 with no output.
@@ -491,11 +525,16 @@ class BasicFakeContext : public Base, public sdk::HbaFileReader, public Offers {
 
   protected:
     BasicFakeContext()
-        : registration_(static_cast<const sdk::Context*>(this),
-                        [this](std::string_view name, unsigned version) -> void* {
-                            if (!has_instance) return nullptr;
-                            return this->template answer<sdk::HbaFileReader>(this, name, version);
-                        }) {}
+        : registration_(
+              static_cast<const sdk::Context*>(this),
+              [this](std::string_view name, unsigned version) -> void* {
+                  if (void* e = this->template answer<sdk::EngineInfo>(&engine_info, name, version))
+                      return e;
+                  if (!has_instance) return nullptr;
+                  return this->template answer<sdk::HbaFileReader>(this, name, version);
+              }) {
+        install_host();
+    }
     ~BasicFakeContext() = default;
     BasicFakeContext(const BasicFakeContext&) = delete;
     BasicFakeContext& operator=(const BasicFakeContext&) = delete;
@@ -567,6 +606,7 @@ class FakeConfiguration final : public sdk::Configuration,
     }
     // Why the engine would refuse a record (empty: it takes it); the kit takes every record.
     std::function<std::string(const sdk::HbaRecord&)> check_hba_record;
+    FakeEngineInfo engine_info;  // what sdk::find<sdk::EngineInfo> gives
 
     // ---- what the plugin did
     std::map<std::string, std::string> parameters_set;                 // name -> the last value set
@@ -650,9 +690,13 @@ class FakeConfiguration final : public sdk::Configuration,
 
     FakeConfiguration()
         : registration_(static_cast<const sdk::Configuration*>(this),
-                        [this](std::string_view name, unsigned version) {
+                        [this](std::string_view name, unsigned version) -> void* {
+                            if (void* e = answer<sdk::EngineInfo>(&engine_info, name, version))
+                                return e;
                             return answer<sdk::HbaConfiguration>(this, name, version);
-                        }) {}
+                        }) {
+        install_host();
+    }
     FakeConfiguration(const FakeConfiguration&) = delete;
     FakeConfiguration& operator=(const FakeConfiguration&) = delete;
 
