@@ -742,11 +742,13 @@ class FakeHookContext final : public BasicFakeContext<sdk::HookContext> {
         own.settings_values = settings_values;
         FakeContext& c = undo_context ? *undo_context : own;
         int threw = 0;
-        for (auto it = undos.rbegin(); it != undos.rend(); ++it) try {
+        for (auto it = undos.rbegin(); it != undos.rend(); ++it) {
+            try {
                 it->undo(c);
             } catch (...) {
                 ++threw;
             }
+        }
         return threw;
     }
 
