@@ -273,7 +273,6 @@ struct FakeInstance {
     class View final : public sdk::Instance {
       public:
         explicit View(const FakeInstance* f) : f_(f) {}
-        void rebind(const FakeInstance* f) { f_ = f; }
         std::string name() const override { return f_->name; }
         std::string version() const override { return f_->version; }
         std::string qualified_name() const override { return f_->version + "/" + f_->name; }
@@ -293,6 +292,7 @@ struct FakeInstance {
     };
     View view_{this};
 
+    // Copies the fields; the view stays this object's own.
     void copy(const FakeInstance& o) {
         name = o.name;
         version = o.version;
@@ -306,7 +306,6 @@ struct FakeInstance {
         owner = o.owner;
         superuser = o.superuser;
         running = o.running;
-        view_.rebind(this);
     }
 };
 
