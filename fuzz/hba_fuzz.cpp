@@ -49,17 +49,25 @@ const HbaRecord& new_record() {
 }
 
 void fuzz_hba(const std::string& input, size_t pick) {
+    // The reader plugins get never throws: a line the server would refuse is named instead.
+    const pgforge::conf::HbaReading reading = pgforge::conf::read_hba_records(input);
     HbaFile f;
     try {
         f = HbaFile::parse(input, "fuzz.conf");
     } catch (const pgforge::Error& e) {
         check(e.code() == pgforge::Exit::usage, "hba parse error with an unexpected exit code");
+        check(!reading.invalid.empty(), "read_hba_records accepts what parse refuses");
         return;
     }
     check(f.print() == input, "hba print() differs from the input");
     const std::vector<HbaRecord> records = f.records();
     const size_t n = records.size();
     check(f.size() == n, "hba size() differs from records().size()");
+    check(reading.invalid.empty() && reading.records.size() == n,
+          "read_hba_records reads a valid file otherwise than parse");
+    for (size_t k = 0; k < n; ++k)
+        check(reading.records[k].same_as(records[k]) && reading.records[k].line == records[k].line,
+              "read_hba_records gives another record than parse");
 
     for (const HbaRecord& r : records) {
         HbaFile alone = must_parse<HbaFile>(r.to_line(), "hba to_line() does not parse");

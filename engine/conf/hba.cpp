@@ -636,6 +636,26 @@ HbaFile HbaFile::parse(std::string_view text, std::filesystem::path origin) {
     return file;
 }
 
+HbaReading read_hba_records(std::string_view text) {
+    HbaReading out;
+    for (LogicalLine& l : split_lines(text)) {
+        if (l.content.find('\0') != std::string::npos) {
+            out.invalid.emplace_back(l.first_line, "NUL byte in the line");
+            continue;
+        }
+        std::vector<Field> fields = tokenize(l.content);
+        if (fields.empty()) continue;
+        try {
+            HbaRecord r = hba_record(fields);
+            r.line = l.first_line;
+            out.records.push_back(std::move(r));
+        } catch (const Invalid& e) {
+            out.invalid.emplace_back(l.first_line, e.message);
+        }
+    }
+    return out;
+}
+
 std::string HbaFile::print() const {
     std::string out;
     for (const Chunk& c : chunks_) out += c.raw;

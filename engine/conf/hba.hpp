@@ -53,6 +53,15 @@ struct HbaRecord {
     bool same_as(const HbaRecord& other) const;
 };
 
+// Every line of pg_hba.conf text as the server reads it: the valid records (with their line),
+// and (line, what is wrong) for each line the server would refuse, instead of an error at the
+// first. A NUL byte makes its line one of those.
+struct HbaReading {
+    std::vector<HbaRecord> records;
+    std::vector<std::pair<int, std::string>> invalid;
+};
+HbaReading read_hba_records(std::string_view text);
+
 class HbaFile {
   public:
     // An invalid record → Error(Exit::usage) naming origin:line and what is wrong.

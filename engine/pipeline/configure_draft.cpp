@@ -7,6 +7,7 @@
 #include "engine/core/safe_fs.hpp"
 #include "engine/core/text.hpp"
 #include "engine/driver/cluster_driver.hpp"
+#include "engine/pipeline/hba_records.hpp"
 
 namespace fs = std::filesystem;
 
@@ -107,18 +108,41 @@ void ConfigureDraft::add_hba_record(std::string_view text, sdk::HbaPlace place) 
         auto records = parsed.records();
         if (records.size() != 1)
             throw Error(Exit::usage, "not one record: '" + std::string(text) + "'");
-        const conf::HbaRecord r = records.front();
-        for (const auto& existing : hba_.records())
-            if (existing.same_as(r)) return;
-        if (place == sdk::HbaPlace::first)
-            hba_.insert(0, r);
-        else
-            hba_.insert(hba_.size(), r);
-        hba_changed_ = true;
+        add_record(records.front(), place);
     } catch (const std::exception& e) {
         conflicts_.push_back("plugin " + contributor_ +
                              " contributes an invalid HBA record: " + e.what());
     }
+}
+
+void ConfigureDraft::add_record(const conf::HbaRecord& r, sdk::HbaPlace place) {
+    for (const auto& existing : hba_.records())
+        if (existing.same_as(r)) return;
+    if (place == sdk::HbaPlace::first)
+        hba_.insert(0, r);
+    else
+        hba_.insert(hba_.size(), r);
+    hba_changed_ = true;
+}
+
+bool ConfigureDraft::add_hba_record(const sdk::HbaRecord& record, sdk::HbaPlace place,
+                                    std::string& error) {
+    try {
+        add_record(from_sdk(record), place);
+        return true;
+    } catch (const std::exception& e) {
+        error = e.what();
+        conflicts_.push_back("plugin " + contributor_ +
+                             " contributes an invalid HBA record: " + error);
+        return false;
+    }
+}
+
+std::vector<sdk::HbaRecord> ConfigureDraft::hba_records() const {
+    // An insert reads the file again: the lines are those of the file as it will be written.
+    std::vector<sdk::HbaRecord> out;
+    for (const auto& r : hba_.records()) out.push_back(to_sdk(r));
+    return out;
 }
 
 void ConfigureDraft::add_file(std::string_view relative_name, std::string_view content,

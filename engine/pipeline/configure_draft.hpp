@@ -13,13 +13,15 @@
 #include "engine/conf/pgconf.hpp"
 #include "engine/core/instance.hpp"
 #include "engine/core/process.hpp"
+#include "pgforge/hba.hpp"
 #include "pgforge/plugin.hpp"
 
 namespace pgforge {
 
 // What a configure writes: the user's change and the contributions of pre_configure handlers,
-// merged, each file written once. Implements the SDK's Configuration for handlers.
-class ConfigureDraft final : public sdk::Configuration {
+// merged, each file written once. Implements the SDK's Configuration for handlers, and
+// HbaConfiguration (pg_hba.conf as records, sdk/include/pgforge/hba.hpp).
+class ConfigureDraft final : public sdk::Configuration, public sdk::HbaConfiguration {
   public:
     // `docs`: postgresql.conf-format documents by path (edited by the user's change); `hba`:
     // pg_hba.conf as it will be written; `file_for(name)`: which document sets `name`.
@@ -40,6 +42,9 @@ class ConfigureDraft final : public sdk::Configuration {
     void add_ident_mapping(std::string_view map, std::string_view system_user,
                            std::string_view database_user) override;
     bool ident_changed() const { return ident_changed_; }
+    std::vector<sdk::HbaRecord> hba_records() const override;
+    bool add_hba_record(const sdk::HbaRecord& record, sdk::HbaPlace place,
+                        std::string& error) override;
 
     // Conflicts found so far ("parameter X: plugin a sets '1', plugin b sets '2'").
     const std::vector<std::string>& conflicts() const { return conflicts_; }
@@ -72,6 +77,7 @@ class ConfigureDraft final : public sdk::Configuration {
     std::vector<File> files_;
     std::vector<std::string> conflicts_;
     bool hba_changed_ = false;
+    void add_record(const conf::HbaRecord& r, sdk::HbaPlace place);
 };
 
 // Writes a file atomically with `mode`, given to `owner` when pgforge runs as root; a missing

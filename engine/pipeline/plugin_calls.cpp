@@ -24,6 +24,7 @@
 #include "engine/pg/postmaster_pid.hpp"
 #include "engine/pipeline/configure_draft.hpp"
 #include "engine/pipeline/context.hpp"
+#include "engine/pipeline/hba_records.hpp"
 #include "engine/pipeline/pipeline.hpp"
 #include "engine/pipeline/plugin_host.hpp"
 #include "pgforge/steps.hpp"
@@ -145,10 +146,15 @@ class PluginCall : public Base {
                    [this](std::string_view name, std::uint32_t version) {
                        return find_interface(name, version);
                    }) {
-        if (instance) view_.emplace(ctx, *instance);
+        if (instance) {
+            view_.emplace(ctx, *instance);
+            hba_reader_.emplace(*instance);
+        }
     }
     // The interfaces this context offers to sdk::find (a kind of context may offer more).
     virtual void* find_interface(std::string_view name, std::uint32_t version) {
+        if (hba_reader_)
+            if (void* found = offer<sdk::HbaFileReader>(name, version, &*hba_reader_)) return found;
         return common_interface(name, version);
     }
 
@@ -396,6 +402,7 @@ class PluginCall : public Base {
     }
 
     std::optional<InstanceView> view_;
+    std::optional<InstanceHbaReader> hba_reader_;
     OsUser owner_;
     mutable std::unique_ptr<pg::Connection> connection_;
     OfferedInterfaces offered_;
@@ -465,10 +472,12 @@ sdk::Result call_plugin_hook(Context& ctx, LoadedPlugin& plugin, Pipeline& p, sd
     // The configuration's interfaces, while the handler runs.
     std::optional<OfferedInterfaces> configuration;
     if (draft)
-        configuration.emplace(static_cast<const sdk::Configuration*>(draft),
-                              [](std::string_view name, std::uint32_t version) {
-                                  return common_interface(name, version);
-                              });
+        configuration.emplace(
+            static_cast<const sdk::Configuration*>(draft),
+            [draft](std::string_view name, std::uint32_t version) {
+                if (void* found = offer<sdk::HbaConfiguration>(name, version, draft)) return found;
+                return common_interface(name, version);
+            });
     return plugin.on_hook(call);
 }
 

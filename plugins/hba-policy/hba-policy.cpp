@@ -9,10 +9,10 @@
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <pgforge/hba.hpp>
 #include <pgforge/plugin.hpp>
 #include <sstream>
 
-#include "hba_reader.hpp"
 #include "policy.hpp"
 
 namespace {
@@ -71,15 +71,19 @@ fs::path hba_file(const Instance& i) {
     return i.data_dir() / "pg_hba.conf";
 }
 
-// The instance's pg_hba.conf; as the owner (cat) when this user cannot read it.
-bool read_instance_hba(Context& ctx, std::string& text, std::string& error) {
-    fs::path file = hba_file(*ctx.instance());
-    if (read_text(file, text, error)) return true;
-    RunOptions o;
-    o.timeout = 30;
-    RunResult r = ctx.run({"cat", file.string()}, o);
-    if (!r.ok()) return false;
-    text = r.out;
+// The instance's pg_hba.conf as on disk, read by the engine.
+bool read_instance_hba(Context& ctx, HbaRead& read, std::string& error) {
+    auto* file = find<HbaFileReader>(ctx);
+    if (!file) {
+        error = "this pgforge does not read pg_hba.conf for plugins (" +
+                std::string(HbaFileReader::interface_name) + " " +
+                std::to_string(HbaFileReader::interface_version) + ")";
+        return false;
+    }
+    std::vector<HbaRecord> records;
+    std::vector<HbaProblem> problems;
+    if (!file->read_hba(records, problems, error)) return false;
+    read = hba_read(records, problems);
     return true;
 }
 
@@ -161,11 +165,12 @@ class HbaPolicy final : public Plugin {
         const Loaded& l = loaded(ctx);
         if (!l.error.empty()) return {{"policy", "unusable: " + l.error}};
         std::vector<pgforge::sdk::Field> out = {{"policy", l.policy.source}};
-        std::string text, error;
+        HbaRead read;
+        std::string error;
         try {
             auto required = required_records(l.policy, names_of(*ctx.instance()));
-            if (!read_instance_hba(ctx, text, error)) return out;
-            Evaluation e = evaluate(l.policy, read_hba(text), required);
+            if (!read_instance_hba(ctx, read, error)) return out;
+            Evaluation e = evaluate(l.policy, read, required);
             out.push_back({"pg_hba.conf", e.ok() ? "follows the policy"
                                                  : std::to_string(e.violations.size()) +
                                                        " violation(s): pgforge hba check -i " +
@@ -186,14 +191,20 @@ class HbaPolicy final : public Plugin {
     // will be written (the user's change and every contribution so far included).
     Result configure(HookContext& ctx, Configuration& c, const Policy& policy,
                      const std::vector<Required>& required) {
-        Evaluation before = evaluate(policy, read_hba(c.hba_text()), required);
+        auto* hba = find<HbaConfiguration>(c);
+        if (!hba)
+            return Result::refuse("this pgforge does not give pg_hba.conf as records (" +
+                                  std::string(HbaConfiguration::interface_name) + " " +
+                                  std::to_string(HbaConfiguration::interface_version) + ")");
+        Evaluation before = evaluate(policy, hba_read(hba->hba_records()), required);
         // What the policy requires and the file on disk grants, the change may not take away
         // (remove the record, or put another before it): the policy must change first. What
         // the disk already lacks is added back below.
         std::string taken;
-        std::string text, error;
-        if (!ctx.first_configure() && read_instance_hba(ctx, text, error)) {
-            Evaluation disk = evaluate(policy, read_hba(text), required);
+        HbaRead on_disk;
+        std::string error;
+        if (!ctx.first_configure() && read_instance_hba(ctx, on_disk, error)) {
+            Evaluation disk = evaluate(policy, on_disk, required);
             for (size_t k = 0; k < required.size(); ++k) {
                 const RequiredStatus& now = before.required[k];
                 if (disk.required[k].status != "present" || now.status == "present") continue;
@@ -205,13 +216,22 @@ class HbaPolicy final : public Plugin {
             }
         }
         // Records placed first go in reverse so that they end up in the policy's order.
+        std::string invalid;
+        auto add = [&](const Required& r, HbaPlace place) {
+            std::string why;
+            if (!hba->add_hba_record(r.record.hba, place, why))
+                invalid += "\n  " + r.record.text + " [rule " + r.rule + "]: " + why;
+        };
         for (size_t k = required.size(); k-- > 0;)
             if (required[k].first && before.required[k].status != "present")
-                c.add_hba_record(required[k].record.text, HbaPlace::first);
+                add(required[k], HbaPlace::first);
         for (size_t k = 0; k < required.size(); ++k)
             if (!required[k].first && before.required[k].status == "missing")
-                c.add_hba_record(required[k].record.text, HbaPlace::last);
-        Evaluation after = evaluate(policy, read_hba(c.hba_text()), required);
+                add(required[k], HbaPlace::last);
+        if (!invalid.empty())
+            return Result::refuse("the hba policy " + policy.source +
+                                  " requires records pg_hba.conf cannot hold:" + invalid);
+        Evaluation after = evaluate(policy, hba_read(hba->hba_records()), required);
         std::string problems = listing(after, forbidden);
         if (!taken.empty()) problems += "\nthe change takes away what the policy requires:" + taken;
         if (problems.empty()) {
@@ -230,10 +250,11 @@ class HbaPolicy final : public Plugin {
     // server is about to read it. A [never] rule refuses; a requirement not met is a warning.
     Result on_disk(HookContext& ctx, const Policy& policy, const std::vector<Required>& required) {
         const Instance& i = *ctx.instance();
-        std::string text, error;
-        if (!read_instance_hba(ctx, text, error))
+        HbaRead read;
+        std::string error;
+        if (!read_instance_hba(ctx, read, error))
             return Result::refuse(error + " (the hba policy cannot be checked)");
-        Evaluation e = evaluate(policy, read_hba(text), required);
+        Evaluation e = evaluate(policy, read, required);
         for (const auto& w : e.warnings) ctx.log(LogLevel::warning, i.qualified_name() + ": " + w);
         std::string drift = listing(e, required_kind);
         if (!drift.empty())
@@ -276,9 +297,10 @@ class HbaPolicy final : public Plugin {
         } catch (const PolicyError& e) {
             return fail(e.what());
         }
-        std::string text, error;
-        if (!read_instance_hba(ctx, text, error)) return fail(error);
-        Evaluation e = evaluate(l.policy, read_hba(text), required);
+        HbaRead read;
+        std::string error;
+        if (!read_instance_hba(ctx, read, error)) return fail(error);
+        Evaluation e = evaluate(l.policy, read, required);
         if (ctx.json()) {
             j["ok"] = e.ok();
             json req = json::array();

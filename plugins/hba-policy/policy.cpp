@@ -391,31 +391,36 @@ std::vector<Required> required_records(const Policy& policy, const Names& names)
     std::vector<Required> out;
     for (const Requirement& r : policy.requirements) {
         auto expand = [&](const std::vector<std::string>& items) {
-            std::vector<std::string> done;
+            Field done;
             for (const auto& item : items) {
-                std::string v = item == "${superuser}" ? hba_quote(names.superuser)
-                                : item == "${owner}"   ? hba_quote(names.owner)
-                                                       : item;
-                if (std::find(done.begin(), done.end(), v) == done.end()) done.push_back(v);
+                Token t = item == "${superuser}" ? role_name(names.superuser)
+                          : item == "${owner}"   ? role_name(names.owner)
+                                                 : written_name(item);
+                if (std::find(done.begin(), done.end(), t) == done.end()) done.push_back(t);
             }
-            return join(done, ",");
+            return done;
         };
         std::string where = "policy " + policy.source + " line " + std::to_string(r.line) + " ([" +
                             r.section + "])";
         std::vector<std::string> addresses = r.networks;
         if (r.type == "local") addresses = {""};
         for (const auto& address : addresses) {
-            std::string text = r.type + " " + expand(r.databases) + " " + expand(r.users) +
-                               (address.empty() ? "" : " " + address) + " " + r.method;
-            for (const auto& o : r.options) text += " " + o;
-            HbaRead read = read_hba(text);
-            if (!read.errors.empty() || read.records.size() != 1)
-                throw PolicyError(
-                    where + ": the record '" + text + "' is not valid: " +
-                    (read.errors.empty() ? "not one record" : read.errors.front().second));
-            Record record = read.records.front();
-            record.line = 0;
-            record.position = 0;
+            pgforge::sdk::HbaRecord hba;
+            hba.type = r.type;
+            hba.databases = expand(r.databases);
+            hba.users = expand(r.users);
+            if (!address.empty()) hba.address = written_name(address);
+            hba.method = r.method;
+            for (const auto& o : r.options) {
+                auto eq = o.find('=');
+                hba.options.emplace_back(o.substr(0, eq), o.substr(eq + 1));
+            }
+            Record record = record_of(hba);
+            for (const auto* field : {&record.databases, &record.users})
+                for (const Token& t : *field)
+                    if (t.text.empty())
+                        throw PolicyError(where + ": the record '" + record.text +
+                                          "' is not valid: an empty name");
             auto broken = broken_rules(policy, record);
             if (!broken.empty())
                 throw PolicyError(where + ": requires '" + record.text + "', which " +
@@ -458,8 +463,6 @@ Evaluation evaluate(const Policy& policy, const HbaRead& hba,
     for (const auto& [line, why] : hba.errors)
         e.violations.push_back({"invalid", line, 0, "", "", "pg_hba.conf syntax",
                                 why + " (the server refuses this file)"});
-    for (const auto& [line, why] : hba.warnings)
-        e.warnings.push_back("pg_hba.conf line " + std::to_string(line) + ": " + why);
     for (const Record& r : hba.records)
         for (auto& [rule, reason] : broken_rules(policy, r))
             e.violations.push_back({"forbidden", r.line, r.position, r.text, "", rule, reason});

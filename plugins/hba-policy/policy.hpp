@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "hba_reader.hpp"
+#include "records.hpp"
 
 namespace hba_policy {
 

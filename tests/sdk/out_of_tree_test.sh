@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The example plugin (examples/plugin-hello), built out of tree against the SDK that
 # `cmake --install` installs, is found in the installed plugin directory by the installed
-# pgforge, loads, and its hooks and command run on a real instance.
+# pgforge, loads, and its hooks and command run on a real instance; its unit test, built with the
+# installed testing kit (pgforge/testing.hpp), passes without a server.
 # Usage: out_of_tree_test.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
 build=$1
@@ -21,6 +22,11 @@ cmake --install "$build" --prefix "$work/usr" >/dev/null
 cmake -S "$src/examples/plugin-hello" -B "$work/hello-build" -DCMAKE_PREFIX_PATH="$work/usr" \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$work/hello-build" >/dev/null
+# Its unit test, built with the installed testing kit, runs without a server.
+ctest --test-dir "$work/hello-build" --output-on-failure >"$work/ctest.log" 2>&1 ||
+  fail "the example's unit test failed: $(cat "$work/ctest.log")"
+grep -q "100% tests passed" "$work/ctest.log" || fail "the example's unit test did not run"
+[ -f "$work/usr/include/pgforge/testing.hpp" ] || fail "testing.hpp was not installed"
 cmake --install "$work/hello-build" >/dev/null
 [ -f "$work/usr/lib/pgforge/plugins/hello.so" ] || fail "hello.so was not installed beside pgforge"
 # The version script of pgforge_add_plugin: the descriptor is the only exported symbol.
