@@ -143,6 +143,14 @@ void check_written(Context& ctx, const std::string& operation, const Cluster& cl
     throw_if_interrupted();
     if (!ctx.driver().status(cluster).running) return;
     pg::Connection c(i);
+    // A parameter of a loaded library ("pg_stat_statements.max") is unknown to `postgres
+    // --describe-config`: the running server says its context.
+    for (auto& ch : out.changes) {
+        if (ch.effect != "reload" || ch.name.find('.') == std::string::npos) continue;
+        auto context = c.exec("SELECT context FROM pg_settings WHERE name = $1", {ch.name});
+        if (!context.rows.empty() && context.rows.at(0).at(0) == "postmaster")
+            ch.effect = "restart";
+    }
     std::string errors;
     if (conf_changed)
         // "setting could not be applied" on a postmaster-context parameter only means
