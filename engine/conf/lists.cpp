@@ -12,7 +12,7 @@ namespace {
 bool folds_case(std::string_view parameter) {
     std::string p = to_lower(parameter);
     return p == "search_path" || p == "temp_tablespaces" || p == "log_destination" ||
-           p == "wal_consistency_checking";
+           p == "wal_consistency_checking" || p == "restrict_nonsystem_relation_kind";
 }
 
 bool blank(char c) {
@@ -31,10 +31,16 @@ std::string dequote(std::string_view quoted) {
 }  // namespace
 
 const std::vector<std::string>& list_parameters() {
-    static const std::vector<std::string> names = {
-        "listen_addresses", "local_preload_libraries",   "log_destination",
-        "search_path",      "session_preload_libraries", "shared_preload_libraries",
-        "temp_tablespaces", "unix_socket_directories",   "wal_consistency_checking"};
+    static const std::vector<std::string> names = {"listen_addresses",
+                                                   "local_preload_libraries",
+                                                   "log_destination",
+                                                   "restrict_nonsystem_relation_kind",
+                                                   "search_path",
+                                                   "session_preload_libraries",
+                                                   "shared_preload_libraries",
+                                                   "temp_tablespaces",
+                                                   "unix_socket_directories",
+                                                   "wal_consistency_checking"};
     return names;
 }
 

@@ -11,8 +11,9 @@ namespace pgforge::conf {
 // Whether `name` (any case) is one of PostgreSQL 15's list parameters that compose as sets:
 // shared_preload_libraries, session_preload_libraries, local_preload_libraries, search_path,
 // temp_tablespaces, listen_addresses, unix_socket_directories, log_destination,
-// wal_consistency_checking. The server flags them GUC_LIST_INPUT, which `postgres
-// --describe-config` does not print, hence a fixed list. DateStyle and
+// wal_consistency_checking, restrict_nonsystem_relation_kind (15.8). The server flags them
+// GUC_LIST_INPUT, which `postgres --describe-config` does not print, hence a fixed list, checked
+// against the server by tests/integration/compose_test.cpp. DateStyle and
 // synchronous_standby_names take lists too, but their items are not a set (an output style and an
 // order; "FIRST 2 (a, b)"): they stay scalars.
 bool is_list_parameter(std::string_view name);
@@ -20,7 +21,8 @@ const std::vector<std::string>& list_parameters();
 
 // One item of a list value: `text` as written in the value (quoted where needed), `key` what the
 // server reads (quotes removed; an unquoted name of search_path, temp_tablespaces,
-// log_destination and wal_consistency_checking folded to lower case, as the server does).
+// log_destination, wal_consistency_checking and restrict_nonsystem_relation_kind folded to lower
+// case, as the server does).
 struct ListItem {
     std::string text;
     std::string key;

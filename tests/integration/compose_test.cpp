@@ -2,10 +2,13 @@
 // pg_stat_statements and auto_explain (PostgreSQL's contrib), in both orders and priorities, on a
 // new instance and on one that already preloads a library; the user's conf set against a
 // plugin's list entry and default; a plugin's restart reason.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "engine/conf/lists.hpp"
+#include "engine/core/text.hpp"
 #include "engine/operations/instances.hpp"
 #include "engine/pg/connection.hpp"
 #include "tests/support/test_site.hpp"
@@ -214,4 +217,34 @@ TEST_CASE("a plugin's restart reason is printed with the changes and makes the r
     REQUIRE(stopped.status == 0);
     CHECK(json::parse(stopped.out).at("pending_restart") == false);
     CHECK(json::parse(stopped.out).at("plugin_restarts").size() == 1);
+}
+
+TEST_CASE("the list parameters are the server's list-valued parameters whose items are a set",
+          "[compose]") {
+    ComposeSite s;
+    s.set("", "");
+    REQUIRE(s.cli({"instance", "create", "guc"}).status == 0);
+    Context ctx(s.site.settings());
+    pg::Connection c(instances::get(ctx, "guc"));
+    // The server takes several values in SET only for a GUC_LIST_INPUT parameter; any other says
+    // "SET name takes only one argument" before it looks at the value or the context.
+    std::vector<std::string> lists;
+    for (const auto& row :
+         c.exec("SELECT name FROM pg_settings WHERE vartype = 'string' ORDER BY lower(name)")
+             .rows) {
+        std::string name = row.at(0).value_or("");
+        try {
+            c.exec("SET " + c.quote_identifier(name) + " = 'x', 'y'");
+            lists.push_back(to_lower(name));
+        } catch (const std::exception& e) {
+            if (std::string(e.what()).find("takes only one argument") == std::string::npos)
+                lists.push_back(to_lower(name));
+        }
+    }
+    std::vector<std::string> expected = conf::list_parameters();
+    // Lists whose items are not a set: they stay scalars.
+    expected.push_back("datestyle");
+    expected.push_back("synchronous_standby_names");
+    std::sort(expected.begin(), expected.end());
+    CHECK(lists == expected);
 }

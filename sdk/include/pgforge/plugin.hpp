@@ -301,7 +301,8 @@ enum class Strength {
 //
 // List parameters (the server's list-valued ones: shared_preload_libraries,
 // session_preload_libraries, local_preload_libraries, search_path, temp_tablespaces,
-// listen_addresses, unix_socket_directories, log_destination, wal_consistency_checking) compose
+// listen_addresses, unix_socket_directories, log_destination, wal_consistency_checking,
+// restrict_nonsystem_relation_kind) compose
 // as sets: the items the files (or the command) give keep their place and order, items plugins
 // add follow in the order the handlers run, and items plugins remove go. Only a contradiction is
 // a conflict: a plugin removing what another adds, a command setting a list without an item a
