@@ -211,6 +211,11 @@ TEST_CASE("a plugin's restart reason is printed with the changes and makes the r
     CHECK(json::parse(restarted.out).at("restarted") == true);
     CHECK(json::parse(restarted.out).at("pending_restart") == false);
 
+    auto reload = s.cli({"instance", "reload", "why"});
+    REQUIRE(reload.status == 0);
+    CHECK_THAT(reload.out, Catch::Contains("plugin late: reads late.conf at start (restart)"));
+    CHECK_THAT(reload.out, Catch::Contains("needs a restart for plugin late to apply"));
+
     // A stopped server reads everything at its next start: nothing is pending.
     REQUIRE(s.cli({"instance", "stop", "why"}).status == 0);
     auto stopped = s.cli({"conf", "set", "-i", "why", "work_mem=12MB", "--json"});
