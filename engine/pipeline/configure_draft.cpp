@@ -185,7 +185,7 @@ void ConfigureDraft::edit_list(const std::string& name, conf::ListItem item, boo
     std::string who = "plugin " + contributor_;
     std::string does = (add ? "adds " : "removes ") + in_quotes(item.key);
     if (!conf::is_list_parameter(name)) {
-        conflicts_.push_back(who + " " + does + " to parameter " + name +
+        conflicts_.push_back(who + " " + does + (add ? " to" : " from") + " parameter " + name +
                              ", which is not a list (a list is one of: " +
                              join(conf::list_parameters(), ", ") + ")");
         return;
