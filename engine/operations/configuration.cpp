@@ -351,8 +351,10 @@ void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outc
                 conf::validate_values(cluster.installation, cluster.owner, values);
                 // Reported as the user's own changes are: the value the files gave before, and
                 // reload or restart from the parameter's context.
-                auto catalog =
-                    conf::ParameterCatalog::describe(cluster.installation, cluster.owner);
+                if (!defaults)
+                    defaults =
+                        conf::ParameterCatalog::describe(cluster.installation, cluster.owner);
+                const conf::ParameterCatalog& catalog = *defaults;
                 for (const auto& name : contributed) {
                     Change ch;
                     ch.name = canonical_name(catalog, name);
