@@ -105,6 +105,9 @@ int report(Invocation& inv, const configuration::Outcome& o, const std::string& 
                                {"effect", c.effect},
                                {"file", c.file.string()},
                                {"note", c.note.empty() ? json(nullptr) : json(c.note)}});
+        json restarts = json::array();
+        for (const auto& r : o.restart_reasons)
+            restarts.push_back({{"plugin", r.plugin}, {"effect", "restart"}, {"reason", r.reason}});
         inv.out << json{{"target", target},
                         {"changed", o.changed},
                         {"dry_run", dry_run},
@@ -112,7 +115,8 @@ int report(Invocation& inv, const configuration::Outcome& o, const std::string& 
                         {"restarted", o.restarted},
                         {"pending_restart", o.pending_restart},
                         {"pending_restart_names", o.pending_restart_names},
-                        {"changes", changes}}
+                        {"changes", changes},
+                        {"plugin_restarts", restarts}}
                        .dump(2)
                 << "\n";
         return 0;
@@ -124,12 +128,17 @@ int report(Invocation& inv, const configuration::Outcome& o, const std::string& 
                 << " (" << c.effect << ")\n";
         if (!c.note.empty()) inv.out << "  note: " << c.note << "\n";
     }
+    for (const auto& r : o.restart_reasons)
+        inv.out << escape_control("plugin " + r.plugin + ": " + r.reason) << " (restart)\n";
     if (dry_run) inv.out << "dry run: nothing was written\n";
     if (o.restarted) inv.out << target << " restarted\n";
     if (o.reloaded && !o.restarted) inv.out << target << " reloaded\n";
     if (o.pending_restart || !o.pending_restart_names.empty()) {
         std::string list;
         for (const auto& n : o.pending_restart_names) list += (list.empty() ? "" : ", ") + n;
+        if (o.pending_restart)
+            for (const auto& r : o.restart_reasons)
+                list += (list.empty() ? "plugin " : ", plugin ") + r.plugin;
         inv.out << "a restart is needed for " << (list.empty() ? "a change" : escape_control(list))
                 << " to apply: pgforge instance restart " << target << " (or conf set --restart)\n";
     }

@@ -340,6 +340,10 @@ int instance_reload(Invocation& inv) {
         j["reloaded"] = out.reloaded;
         j["changes"] = changes;
         j["pending_restart"] = out.pending_restart_names;
+        json restarts = json::array();
+        for (const auto& r : out.restart_reasons)
+            restarts.push_back({{"plugin", r.plugin}, {"effect", "restart"}, {"reason", r.reason}});
+        j["plugin_restarts"] = restarts;
         if (inv.json || inv.quiet) return 0;
         for (const auto& c : out.changes) {
             inv.out << escape_control(c.name + ": " + (c.before ? *c.before : "(not set)") +
@@ -347,8 +351,13 @@ int instance_reload(Invocation& inv) {
                     << " (" << c.effect << ")\n";
             if (!c.note.empty()) inv.out << "  note: " << escape_control(c.note) << "\n";
         }
+        for (const auto& r : out.restart_reasons)
+            inv.out << escape_control("plugin " + r.plugin + ": " + r.reason) << " (restart)\n";
         inv.out << "instance " << i.qualified_name() << " reloaded\n";
-        print_pending(inv, i, out.pending_restart_names);
+        std::vector<std::string> pending = out.pending_restart_names;
+        if (out.pending_restart)
+            for (const auto& r : out.restart_reasons) pending.push_back("plugin " + r.plugin);
+        print_pending(inv, i, pending);
         return 0;
     });
 }

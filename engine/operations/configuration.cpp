@@ -166,6 +166,14 @@ void check_written(Context& ctx, const std::string& operation, const Cluster& cl
     throw_if_interrupted();
     if (!ctx.driver().status(cluster).running) return;
     pg::Connection c(i);
+    // A parameter of a loaded library ("pg_stat_statements.max") is unknown to `postgres
+    // --describe-config`: the running server says its context.
+    for (auto& ch : out.changes) {
+        if (ch.effect != "reload" || ch.name.find('.') == std::string::npos) continue;
+        auto context = c.exec("SELECT context FROM pg_settings WHERE name = $1", {ch.name});
+        if (!context.rows.empty() && context.rows.at(0).at(0) == "postmaster")
+            ch.effect = "restart";
+    }
     std::string errors;
     if (conf_changed)
         // "setting could not be applied" on a postmaster-context parameter only means
@@ -312,6 +320,20 @@ void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outc
         return tree ? tree->file_to_edit(name) : main_conf;
     });
     for (const auto& [name, value] : prop.user) draft.user_sets(name, value);
+    // A list no file sets starts from the server's default ("$user", public for search_path).
+    std::optional<conf::ParameterCatalog> defaults;
+    draft.server_defaults([&](const std::string& name) -> std::optional<std::string> {
+        try {
+            if (!defaults) {
+                Cluster cluster = instances::cluster_for(ctx, i);
+                defaults = conf::ParameterCatalog::describe(cluster.installation, cluster.owner);
+            }
+            if (const conf::ParameterInfo* p = defaults->find(name)) return p->reset_value;
+        } catch (const std::exception& e) {
+            log::warn("the server's default of " + name + " is unknown: " + e.what());
+        }
+        return std::nullopt;
+    });
 
     out.port_before = out.port_after = i.port;
     Pipeline p(ctx, reload ? "reload" : "configure", i);
@@ -338,15 +360,23 @@ void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outc
         [&] {
             Cluster cluster = instances::cluster_for(ctx, i);
             auto contributed = draft.apply_parameters();
+            // What contributions say of the command's own changes (a default it replaces).
+            for (const auto& [name, text] : draft.notes())
+                for (auto& ch : out.changes)
+                    if (to_lower(ch.name) == name) ch.note += (ch.note.empty() ? "" : "; ") + text;
+            for (const auto& r : draft.restart_reasons())
+                out.restart_reasons.push_back({r.plugin, r.reason});
             if (!contributed.empty()) {
                 std::map<std::string, std::string> values;
                 for (const auto& name : contributed)
-                    values[name] = draft.parameters().at(name).first;
+                    values[name] = draft.parameters().at(name).value;
                 conf::validate_values(cluster.installation, cluster.owner, values);
                 // Reported as the user's own changes are: the value the files gave before, and
                 // reload or restart from the parameter's context.
-                auto catalog =
-                    conf::ParameterCatalog::describe(cluster.installation, cluster.owner);
+                if (!defaults)
+                    defaults =
+                        conf::ParameterCatalog::describe(cluster.installation, cluster.owner);
+                const conf::ParameterCatalog& catalog = *defaults;
                 for (const auto& name : contributed) {
                     Change ch;
                     ch.name = canonical_name(catalog, name);
@@ -355,7 +385,9 @@ void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outc
                         if (auto effective = tree->get(name)) ch.before = effective->value;
                     ch.effect = effect_of(catalog, name);
                     ch.file = tree ? tree->file_to_edit(name) : main_conf;
-                    ch.note = "contributed by plugin " + draft.parameters().at(name).second;
+                    ch.note = "contributed by " + draft.parameters().at(name).by;
+                    if (auto n = draft.notes().find(name); n != draft.notes().end())
+                        ch.note += "; " + n->second;
                     out.changes.push_back(ch);
                 }
             }
@@ -404,6 +436,14 @@ void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outc
                     }
                     out.reloaded = true;
                 }
+                // A plugin's own file (or nothing written) that it says needs a restart.
+                if (!out.restart_reasons.empty() && ctx.driver().status(cluster).running) {
+                    out.pending_restart = true;
+                    if (o.restart) {
+                        restarting = std::move(owned_files);
+                        restart_cluster = cluster;
+                    }
+                }
                 return;
             }
             // Settings that parse one by one but stop the server at its next start, refused
@@ -442,6 +482,8 @@ void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outc
                 restart_port = conf_changed ? configured_port(i.data_dir).value_or(i.port) : i.port;
                 check_written(ctx, reload ? "reload" : "configure", cluster, i, conf_changed,
                               hba_changed, ident_changed, reload_sent, out);
+                // A restart a plugin asks for waits on a server that runs (reloaded).
+                if (!out.restart_reasons.empty() && out.reloaded) out.pending_restart = true;
                 // The inventory follows the port the server listens on: at once when it does
                 // not run (its next start uses the files) or after the restart below; a running
                 // server keeps its port until its restart (reported as pending).

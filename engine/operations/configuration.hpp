@@ -25,8 +25,17 @@ struct Change {
     std::string note;                   // e.g. overridden by postgresql.auto.conf
 };
 
+// A plugin's word that what it changed needs a restart (sdk::Contributions::restart_needed).
+struct RestartReason {
+    std::string plugin;
+    std::string reason;
+};
+
 struct Outcome {
     std::vector<Change> changes;
+    // Restarts plugins asked for in this configure, reported with the changes; on a running
+    // server they make the restart pending (and --restart does it).
+    std::vector<RestartReason> restart_reasons;
     bool changed = false;  // a file was written
     bool reloaded = false;
     bool restarted = false;

@@ -306,6 +306,17 @@ Instance create(Context& ctx, const CreateOptions& o) {
     conf::IdentFile ident =
         conf::IdentFile::parse(texts["pg_ident.conf"], i.data_dir / "pg_ident.conf");
     ConfigureDraft draft(i, docs, hba, ident, [&](const std::string&) { return main_conf; });
+    // A list no file sets starts from the server's default ("$user", public for search_path).
+    std::optional<conf::ParameterCatalog> defaults;
+    draft.server_defaults([&](const std::string& name) -> std::optional<std::string> {
+        try {
+            if (!defaults) defaults = conf::ParameterCatalog::describe(installation, owner);
+            if (const conf::ParameterInfo* p = defaults->find(name)) return p->reset_value;
+        } catch (const std::exception& e) {
+            log::warn("the server's default of " + name + " is unknown: " + e.what());
+        }
+        return std::nullopt;
+    });
     p.around(
         sdk::HookPoint::pre_configure, "write configuration",
         [&] {
@@ -313,7 +324,7 @@ Instance create(Context& ctx, const CreateOptions& o) {
             draft.apply_parameters();
             if (!draft.parameters().empty()) {
                 std::map<std::string, std::string> values;
-                for (const auto& [name, v] : draft.parameters()) values[name] = v.first;
+                for (const auto& [name, v] : draft.parameters()) values[name] = v.value;
                 conf::validate_values(installation, owner, values);
             }
             write_file_atomically(main_conf, docs.at(main_conf).print(), &owner, fs::perms(0600));

@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include "engine/core/error.hpp"
 #include "engine/core/log.hpp"
 #include "engine/core/safe_fs.hpp"
@@ -79,27 +81,192 @@ void ConfigureDraft::user_sets(const std::string& name, std::optional<std::strin
     user_[to_lower(name)] = std::move(value);
 }
 
-void ConfigureDraft::set_parameter(std::string_view name_view, std::string_view value) {
+namespace {
+
+std::string in_quotes(const std::string& value) {
+    return "'" + value + "'";
+}
+
+std::string join(const std::vector<std::string>& words, const std::string& separator) {
+    std::string out;
+    for (const auto& w : words) out += (out.empty() ? "" : separator) + w;
+    return out;
+}
+
+bool has_key(const std::vector<conf::ListItem>& items, const std::string& key) {
+    return std::any_of(items.begin(), items.end(),
+                       [&](const conf::ListItem& i) { return i.key == key; });
+}
+
+}  // namespace
+
+bool ConfigureDraft::valid_name(const std::string& name, const std::string& what) {
+    if (conf::is_valid_name(name)) return true;
+    conflicts_.push_back("plugin " + contributor_ + " contributes " + what +
+                         " with an invalid parameter name '" + name + "'");
+    return false;
+}
+
+void ConfigureDraft::note(const std::string& name, const std::string& text) {
+    std::string& n = notes_[name];
+    if (n.find(text) == std::string::npos) n += (n.empty() ? "" : "; ") + text;
+}
+
+// SDK 1.0: a required value; on a list parameter, its items are added.
+void ConfigureDraft::set_parameter(std::string_view name, std::string_view value) {
+    set_parameter(name, value, sdk::Strength::required);
+}
+
+void ConfigureDraft::set_parameter(std::string_view name_view, std::string_view value_view,
+                                   sdk::Strength strength) {
     std::string name = to_lower(std::string(name_view));
+    std::string value(value_view);
     std::string who = "plugin " + contributor_;
     if (!conf::is_valid_name(name)) {
         conflicts_.push_back(who + " contributes an invalid parameter name '" + name + "'");
         return;
     }
-    if (auto u = user_.find(name);
-        u != user_.end() && u->second != std::optional<std::string>(std::string(value))) {
-        conflicts_.push_back("parameter " + name + ": the command " +
-                             (u->second ? "sets '" + *u->second + "'" : std::string("removes it")) +
-                             ", " + who + " sets '" + std::string(value) + "'");
+    if (conf::is_list_parameter(name)) {
+        for (auto& item : conf::split_list_value(name, value)) edit_list(name, item, true);
         return;
     }
-    auto it = parameters_.find(name);
-    if (it != parameters_.end() && it->second.first != value) {
-        conflicts_.push_back("parameter " + name + ": plugin " + it->second.second + " sets '" +
-                             it->second.first + "', " + who + " sets '" + std::string(value) + "'");
+    auto u = user_.find(name);
+    if (strength == sdk::Strength::default_value) {
+        if (u != user_.end()) {
+            if (u->second != std::optional<std::string>(value))
+                note(name, who + "'s default " + in_quotes(value) + " is not used: the command " +
+                               (u->second ? "sets " + in_quotes(*u->second) : "removes it"));
+            return;
+        }
+        if (auto d = defaults_.find(name); d != defaults_.end() && d->second.value != value) {
+            conflicts_.push_back("parameter " + name + ": plugin " + d->second.plugin +
+                                 "'s default is " + in_quotes(d->second.value) + ", " + who +
+                                 "'s default is " + in_quotes(value));
+            return;
+        }
+        if (auto r = required_.find(name); r != required_.end() && r->second.value != value)
+            note(name, who + "'s default " + in_quotes(value) + " is not used: plugin " +
+                           r->second.plugin + " sets " + in_quotes(r->second.value));
+        defaults_[name] = {value, contributor_};
         return;
     }
-    parameters_[name] = {std::string(value), contributor_};
+    if (u != user_.end() && u->second != std::optional<std::string>(value)) {
+        conflicts_.push_back(
+            "parameter " + name + ": the command " +
+            (u->second ? "sets " + in_quotes(*u->second) : std::string("removes it")) + ", " + who +
+            " sets " + in_quotes(value));
+        return;
+    }
+    auto it = required_.find(name);
+    if (it != required_.end() && it->second.value != value) {
+        conflicts_.push_back("parameter " + name + ": plugin " + it->second.plugin + " sets " +
+                             in_quotes(it->second.value) + ", " + who + " sets " +
+                             in_quotes(value));
+        return;
+    }
+    if (auto d = defaults_.find(name); d != defaults_.end() && d->second.value != value)
+        note(name, "plugin " + d->second.plugin + "'s default " + in_quotes(d->second.value) +
+                       " is not used: " + who + " sets " + in_quotes(value));
+    required_[name] = {value, contributor_};
+}
+
+void ConfigureDraft::add_to_list(std::string_view name_view, std::string_view item) {
+    std::string name = to_lower(std::string(name_view));
+    if (!valid_name(name, "a list item")) return;
+    edit_list(name, conf::list_item(name, item), true);
+}
+
+void ConfigureDraft::remove_from_list(std::string_view name_view, std::string_view item) {
+    std::string name = to_lower(std::string(name_view));
+    if (!valid_name(name, "a list item")) return;
+    edit_list(name, conf::list_item(name, item), false);
+}
+
+void ConfigureDraft::edit_list(const std::string& name, conf::ListItem item, bool add) {
+    std::string who = "plugin " + contributor_;
+    std::string does = (add ? "adds " : "removes ") + in_quotes(item.key);
+    if (!conf::is_list_parameter(name)) {
+        conflicts_.push_back(who + " " + does + (add ? " to" : " from") + " parameter " + name +
+                             ", which is not a list (a list is one of: " +
+                             join(conf::list_parameters(), ", ") + ")");
+        return;
+    }
+    if (auto u = user_.find(name); u != user_.end()) {
+        if (!u->second) {
+            if (add) {
+                conflicts_.push_back("parameter " + name + ": the command removes it, " + who +
+                                     " " + does);
+                return;
+            }
+        } else if (has_key(conf::split_list_value(name, *u->second), item.key) != add) {
+            conflicts_.push_back("parameter " + name + ": the command sets " +
+                                 in_quotes(*u->second) + ", " + who + " " + does);
+            return;
+        }
+    }
+    auto& edits = lists_[name];
+    for (const auto& e : edits)
+        if (e.item.key == item.key && e.add != add && e.plugin != contributor_) {
+            conflicts_.push_back("parameter " + name + ": plugin " + e.plugin + " " +
+                                 (e.add ? "adds " : "removes ") + in_quotes(item.key) + ", " + who +
+                                 (add ? " adds it" : " removes it"));
+            return;
+        }
+    edits.push_back({contributor_, add, std::move(item)});
+}
+
+void ConfigureDraft::restart_needed(std::string_view reason) {
+    restarts_.push_back({contributor_, std::string(reason)});
+}
+
+std::optional<std::string> ConfigureDraft::file_value(const std::string& name) const {
+    fs::path file = file_for_(name);
+    if (auto d = docs_.find(file); d != docs_.end()) {
+        if (auto e = d->second.get(name)) return e->value;
+        return std::nullopt;
+    }
+    try {
+        if (auto e = conf::ConfDocument::read(file).get(name)) return e->value;
+    } catch (const std::exception&) {
+    }
+    return std::nullopt;
+}
+
+ConfigureDraft::ComposedList ConfigureDraft::compose_list(const std::string& name) const {
+    std::optional<std::string> base;
+    if (auto u = user_.find(name); u != user_.end())
+        base = u->second;
+    else
+        base = file_value(name);
+    if (!base && server_default_ && !user_.count(name)) base = server_default_(name);
+    ComposedList out;
+    out.items = conf::split_list_value(name, base.value_or(""));
+    auto by = [&](const std::string& plugin) {
+        out.changed = true;
+        if (std::find(out.plugins.begin(), out.plugins.end(), plugin) == out.plugins.end())
+            out.plugins.push_back(plugin);
+    };
+    if (auto l = lists_.find(name); l != lists_.end())
+        for (const auto& e : l->second) {
+            if (e.add) {
+                if (has_key(out.items, e.item.key)) continue;
+                out.items.push_back(e.item);
+                by(e.plugin);
+            } else {
+                auto gone =
+                    std::remove_if(out.items.begin(), out.items.end(),
+                                   [&](const conf::ListItem& i) { return i.key == e.item.key; });
+                if (gone == out.items.end()) continue;
+                out.items.erase(gone, out.items.end());
+                by(e.plugin);
+            }
+        }
+    return out;
+}
+
+bool ConfigureDraft::default_applies(const std::string& name) const {
+    return defaults_.count(name) && !required_.count(name) && !user_.count(name) &&
+           !file_value(name);
 }
 
 void ConfigureDraft::add_hba_record(std::string_view text, sdk::HbaPlace place) {
@@ -167,18 +334,14 @@ void ConfigureDraft::add_file(std::string_view relative_name, std::string_view c
 
 std::optional<std::string> ConfigureDraft::parameter(std::string_view name_view) const {
     std::string name = to_lower(std::string(name_view));
-    if (auto it = parameters_.find(name); it != parameters_.end()) return it->second.first;
+    if (lists_.count(name)) {
+        ComposedList l = compose_list(name);
+        if (l.changed) return conf::join_list_value(l.items);
+    }
+    if (auto it = required_.find(name); it != required_.end()) return it->second.value;
     if (auto u = user_.find(name); u != user_.end()) return u->second;
-    fs::path file = file_for_(name);
-    if (auto d = docs_.find(file); d != docs_.end()) {
-        if (auto e = d->second.get(name)) return e->value;
-        return std::nullopt;
-    }
-    try {
-        if (auto e = conf::ConfDocument::read(file).get(name)) return e->value;
-    } catch (const std::exception&) {
-    }
-    return std::nullopt;
+    if (default_applies(name)) return defaults_.at(name).value;
+    return file_value(name);
 }
 
 std::string ConfigureDraft::hba_text() const {
@@ -186,14 +349,24 @@ std::string ConfigureDraft::hba_text() const {
 }
 
 std::vector<std::string> ConfigureDraft::apply_parameters() {
+    composed_.clear();
+    for (const auto& [name, r] : required_) composed_[name] = {r.value, "plugin " + r.plugin};
+    for (const auto& [name, d] : defaults_)
+        if (default_applies(name)) composed_[name] = {d.value, "plugin " + d.plugin};
+    for (const auto& [name, edits] : lists_) {
+        ComposedList l = compose_list(name);
+        if (!l.changed) continue;
+        composed_[name] = {conf::join_list_value(l.items),
+                           (l.plugins.size() > 1 ? "plugins " : "plugin ") + join(l.plugins, ", ")};
+    }
     std::vector<std::string> changed;
-    for (const auto& [name, contribution] : parameters_) {
+    for (const auto& [name, contribution] : composed_) {
         fs::path file = file_for_(name);
         if (!docs_.count(file)) docs_.emplace(file, conf::ConfDocument::read(file));
         auto& doc = docs_.at(file);
         auto now = doc.get(name);
-        if (now && now->value == contribution.first) continue;
-        doc.set(name, contribution.first);
+        if (now && now->value == contribution.value) continue;
+        doc.set(name, contribution.value);
         changed.push_back(name);
     }
     return changed;

@@ -469,15 +469,18 @@ using PlainCall = PluginCall<sdk::Context>;
 sdk::Result call_plugin_hook(Context& ctx, LoadedPlugin& plugin, Pipeline& p, sdk::HookPoint point,
                              const sdk::Outcome& outcome, ConfigureDraft* draft) {
     HookCall call(ctx, plugin.name(), p, point, outcome, draft);
-    // The configuration's interfaces, while the handler runs.
+    // The configuration's interfaces, while the handler runs: its contributions (SDK 1.1) and
+    // what every object offers.
     std::optional<OfferedInterfaces> configuration;
     if (draft)
-        configuration.emplace(
-            static_cast<const sdk::Configuration*>(draft),
-            [draft](std::string_view name, std::uint32_t version) {
-                if (void* found = offer<sdk::HbaConfiguration>(name, version, draft)) return found;
-                return common_interface(name, version);
-            });
+        configuration.emplace(static_cast<const sdk::Configuration*>(draft),
+                              [draft](std::string_view name, std::uint32_t version) -> void* {
+                                  if (void* c = offer<sdk::Contributions>(name, version, draft))
+                                      return c;
+                                  if (void* h = offer<sdk::HbaConfiguration>(name, version, draft))
+                                      return h;
+                                  return common_interface(name, version);
+                              });
     return plugin.on_hook(call);
 }
 

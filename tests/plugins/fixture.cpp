@@ -60,6 +60,32 @@ class Fixture final : public Plugin {
                 c->add_ident_mapping(map, system_user, database_user);
             }
         }
+        // SDK 1.1 contributions: "add = NAME=ITEM; NAME=ITEM", "remove = NAME=ITEM",
+        // "default = NAME=VALUE", "restart_needed = REASON".
+        if (Configuration* c = ctx.configuration()) {
+            auto* more = find<Contributions>(*c);
+            auto each = [&](const char* key, auto&& apply) {
+                auto text = ctx.setting(key);
+                if (!text) return;
+                std::stringstream in(*text);
+                for (std::string pair; std::getline(in, pair, ';');) {
+                    while (!pair.empty() && pair.front() == ' ') pair.erase(0, 1);
+                    auto eq = pair.find('=');
+                    if (eq != std::string::npos) apply(pair.substr(0, eq), pair.substr(eq + 1));
+                }
+            };
+            if (!more && (ctx.setting("add") || ctx.setting("remove") || ctx.setting("default") ||
+                          ctx.setting("restart_needed")))
+                return Result::refuse("the engine offers no pgforge.contributions");
+            each("add",
+                 [&](const std::string& n, const std::string& v) { more->add_to_list(n, v); });
+            each("remove",
+                 [&](const std::string& n, const std::string& v) { more->remove_from_list(n, v); });
+            each("default", [&](const std::string& n, const std::string& v) {
+                more->set_parameter(n, v, Strength::default_value);
+            });
+            if (auto reason = ctx.setting("restart_needed")) more->restart_needed(*reason);
+        }
         // SDK 1.1: what the engine offers, found on the hook's context and its configuration.
         if (auto file = ctx.setting("engine_file"); file && ctx.configuration()) {
             auto* from_context = find<EngineInfo>(ctx);

@@ -246,6 +246,26 @@ TEST_CASE("two plugins setting one parameter differently are a conflict that nam
     CHECK(site.nothing_left(ctx));
 }
 
+TEST_CASE(
+    "two plugins adding a library each through sdk::Contributions compose, whatever the "
+    "load order") {
+    for (bool b_first : {false, true}) {
+        Site site;
+        site.b_first = b_first;
+        Context ctx = site.context(
+            "[plugins]\nenabled = recorder, recorder_b\n"
+            "[recorder]\nadd = shared_preload_libraries=pg_stat_statements\n"
+            "[recorder_b]\nadd = shared_preload_libraries=auto_explain\n"
+            "restart_needed = a reason\n");
+        Instance i = instances::create(ctx, site.options());
+        std::ifstream conf(i.data_dir / "postgresql.conf");
+        std::string text((std::istreambuf_iterator<char>(conf)), {});
+        // Equal priorities: recorder's handler runs first, by name.
+        CHECK_THAT(
+            text, Catch::Contains("shared_preload_libraries = 'pg_stat_statements, auto_explain'"));
+    }
+}
+
 TEST_CASE("contributions are merged into the files create writes, each once") {
     Site site;
     Context ctx = site.context(

@@ -301,7 +301,9 @@ enum class HbaPlace {
 // once; a contribution that is already in place writes nothing.
 class Configuration {
   public:
-    // A postgresql.conf parameter.
+    // A postgresql.conf parameter, required (a different value from the command or another plugin
+    // is a conflict). On a list parameter (see Contributions) the value's items are added: two
+    // plugins each adding a library to shared_preload_libraries compose.
     virtual void set_parameter(std::string_view name, std::string_view value) = 0;
     // A pg_hba.conf record ("host all all 10.0.0.0/8 scram-sha-256").
     virtual void add_hba_record(std::string_view record, HbaPlace place) = 0;
@@ -321,6 +323,54 @@ class Configuration {
 
   protected:
     ~Configuration() = default;
+};
+
+// ---------------------------------------------------------------- SDK 1.1: contributions
+
+// How a plugin holds to a value it gives a (scalar) parameter.
+enum class Strength {
+    // Written only when neither the command nor the files set the parameter: a value the user
+    // sets wins (the command's report names the default it replaces), and so does one already in
+    // the files.
+    default_value,
+    // What Configuration::set_parameter means: the value is written, and a different value from
+    // the command or another plugin is a conflict (exit 5) naming both.
+    required,
+};
+
+// Contributions beyond Configuration's, at pre_configure, reached from the configuration with
+// `find<Contributions>(*ctx.configuration())` (nullptr from an engine older than SDK 1.1).
+//
+// List parameters (the server's list-valued ones: shared_preload_libraries,
+// session_preload_libraries, local_preload_libraries, search_path, temp_tablespaces,
+// listen_addresses, unix_socket_directories, log_destination, wal_consistency_checking,
+// restrict_nonsystem_relation_kind) compose
+// as sets: the items the files (or the command) give keep their place and order, items plugins
+// add follow in the order the handlers run, and items plugins remove go. Only a contradiction is
+// a conflict: a plugin removing what another adds, a command setting a list without an item a
+// plugin adds (or with one a plugin removes), a command removing a list a plugin adds to.
+class Contributions {
+  public:
+    static constexpr const char* interface_name = "pgforge.contributions";
+    static constexpr unsigned interface_version = 1;
+
+    // Adds `item` (a library, a schema, an address: quoted by the engine where the list needs it)
+    // to list parameter `name` unless the list has it.
+    virtual void add_to_list(std::string_view name, std::string_view item) = 0;
+    // Takes `item` out of list parameter `name`.
+    virtual void remove_from_list(std::string_view name, std::string_view item) = 0;
+    // A scalar parameter with a strength. On a list parameter, like Configuration::set_parameter:
+    // the value's items are added.
+    virtual void set_parameter(std::string_view name, std::string_view value,
+                               Strength strength) = 0;
+    // Says that what this plugin changed takes effect only when the server restarts (a file the
+    // server reads at start, a library it preloads): reported with the command's changes, the
+    // restart is pending on a running server, and `--restart` does it. Call it only when this
+    // configure changes such a thing.
+    virtual void restart_needed(std::string_view reason) = 0;
+
+  protected:
+    ~Contributions() = default;
 };
 
 // The outcome of the step a post_* handler runs after.
