@@ -217,9 +217,29 @@ void exec(sqlite3* db, const std::string& sql) {
     }
 }
 
-// Runs `body` in one write transaction (one sync), rolled back if it throws.
+// Commits on this connection skip their sync while it lives (synchronous = NORMAL), then sync
+// again (FULL). Such a commit is written to the write-ahead log all the same, so a kill -9 keeps
+// it; only a power loss can lose it, and only until the next synced commit, whose sync of the
+// log covers every frame before it.
+class UnsyncedCommits {
+  public:
+    explicit UnsyncedCommits(sqlite3* db) : db_(db) { exec(db_, "PRAGMA synchronous = NORMAL"); }
+    ~UnsyncedCommits() {
+        sqlite3_exec(db_, "PRAGMA synchronous = FULL", nullptr, nullptr, nullptr);
+    }
+    UnsyncedCommits(const UnsyncedCommits&) = delete;
+    UnsyncedCommits& operator=(const UnsyncedCommits&) = delete;
+
+  private:
+    sqlite3* db_;
+};
+
+// Runs `body` in one write transaction (one sync of the write-ahead log, none when `synced` is
+// false), rolled back if it throws.
 template <typename Body>
-void in_transaction(sqlite3* db, Body&& body) {
+void in_transaction(sqlite3* db, Body&& body, bool synced = true) {
+    std::optional<UnsyncedCommits> unsynced;
+    if (!synced) unsynced.emplace(db);
     exec(db, "BEGIN IMMEDIATE");
     try {
         body();
@@ -358,6 +378,20 @@ sqlite3* open_database(const fs::path& file) {
     return db;
 }
 
+// Every commit syncs the write-ahead log (FULL; UnsyncedCommits relaxes it for rows that only
+// tell the story). The log outlives the process: closing does not checkpoint it into the
+// database file and remove it, which cost four syncs per command (the new log's directory and
+// header, the log before the checkpoint, the database after it). Checkpoints run when the log
+// reaches kCheckpointPages pages (a dozen operations), which also bounds what the next process
+// reads to rebuild the log's index on open.
+constexpr int kCheckpointPages = 100;
+
+void keep_write_ahead_log(sqlite3* db) {
+    exec(db, "PRAGMA synchronous = FULL");
+    exec(db, "PRAGMA wal_autocheckpoint = " + std::to_string(kCheckpointPages));
+    if (sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr) != SQLITE_OK) fail(db);
+}
+
 void make_parent(const fs::path& file) {
     if (auto error = make_directories(file.parent_path())) {
         throw Error(Exit::failure,
@@ -435,6 +469,8 @@ Inventory::Inventory(const fs::path& file) {
     make_private(file);
     db_ = open_database(file);
     try {
+        // First: a database refused below is closed without a checkpoint, exactly as it was.
+        keep_write_ahead_log(db_);
         quick_check(db_);
         check_ownership(db_);
         exec(db_, "PRAGMA journal_mode=WAL");
@@ -593,6 +629,8 @@ std::vector<int> Inventory::ports() const {
 }
 
 std::int64_t Inventory::begin_operation(const std::string& operation, const std::string& instance) {
+    // Not synced: what resuming acts on are the `made` rows, whose synced commits cover it.
+    UnsyncedCommits unsynced(db_);
     Statement statement(db_,
                         "INSERT INTO journal (operation, instance, started_at, pid, outcome, "
                         "process) VALUES (?1, ?2, ?3, ?4, '', ?5)");
@@ -617,9 +655,11 @@ void Inventory::end_operation(std::int64_t id, bool ok, const std::string& messa
     statement.step();
 }
 
-void Inventory::record_steps(std::int64_t operation_id, const std::vector<JournalStep>& steps) {
+void Inventory::record_steps(std::int64_t operation_id, const std::vector<JournalStep>& steps,
+                             bool synced) {
     if (steps.empty()) return;
-    in_transaction(db_, [&] { insert_steps(operation_id, steps); });
+    in_transaction(
+        db_, [&] { insert_steps(operation_id, steps); }, synced);
 }
 
 void Inventory::end_operation(std::int64_t id, bool ok, const std::string& message,

@@ -72,8 +72,13 @@ class Inventory {
 
     std::int64_t begin_operation(const std::string& operation, const std::string& instance);
     void end_operation(std::int64_t id, bool ok, const std::string& message = {});
-    // Appends to an operation's steps, in one transaction.
-    void record_steps(std::int64_t operation_id, const std::vector<JournalStep>& steps);
+    // Appends to an operation's steps, in one transaction. Every commit is written at once (a
+    // kill -9 keeps it); `synced` also waits for the disk (one fsync), as what is about to be
+    // made must be journaled before it is made; without it, a power loss may lose these rows
+    // until the next synced commit (history only: begin_operation is not synced either; the
+    // ends of operations and every change of the instances are).
+    void record_steps(std::int64_t operation_id, const std::vector<JournalStep>& steps,
+                      bool synced = true);
     std::vector<JournalStep> steps(std::int64_t operation_id) const;
     // end_operation with the operation's last steps, in one transaction.
     void end_operation(std::int64_t id, bool ok, const std::string& message,

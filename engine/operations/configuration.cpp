@@ -115,7 +115,7 @@ int new_port(const std::map<std::string, std::optional<std::string>>& user,
         if (to_lower(name) == "port") value = v;
     if (!value)
         for (const auto& [name, contribution] : draft.parameters())
-            if (to_lower(name) == "port") value = contribution.first;
+            if (to_lower(name) == "port") value = contribution.value;
     if (!value) return 0;
     if (!*value) return 5432;
     try {

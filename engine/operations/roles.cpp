@@ -3,7 +3,6 @@
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include "engine/operations/roles.hpp"
 
-#include <libpq-fe.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -537,46 +536,6 @@ void check_roles_exist(pg::Connection& c, const Instance& i,
     if (!r.rows.empty()) throw role_not_found(i, r.rows[0].at(0).value_or(""));
 }
 
-// A libpq connection of its own, for PQencryptPasswordConn (which wants a PGconn), opened the way
-// pg::Connection opens its own: the instance's socket, as its superuser, to postgres.
-class Encryptor {
-  public:
-    explicit Encryptor(const Instance& i) : instance_(i) {}
-    ~Encryptor() { PQfinish(conn_); }
-    Encryptor(const Encryptor&) = delete;
-    Encryptor& operator=(const Encryptor&) = delete;
-
-    std::string verifier(const std::string& password, const std::string& role) {
-        if (!conn_) connect();
-        std::unique_ptr<char, decltype(&PQfreemem)> v(
-            PQencryptPasswordConn(conn_, password.c_str(), role.c_str(), "scram-sha-256"),
-            &PQfreemem);
-        if (!v)
-            throw Error(Exit::failure, "cannot encrypt the password of role " + role + ": " +
-                                           PQerrorMessage(conn_));
-        return v.get();
-    }
-
-  private:
-    void connect() {
-        std::string host = instance_.socket_dir.string(), port = std::to_string(instance_.port);
-        const char* keys[] = {"host", "port", "dbname", "user", "application_name", nullptr};
-        const char* values[] = {host.c_str(), port.c_str(), "postgres", instance_.superuser.c_str(),
-                                "pgforge",    nullptr};
-        conn_ = PQconnectdbParams(keys, values, 0);
-        if (PQstatus(conn_) != CONNECTION_OK) {
-            std::string message = conn_ ? PQerrorMessage(conn_) : "out of memory";
-            while (!message.empty() && message.back() == '\n') message.pop_back();
-            PQfinish(conn_);
-            conn_ = nullptr;
-            throw Error(Exit::failure, "cannot connect to instance " + instance_.qualified_name() +
-                                           ": " + message);
-        }
-    }
-    const Instance& instance_;
-    PGconn* conn_ = nullptr;
-};
-
 // One statement to run and the same with the password verifier masked, for reports and logs.
 struct Statement {
     std::string run, shown;
@@ -748,7 +707,7 @@ class Session {
         std::vector<Statement> statements;
         std::string q = conn_.quote_identifier(wanted.name);
         auto password_clause = [&](Statement& s) {
-            std::string v = encryptor().verifier(*wanted.password, wanted.name);
+            std::string v = conn_.encrypt_password(*wanted.password, wanted.name);
             s.run += " PASSWORD " + conn_.quote_literal(v);
             s.shown += " PASSWORD '***'";
             OPENSSL_cleanse(v.data(), v.size());
@@ -837,14 +796,8 @@ class Session {
     }
 
   private:
-    Encryptor& encryptor() {
-        if (!encryptor_) encryptor_ = std::make_unique<Encryptor>(instance_);
-        return *encryptor_;
-    }
-
     const Instance& instance_;
     pg::Connection conn_;
-    std::unique_ptr<Encryptor> encryptor_;
 };
 
 }  // namespace

@@ -1,11 +1,10 @@
 #include "engine/pg/connection.hpp"
 
-#include <libpq-fe.h>
-
 #include <filesystem>
 #include <memory>
 
 #include "engine/core/log.hpp"
+#include "engine/pg/libpq.hpp"
 #include "engine/pg/postmaster_pid.hpp"
 
 namespace fs = std::filesystem;
@@ -19,7 +18,12 @@ std::string chomp(std::string s) {
     return s;
 }
 
-using ResultPtr = std::unique_ptr<PGresult, decltype(&PQclear)>;
+// libpq's functions, loading it on first use (engine/pg/libpq.hpp).
+const libpq::Functions& pq() {
+    return libpq::functions();
+}
+
+using ResultPtr = std::unique_ptr<PGresult, decltype(&::PQclear)>;
 
 }  // namespace
 
@@ -27,7 +31,7 @@ bool accepting_connections(const std::string& host, int port, const std::string&
     std::string p = std::to_string(port);
     const char* keys[] = {"host", "port", "dbname", "user", "connect_timeout", nullptr};
     const char* values[] = {host.c_str(), p.c_str(), "postgres", user.c_str(), "2", nullptr};
-    return PQpingParams(keys, values, 0) == PQPING_OK;
+    return pq().PQpingParams(keys, values, 0) == PQPING_OK;
 }
 
 void require_running(const Instance& i) {
@@ -52,19 +56,19 @@ Connection::Connection(const Instance& i, const std::string& dbname)
     const char* keys[] = {"host", "port", "dbname", "user", "application_name", nullptr};
     const char* values[] = {host.c_str(),        port.c_str(), dbname.c_str(),
                             i.superuser.c_str(), "pgforge",    nullptr};
-    conn_ = PQconnectdbParams(keys, values, 0);
-    if (PQstatus(conn_) != CONNECTION_OK) {
-        std::string message = conn_ ? PQerrorMessage(conn_) : "out of memory";
-        PQfinish(conn_);
+    conn_ = pq().PQconnectdbParams(keys, values, 0);
+    if (pq().PQstatus(conn_) != CONNECTION_OK) {
+        std::string message = conn_ ? pq().PQerrorMessage(conn_) : "out of memory";
+        pq().PQfinish(conn_);
         conn_ = nullptr;
         throw Error(Exit::failure, "cannot connect to " + who_ + ": " + chomp(message),
                     "check that it is running: pgforge instance status " + i.qualified_name());
     }
-    PQsetNoticeProcessor(conn_, &Connection::notice_processor, this);
+    pq().PQsetNoticeProcessor(conn_, &Connection::notice_processor, this);
 }
 
 Connection::~Connection() {
-    PQfinish(conn_);
+    if (conn_) pq().PQfinish(conn_);
 }
 
 void Connection::notice_processor(void* self, const char* message) {
@@ -81,57 +85,59 @@ void Connection::on_notice(NoticeHandler handler) {
 }
 
 QueryResult Connection::take_result(PGresult* raw) {
-    ResultPtr res(raw, &PQclear);
-    auto status = PQresultStatus(res.get());
+    ResultPtr res(raw, pq().PQclear);
+    auto status = pq().PQresultStatus(res.get());
     if (status == PGRES_COPY_IN || status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH) {
         // Nothing here feeds or reads a COPY stream: end it and say so.
         res.reset();
         if (status == PGRES_COPY_OUT) {
             char* buffer = nullptr;
-            while (PQgetCopyData(conn_, &buffer, 0) > 0) PQfreemem(buffer);
+            while (pq().PQgetCopyData(conn_, &buffer, 0) > 0) pq().PQfreemem(buffer);
         } else if (status == PGRES_COPY_IN) {
-            PQputCopyEnd(conn_, "COPY is not supported here");
+            pq().PQputCopyEnd(conn_, "COPY is not supported here");
         }
         // What follows the COPY (its end, or the error we caused); a bounded wait, since a
         // COPY BOTH stream never ends this way.
         for (int k = 0; k < 16; ++k) {
-            PGresult* rest = PQgetResult(conn_);
+            PGresult* rest = pq().PQgetResult(conn_);
             if (!rest) break;
-            auto s = PQresultStatus(rest);
-            PQclear(rest);
+            auto s = pq().PQresultStatus(rest);
+            pq().PQclear(rest);
             if (s == PGRES_COPY_BOTH) break;
         }
         throw SqlError(who_ + ": COPY FROM STDIN and COPY TO STDOUT are not supported here",
                        "0A000", "COPY FROM STDIN and COPY TO STDOUT are not supported here");
     }
     if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK && status != PGRES_EMPTY_QUERY) {
-        std::string message = res ? PQresultErrorMessage(res.get()) : PQerrorMessage(conn_);
-        const char* state = res ? PQresultErrorField(res.get(), PG_DIAG_SQLSTATE) : nullptr;
+        std::string message =
+            res ? pq().PQresultErrorMessage(res.get()) : pq().PQerrorMessage(conn_);
+        const char* state = res ? pq().PQresultErrorField(res.get(), PG_DIAG_SQLSTATE) : nullptr;
         const char* primary =
-            res ? PQresultErrorField(res.get(), PG_DIAG_MESSAGE_PRIMARY) : nullptr;
-        const char* detail = res ? PQresultErrorField(res.get(), PG_DIAG_MESSAGE_DETAIL) : nullptr;
+            res ? pq().PQresultErrorField(res.get(), PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+        const char* detail =
+            res ? pq().PQresultErrorField(res.get(), PG_DIAG_MESSAGE_DETAIL) : nullptr;
         message = chomp(message);
         throw SqlError(who_ + ": " + message, state ? state : "", primary ? primary : message,
                        detail ? detail : "");
     }
     QueryResult r;
-    r.command = PQcmdStatus(res.get());
-    int ncols = PQnfields(res.get());
+    r.command = pq().PQcmdStatus(res.get());
+    int ncols = pq().PQnfields(res.get());
     for (int c = 0; c < ncols; ++c) {
-        r.columns.emplace_back(PQfname(res.get(), c));
-        r.types.push_back(PQftype(res.get(), c));
+        r.columns.emplace_back(pq().PQfname(res.get(), c));
+        r.types.push_back(pq().PQftype(res.get(), c));
     }
-    int nrows = PQntuples(res.get());
+    int nrows = pq().PQntuples(res.get());
     r.rows.reserve(nrows);
     for (int row = 0; row < nrows; ++row) {
         Row values_row;
         values_row.reserve(ncols);
         for (int c = 0; c < ncols; ++c) {
-            if (PQgetisnull(res.get(), row, c))
+            if (pq().PQgetisnull(res.get(), row, c))
                 values_row.emplace_back(std::nullopt);
             else
-                values_row.emplace_back(
-                    std::string(PQgetvalue(res.get(), row, c), PQgetlength(res.get(), row, c)));
+                values_row.emplace_back(std::string(pq().PQgetvalue(res.get(), row, c),
+                                                    pq().PQgetlength(res.get(), row, c)));
         }
         r.rows.push_back(std::move(values_row));
     }
@@ -142,30 +148,41 @@ QueryResult Connection::exec(const std::string& sql, const std::vector<std::stri
     std::vector<const char*> values;
     values.reserve(params.size());
     for (const auto& p : params) values.push_back(p.c_str());
-    return take_result(PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr,
-                                    values.data(), nullptr, nullptr, 0));
+    return take_result(pq().PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()),
+                                         nullptr, values.data(), nullptr, nullptr, 0));
 }
 
 QueryResult Connection::exec_script(const std::string& sql) {
-    return take_result(PQexec(conn_, sql.c_str()));
+    return take_result(pq().PQexec(conn_, sql.c_str()));
 }
 
 std::string Connection::quote_identifier(const std::string& name) {
-    std::unique_ptr<char, decltype(&PQfreemem)> q(
-        PQescapeIdentifier(conn_, name.c_str(), name.size()), &PQfreemem);
-    if (!q) throw Error(Exit::failure, who_ + ": " + chomp(PQerrorMessage(conn_)));
+    std::unique_ptr<char, decltype(&::PQfreemem)> q(
+        pq().PQescapeIdentifier(conn_, name.c_str(), name.size()), pq().PQfreemem);
+    if (!q) throw Error(Exit::failure, who_ + ": " + chomp(pq().PQerrorMessage(conn_)));
     return q.get();
 }
 
 std::string Connection::quote_literal(const std::string& value) {
-    std::unique_ptr<char, decltype(&PQfreemem)> q(
-        PQescapeLiteral(conn_, value.c_str(), value.size()), &PQfreemem);
-    if (!q) throw Error(Exit::failure, who_ + ": " + chomp(PQerrorMessage(conn_)));
+    std::unique_ptr<char, decltype(&::PQfreemem)> q(
+        pq().PQescapeLiteral(conn_, value.c_str(), value.size()), pq().PQfreemem);
+    if (!q) throw Error(Exit::failure, who_ + ": " + chomp(pq().PQerrorMessage(conn_)));
     return q.get();
 }
 
 int Connection::server_version() const {
-    return PQserverVersion(conn_);
+    return pq().PQserverVersion(conn_);
+}
+
+std::string Connection::encrypt_password(const std::string& password, const std::string& role) {
+    // The algorithm is named: libpq computes the verifier without asking the server.
+    std::unique_ptr<char, decltype(&::PQfreemem)> v(
+        pq().PQencryptPasswordConn(conn_, password.c_str(), role.c_str(), "scram-sha-256"),
+        pq().PQfreemem);
+    if (!v)
+        throw Error(Exit::failure, "cannot encrypt the password of role " + role + ": " +
+                                       chomp(pq().PQerrorMessage(conn_)));
+    return v.get();
 }
 
 std::string array_literal(const std::vector<std::string>& values) {

@@ -1,4 +1,5 @@
-// One libpq connection layer. libpq's header stays in the .cpp.
+// One libpq connection layer. libpq's header stays in the .cpp; libpq itself is loaded when
+// the first connection is made (engine/pg/libpq.hpp), so including this costs nothing at start-up.
 //
 // Every connection goes through the instance's unix socket, to its port, as its superuser (peer
 // authentication with the ident map pgforge writes): no password is ever given to libpq, put
@@ -82,6 +83,9 @@ class Connection {
     std::string quote_identifier(const std::string& name);
     std::string quote_literal(const std::string& value);
     int server_version() const;
+    // The SCRAM-SHA-256 verifier of a role's password, computed here by libpq
+    // (PQencryptPasswordConn): the password itself never reaches the server.
+    std::string encrypt_password(const std::string& password, const std::string& role);
     const std::string& dbname() const { return dbname_; }
 
     // Where notices go; by default they are logged at debug level.

@@ -64,11 +64,11 @@ void Pipeline::record(JournalStep step) {
     pending_.push_back(std::move(step));
 }
 
-void Pipeline::flush() {
+void Pipeline::flush(bool synced) {
     if (pending_.empty()) return;
     auto steps = std::move(pending_);
     pending_.clear();
-    ctx_.inventory().record_steps(journal_id_, steps);
+    ctx_.inventory().record_steps(journal_id_, steps, synced);
 }
 
 void Pipeline::on_undo(std::string what, std::function<void()> undo) {
@@ -108,8 +108,9 @@ void Pipeline::finish_updating_entry() {
 }
 
 void Pipeline::step(const std::string& name, const std::function<void()>& body) {
-    // What ran so far is on disk before a long step: a kill -9 leaves it visible.
-    flush();
+    // What ran so far is written before a long step: a kill -9 leaves it visible. History only,
+    // so not synced (a power loss may lose it, never a `made` row: those are).
+    flush(false);
     check_interrupt();
     fault_point(operation_, name, "before");
     auto began = Clock::now();

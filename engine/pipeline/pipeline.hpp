@@ -67,7 +67,8 @@ class Pipeline {
     void fail(std::string message) { failure_ = std::move(message); }
 
   private:
-    void flush();
+    // Writes the pending journal rows in one transaction; `synced`: and waits for the disk.
+    void flush(bool synced = true);
     // throw_if_interrupted(), recording the failure.
     void check_interrupt();
     Context& ctx_;
