@@ -29,6 +29,12 @@ class Prober final : public sdk::Plugin {
                 if (!hba->add_hba_record(r, sdk::HbaPlace::last, error))
                     return sdk::Result::refuse(error);
             }
+            if (auto* more = sdk::find<sdk::Contributions>(*c)) {
+                more->add_to_list("shared_preload_libraries", "pg_stat_statements");
+                more->set_parameter("pg_stat_statements.max", "5000",
+                                    sdk::Strength::default_value);
+                more->restart_needed("the library is preloaded");
+            }
         }
         return sdk::Result::proceed();
     }
@@ -53,6 +59,12 @@ TEST_CASE("the plugin is made through its descriptor and finds what the fakes of
     CHECK(ctx.logged("hba yes"));
     REQUIRE(ctx.fake_configuration.hba_added.size() == 1);
     CHECK(ctx.fake_configuration.hba_added[0].place == sdk::HbaPlace::last);
+    const auto& cfg = ctx.fake_configuration;
+    CHECK(cfg.list_added.at("shared_preload_libraries") ==
+          std::vector<std::string>{"pg_stat_statements"});
+    CHECK(cfg.parameters_with_strength.at("pg_stat_statements.max").second ==
+          sdk::Strength::default_value);
+    CHECK(cfg.restart_reasons == std::vector<std::string>{"the library is preloaded"});
 
     SECTION("withheld, or without an instance, find answers nullptr") {
         testing::FakeHookContext bare(sdk::HookPoint::pre_configure);

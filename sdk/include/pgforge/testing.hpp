@@ -593,6 +593,7 @@ struct IdentMapping {
 // with add_hba_record(text), which the kit keeps as they are (it has no parser).
 class FakeConfiguration final : public sdk::Configuration,
                                 public sdk::HbaConfiguration,
+                                public sdk::Contributions,
                                 public Offers {
   public:
     // ---- what the test sets
@@ -614,6 +615,12 @@ class FakeConfiguration final : public sdk::Configuration,
     std::vector<HbaTextAdded> hba_text_added;  // text records added
     std::vector<FileAdded> files_added;
     std::vector<IdentMapping> ident_mappings;
+    // Contributions (SDK 1.1): list items added and removed (name -> items, in call order),
+    // scalars with their strength, restart reasons.
+    std::map<std::string, std::vector<std::string>> list_added;
+    std::map<std::string, std::vector<std::string>> list_removed;
+    std::map<std::string, std::pair<std::string, sdk::Strength>> parameters_with_strength;
+    std::vector<std::string> restart_reasons;
     // What would make the engine refuse this configure (invalid contributions).
     std::vector<std::string> problems;
 
@@ -654,6 +661,23 @@ class FakeConfiguration final : public sdk::Configuration,
             {std::string(map), std::string(system_user), std::string(database_user)});
     }
 
+    // ---- Contributions
+    void add_to_list(std::string_view name, std::string_view item) override {
+        list_added[std::string(name)].emplace_back(item);
+    }
+    void remove_from_list(std::string_view name, std::string_view item) override {
+        list_removed[std::string(name)].emplace_back(item);
+    }
+    void set_parameter(std::string_view name, std::string_view value,
+                       sdk::Strength strength) override {
+        parameters_with_strength[std::string(name)] = {std::string(value), strength};
+        parameter_calls.emplace_back(name, value);
+        parameters_set[std::string(name)] = std::string(value);
+    }
+    void restart_needed(std::string_view reason) override {
+        restart_reasons.emplace_back(reason);
+    }
+
     // ---- HbaConfiguration
     std::vector<sdk::HbaRecord> hba_records() const override {
         std::vector<sdk::HbaRecord> out;
@@ -692,6 +716,8 @@ class FakeConfiguration final : public sdk::Configuration,
                         [this](std::string_view name, unsigned version) -> void* {
                             if (void* e = answer<sdk::EngineInfo>(&engine_info, name, version))
                                 return e;
+                            if (void* c = answer<sdk::Contributions>(this, name, version))
+                                return c;
                             return answer<sdk::HbaConfiguration>(this, name, version);
                         }) {
         install_host();
