@@ -166,7 +166,7 @@ TEST_CASE("create on a port in use fails cleanly and leaves nothing behind",
         int port = instances::get(ctx, "first").port;
         auto again = site.cli({"instance", "create", "second", "--port", std::to_string(port)});
         CHECK(again.status == static_cast<int>(Exit::conflict));
-        CHECK(again.err.find("another instance") != std::string::npos);
+        CHECK(again.err.find("belongs to instance 15/first") != std::string::npos);
     }
     SECTION("an automatic port skips the busy one") {
         Listener first(site.port_min());
