@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -27,7 +29,72 @@
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
+#ifndef PGFORGE_VERSION
+#error "PGFORGE_VERSION is defined by engine/CMakeLists.txt"
+#endif
+
 namespace pgforge {
+namespace {
+
+// The objects handed to plugins that are alive now, by the address of their SDK class.
+struct Offered {
+    std::mutex mutex;
+    std::map<const void*, const OfferedInterfaces*> objects;
+};
+
+Offered& offered() {
+    static Offered o;
+    return o;
+}
+
+class EngineInfoImpl final : public sdk::EngineInfo {
+  public:
+    std::string version() const override { return PGFORGE_VERSION; }
+    unsigned sdk_major() const override { return PGFORGE_SDK_VERSION_MAJOR; }
+    unsigned sdk_minor() const override { return PGFORGE_SDK_VERSION_MINOR; }
+};
+
+const pgforge_host host{sizeof(pgforge_host), &find_offered_interface};
+
+}  // namespace
+
+OfferedInterfaces::OfferedInterfaces(const void* object, Finder finder)
+    : object_(object), finder_(std::move(finder)) {
+    std::lock_guard lock(offered().mutex);
+    auto& slot = offered().objects[object_];
+    previous_ = slot;
+    slot = this;
+}
+
+OfferedInterfaces::~OfferedInterfaces() {
+    std::lock_guard lock(offered().mutex);
+    if (previous_)
+        offered().objects[object_] = previous_;
+    else
+        offered().objects.erase(object_);
+}
+
+void* find_offered_interface(void* object, const char* name, std::uint32_t version) noexcept {
+    if (!object || !name) return nullptr;
+    try {
+        std::lock_guard lock(offered().mutex);
+        auto it = offered().objects.find(object);
+        if (it == offered().objects.end()) return nullptr;
+        return it->second->finder_(name, version);
+    } catch (...) {
+        return nullptr;
+    }
+}
+
+const pgforge_host& engine_host() {
+    return host;
+}
+
+void* common_interface(std::string_view name, std::uint32_t version) {
+    static EngineInfoImpl engine_info;
+    return offer<sdk::EngineInfo>(name, version, &engine_info);
+}
+
 namespace {
 
 // The SDK's read-only view of an instance.
@@ -68,8 +135,19 @@ class PluginCall : public Base {
   public:
     PluginCall(pgforge::Context& ctx, std::string plugin, const pgforge::Instance* instance,
                Pipeline* pipeline)
-        : ctx_(ctx), plugin_(std::move(plugin)), engine_instance_(instance), pipeline_(pipeline) {
+        : ctx_(ctx),
+          plugin_(std::move(plugin)),
+          engine_instance_(instance),
+          pipeline_(pipeline),
+          offered_(static_cast<const sdk::Context*>(this),
+                   [this](std::string_view name, std::uint32_t version) {
+                       return find_interface(name, version);
+                   }) {
         if (instance) view_.emplace(ctx, *instance);
+    }
+    // The interfaces this context offers to sdk::find (a kind of context may offer more).
+    virtual void* find_interface(std::string_view name, std::uint32_t version) {
+        return common_interface(name, version);
     }
 
     const sdk::Instance* instance() const override { return view_ ? &*view_ : nullptr; }
@@ -318,6 +396,7 @@ class PluginCall : public Base {
     std::optional<InstanceView> view_;
     OsUser owner_;
     mutable std::unique_ptr<pg::Connection> connection_;
+    OfferedInterfaces offered_;
 };
 
 class HookCall final : public PluginCall<sdk::HookContext> {
@@ -381,6 +460,13 @@ using PlainCall = PluginCall<sdk::Context>;
 sdk::Result call_plugin_hook(Context& ctx, LoadedPlugin& plugin, Pipeline& p, sdk::HookPoint point,
                              const sdk::Outcome& outcome, ConfigureDraft* draft) {
     HookCall call(ctx, plugin.name(), p, point, outcome, draft);
+    // The configuration's interfaces, while the handler runs.
+    std::optional<OfferedInterfaces> configuration;
+    if (draft)
+        configuration.emplace(static_cast<const sdk::Configuration*>(draft),
+                              [](std::string_view name, std::uint32_t version) {
+                                  return common_interface(name, version);
+                              });
     return plugin.on_hook(call);
 }
 

@@ -12,6 +12,7 @@
 #include <boost/dll/shared_library.hpp>
 #include <boost/program_options.hpp>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <set>
 #include <sstream>
@@ -19,6 +20,7 @@
 #include "engine/core/error.hpp"
 #include "engine/core/input.hpp"
 #include "engine/core/log.hpp"
+#include "engine/pipeline/plugin_calls.hpp"
 
 namespace fs = std::filesystem;
 namespace po = boost::program_options;
@@ -32,6 +34,12 @@ std::string sdk_text(unsigned major, unsigned minor) {
 }
 
 const std::string engine_sdk = sdk_text(PGFORGE_SDK_VERSION_MAJOR, PGFORGE_SDK_VERSION_MINOR);
+
+// The size of the descriptor of SDK 1.MINOR: 1.0 ends before `host`, 1.1 has it.
+size_t descriptor_size(unsigned minor) {
+    return minor == 0 ? offsetof(pgforge_plugin_descriptor, host)
+                      : offsetof(pgforge_plugin_descriptor, host) + sizeof(void*);
+}
 
 bool valid_plugin_name(const std::string& name) {
     if (name.empty() || name.size() > 63) return false;
@@ -139,9 +147,11 @@ std::string check_descriptor(const pgforge_plugin_descriptor* d, const fs::path&
     if (d->sdk_minor > PGFORGE_SDK_VERSION_MINOR)
         return where + " needs pgforge SDK " + sdk_text(d->sdk_major, d->sdk_minor) +
                ", newer than this pgforge's SDK " + engine_sdk;
-    if (d->struct_size < sizeof(pgforge_plugin_descriptor))
+    // A plugin's descriptor has the fields of the SDK minor version it was built with.
+    const size_t needed = descriptor_size(d->sdk_minor);
+    if (d->struct_size < needed)
         return where + ": its descriptor is " + std::to_string(d->struct_size) + " bytes, SDK " +
-               engine_sdk + " needs at least " + std::to_string(sizeof(pgforge_plugin_descriptor));
+               sdk_text(d->sdk_major, d->sdk_minor) + " needs at least " + std::to_string(needed);
     if (!d->name || !d->version || !d->create || !d->destroy)
         return where + ": its descriptor lacks a name, version, create or destroy";
     if (expected_name != d->name)
@@ -231,6 +241,10 @@ std::unique_ptr<LoadedPlugin> LoadedPlugin::load(const PluginManifest& m) {
     p->descriptor_ = &p->library_->library.get_alias<const pgforge_plugin_descriptor>(symbol);
     if (auto why = check_descriptor(p->descriptor_, m.library, m.name); !why.empty())
         throw Error(Exit::failure, why, "rebuild the plugin against this pgforge's SDK");
+    // A 1.1 plugin gets the host table (its sdk::find) before anything of it runs; a 1.0
+    // descriptor ends before the field.
+    if (p->descriptor_->sdk_minor >= 1 && p->descriptor_->host)
+        *p->descriptor_->host = &engine_host();
     void* object = p->descriptor_->create();
     if (!object)
         throw Error(Exit::failure, "plugin " + m.name + ": create() failed",

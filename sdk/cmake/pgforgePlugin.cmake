@@ -2,7 +2,7 @@
 #                    [INSTALL_DESTINATION dir | NO_INSTALL])
 #
 # A loadable pgforge plugin: a MODULE library NAME.so built against pgforge::sdk with hidden
-# visibility (only the descriptor alias is exported) and -z defs (no undefined symbols), and its
+# visibility and a version script (it exports its descriptor only), -z defs, and its
 # manifest (NAME.plugin beside the sources unless MANIFEST says) copied next to it. Both are
 # installed into INSTALL_DESTINATION (default: lib/pgforge/plugins under the install prefix).
 function(pgforge_add_plugin name)
@@ -28,6 +28,13 @@ function(pgforge_add_plugin name)
     VISIBILITY_INLINES_HIDDEN ON
     LIBRARY_OUTPUT_DIRECTORY ${PLUGIN_OUTPUT_DIRECTORY})
   target_link_options(${name} PRIVATE "LINKER:-z,defs")
+  # Only the descriptor is exported: the rest (inline functions, templates, the runtime's
+  # weak symbols) stays local, whatever visibility the sources ask for.
+  set(exports ${CMAKE_BINARY_DIR}/pgforge_plugin_exports.map)
+  file(CONFIGURE OUTPUT ${exports} CONTENT "{\n  global: pgforge_plugin_descriptor_v1;\n  local: *;\n};\n")
+  target_link_options(${name} PRIVATE "LINKER:--version-script=${exports}")
+  set_property(TARGET ${name} APPEND PROPERTY LINK_DEPENDS ${exports})
+  set_property(GLOBAL APPEND PROPERTY PGFORGE_PLUGIN_TARGETS ${name})
   configure_file(${PLUGIN_MANIFEST} ${PLUGIN_OUTPUT_DIRECTORY}/${name}.plugin COPYONLY)
   if(NOT PLUGIN_NO_INSTALL)
     if(NOT PLUGIN_INSTALL_DESTINATION)

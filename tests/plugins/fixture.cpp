@@ -20,6 +20,11 @@ using namespace pgforge::sdk;
     return false;
 }
 
+[[maybe_unused]] std::string engine_line(const EngineInfo& engine) {
+    return "pgforge " + engine.version() + " sdk " + std::to_string(engine.sdk_major()) + "." +
+           std::to_string(engine.sdk_minor());
+}
+
 class Fixture final : public Plugin {
   public:
     Result setup(Context& ctx) override {
@@ -55,6 +60,14 @@ class Fixture final : public Plugin {
                 c->add_ident_mapping(map, system_user, database_user);
             }
         }
+        // SDK 1.1: what the engine offers, found on the hook's context and its configuration.
+        if (auto file = ctx.setting("engine_file"); file && ctx.configuration()) {
+            auto* from_context = find<EngineInfo>(ctx);
+            auto* from_configuration = find<EngineInfo>(*ctx.configuration());
+            std::ofstream out(*file, std::ios::app);
+            out << point << " " << (from_context ? engine_line(*from_context) : "none") << " / "
+                << (from_configuration ? engine_line(*from_configuration) : "none") << "\n";
+        }
         if (auto file = ctx.setting("undo_file"); file && ctx.point() == HookPoint::post_start)
             ctx.on_undo("marker", [path = *file](Context& undo) {
                 std::ofstream(path, std::ios::app) << "undone by " FIXTURE_NAME " for "
@@ -68,13 +81,19 @@ class Fixture final : public Plugin {
 
     std::vector<Command> commands() const override {
         return {{FIXTURE_NAME, "echo", "WORDS...", "print the arguments", false},
-                {FIXTURE_NAME, "sql", "-i NAME TEXT", "select a text through a parameter", true}};
+                {FIXTURE_NAME, "sql", "-i NAME TEXT", "select a text through a parameter", true},
+                {FIXTURE_NAME, "engine", "", "the engine's version and SDK (SDK 1.1)", false}};
     }
     std::vector<Flag> flags() const override {
         return {{"instance drop", FIXTURE_NAME "-flag", "a flag for tests"}};
     }
     int run_command(const Command& command, CommandContext& ctx) override {
         if (listed(ctx.setting("throw_in"), "command")) throw std::runtime_error("boom in command");
+        if (command.verb == "engine") {
+            auto* engine = find<EngineInfo>(ctx);
+            ctx.out((engine ? engine_line(*engine) : "none") + "\n");
+            return 0;
+        }
         if (command.verb == "echo") {
             std::string line;
             for (const auto& a : ctx.args()) line += (line.empty() ? "" : " ") + a;
@@ -138,7 +157,8 @@ extern "C" const pgforge_plugin_descriptor fixture_descriptor = {
 #endif
     "0.1",
     &create_fixture,
-    &destroy_fixture};
+    &destroy_fixture,
+    nullptr};
 BOOST_DLL_ALIAS(fixture_descriptor, pgforge_plugin_descriptor_v1)
 #else
 PGFORGE_PLUGIN(Fixture, FIXTURE_NAME, "0.1");

@@ -57,24 +57,24 @@ TEST_CASE("a good plugin loads: manifest, descriptor, object, hooks") {
     auto p = LoadedPlugin::load(m);
     CHECK(p->version() == "0.1");
     auto commands = p->commands();
-    REQUIRE(commands.size() == 2);
+    REQUIRE(commands.size() == 3);
     CHECK(commands[0].verb == "echo");
 }
 
 TEST_CASE("a plugin built for another SDK major version is refused naming both versions") {
     std::string e = load_error("bad_major");
     CHECK_THAT(e, Catch::Contains("bad_major.so was built for pgforge SDK 2.0, this pgforge has "
-                                  "SDK 1.0 (the major versions must be equal)"));
+                                  "SDK 1.1 (the major versions must be equal)"));
 }
 
 TEST_CASE("a plugin needing a newer SDK minor version is refused") {
     CHECK_THAT(load_error("newer_minor"),
-               Catch::Contains("needs pgforge SDK 1.1, newer than this pgforge's SDK 1.0"));
+               Catch::Contains("needs pgforge SDK 1.2, newer than this pgforge's SDK 1.1"));
 }
 
 TEST_CASE("a descriptor smaller than the SDK's is refused before anything is called") {
     CHECK_THAT(load_error("bad_size"),
-               Catch::Contains("its descriptor is 12 bytes, SDK 1.0 needs at least"));
+               Catch::Contains("its descriptor is 12 bytes, SDK 1.1 needs at least 56"));
 }
 
 TEST_CASE("a library without the descriptor symbol is refused") {
@@ -129,8 +129,8 @@ TEST_CASE("manifest errors name the file and the key") {
 }
 
 TEST_CASE("check_descriptor: the first fields decide before anything else is read") {
-    pgforge_plugin_descriptor d{1,       0,      sizeof(pgforge_plugin_descriptor), "x", "1",
-                                nullptr, nullptr};
+    pgforge_plugin_descriptor d{
+        1, 0, sizeof(pgforge_plugin_descriptor), "x", "1", nullptr, nullptr, nullptr};
     CHECK_THAT(check_descriptor(&d, "x.so", "x"), Catch::Contains("lacks a name, version, create"));
     CHECK_THAT(check_descriptor(nullptr, "x.so", "x"), Catch::Contains("descriptor is null"));
 }

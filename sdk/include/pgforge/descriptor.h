@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #define PGFORGE_SDK_VERSION_MAJOR 1
-#define PGFORGE_SDK_VERSION_MINOR 0
+#define PGFORGE_SDK_VERSION_MINOR 1
 
 /* The name under which a plugin exports its descriptor (BOOST_DLL_ALIAS). */
 #define PGFORGE_DESCRIPTOR_SYMBOL pgforge_plugin_descriptor_v1
@@ -16,7 +16,19 @@
 extern "C" {
 #endif
 
+/* SDK 1.1: what the engine offers a plugin beyond the 1.0 classes. The engine hands its table to
+ * the plugin at load, before create(), and keeps it valid until the library is unloaded; the
+ * table, too, only grows at its end (struct_size). */
+struct pgforge_host {
+    uint32_t struct_size; /* sizeof(struct pgforge_host) as the engine saw it */
+    /* The interface NAME at VERSION of `object` (a context or configuration the engine handed
+     * to the plugin, as the address of its SDK class), or null when the engine does not offer it
+     * there. Never throws. */
+    void* (*find_interface)(void* object, const char* name, uint32_t version);
+};
+
 struct pgforge_plugin_descriptor {
+    /* SDK 1.0 */
     uint32_t sdk_major;   /* PGFORGE_SDK_VERSION_MAJOR the plugin was built with */
     uint32_t sdk_minor;   /* PGFORGE_SDK_VERSION_MINOR the plugin was built with */
     uint32_t struct_size; /* sizeof(struct pgforge_plugin_descriptor) as the plugin saw it */
@@ -26,6 +38,9 @@ struct pgforge_plugin_descriptor {
     void* (*create)(void);
     /* Destroys what create returned; never throws. */
     void (*destroy)(void*);
+    /* SDK 1.1 */
+    /* Where the engine puts its host table before create() (the plugin's own variable). */
+    const struct pgforge_host** host;
 };
 
 #ifdef __cplusplus

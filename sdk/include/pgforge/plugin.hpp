@@ -3,29 +3,51 @@
 // The boundary. A plugin is a shared library that exports one plain C descriptor
 // (descriptor.h) under PGFORGE_DESCRIPTOR_SYMBOL; the engine checks it (same major version,
 // minor version not newer than the engine's, struct size) before calling anything else. Behind
-// the descriptor are the C++ interfaces below: a same-toolchain contract (GCC or Clang with
-// libstdc++, C++20), like every C++ plugin ABI. Within a major version, the interfaces a plugin
-// implements (Plugin) are frozen and the interfaces the engine implements (Instance, Context,
-// HookContext, Configuration, CommandContext) only grow at their end.
+// the descriptor are the C++ classes below: a same-toolchain contract (GCC or Clang with
+// libstdc++, C++20), like every C++ plugin ABI.
+//
+// The ABI rule. A plugin built against SDK 1.x loads and runs unchanged, source and binary, in
+// every engine of SDK 1.y with y >= x. So, within a major version:
+//   - The 1.0 classes keep their 1.0 layout forever: Instance, Context, HookContext,
+//     CommandContext and Configuration (the engine implements them), Plugin (a plugin implements
+//     it), and the structs passed across (Result, RunOptions, RunResult, QueryResult, Outcome,
+//     Command, Flag, Field). Nothing is added to them, removed, reordered or retyped: HookContext
+//     and CommandContext derive from Context, so even a method appended to Context would move
+//     their slots.
+//   - What the engine offers later arrives as a new interface: a class with
+//         static constexpr const char* interface_name = "pgforge.<something>";
+//         static constexpr unsigned interface_version = 1;
+//     and only pure virtual methods, frozen once released (a change is a new name or a new
+//     version; the engine goes on offering the old one). A plugin reaches one with
+//     find<T>(object) from the context or configuration it was handed: nullptr when the engine
+//     running it does not offer T there (an older engine, or T belongs elsewhere), so a plugin
+//     that can do without T checks and does without.
+//   - The C descriptor and the engine's host table (descriptor.h) only grow at their end,
+//     struct_size telling what each side knows.
+//   - A minor version adds interfaces (1.1: find<T> and EngineInfo). tests/abi keeps a frozen
+//     copy of the headers of each released minor version and builds a plugin against each: a
+//     layout change fails a test.
 //
 // No exception crosses the boundary. The engine's methods return values and never throw; the
 // engine wraps every call into a plugin in a catch-all, and a throw becomes a refusal that
 // names the plugin.
 //
-// Lifetime. The engine loads the library (RTLD_LOCAL | RTLD_NOW), creates the plugin object
-// once, calls setup(), then hook handlers and commands, destroys the object, and unloads the
-// library only at the end of the run. References handed to a call are valid during that call
-// only.
+// Lifetime. The engine loads the library (RTLD_LOCAL | RTLD_NOW), hands it the host table,
+// creates the plugin object once, calls setup(), then hook handlers and commands, destroys the
+// object, and unloads the library only at the end of the run. References handed to a call are
+// valid during that call only, and so is what find<T> returns from them.
 #pragma once
 
 #include <boost/config.hpp>
 #include <boost/dll/alias.hpp>
+#include <cstddef>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "pgforge/descriptor.h"
@@ -324,6 +346,53 @@ struct Field {
     std::string value;
 };
 
+// ---------------------------------------------------------------- interfaces (SDK 1.1)
+
+// The engine's host table, set through the descriptor when the library is loaded (before the
+// plugin object is made). A test of a plugin that runs without the engine may set its own.
+inline const pgforge_host* host_table = nullptr;
+
+// The interface T (a class with interface_name and interface_version) of `object`, a Context
+// (of any kind) or a Configuration the engine handed to this call; nullptr when the engine does
+// not offer T there. Valid as long as `object` is.
+//     if (auto* engine = sdk::find<sdk::EngineInfo>(ctx)) ctx.log(LogLevel::info,
+//         "engine " + engine->version());
+template <class T, class From>
+T* find(From& object) {
+    using Object = std::remove_cv_t<From>;
+    static_assert(std::is_base_of_v<Context, Object> || std::is_base_of_v<Configuration, Object>,
+                  "find<T>(object): object is a Context (of any kind) or a Configuration");
+    const pgforge_host* host = host_table;
+    if (!host ||
+        host->struct_size < offsetof(pgforge_host, find_interface) + sizeof(host->find_interface) ||
+        !host->find_interface)
+        return nullptr;
+    // The engine knows an object by the address of its SDK class.
+    const void* address;
+    if constexpr (std::is_base_of_v<Context, Object>)
+        address = static_cast<const Context*>(&object);
+    else
+        address = static_cast<const Configuration*>(&object);
+    return static_cast<T*>(
+        host->find_interface(const_cast<void*>(address), T::interface_name, T::interface_version));
+}
+
+// The engine running the plugin (offered by every context and configuration since SDK 1.1).
+class EngineInfo {
+  public:
+    static constexpr const char* interface_name = "pgforge.engine_info";
+    static constexpr unsigned interface_version = 1;
+
+    // pgforge's version, "0.1.0".
+    virtual std::string version() const = 0;
+    // The SDK the engine implements (a plugin built for a newer minor version is refused).
+    virtual unsigned sdk_major() const = 0;
+    virtual unsigned sdk_minor() const = 0;
+
+  protected:
+    ~EngineInfo() = default;
+};
+
 // ---------------------------------------------------------------- what a plugin implements
 
 class BOOST_SYMBOL_VISIBLE Plugin {
@@ -383,5 +452,6 @@ class BOOST_SYMBOL_VISIBLE Plugin {
         NAME,                                                                         \
         VERSION,                                                                      \
         &pgforge_plugin_create,                                                       \
-        &pgforge_plugin_destroy};                                                     \
+        &pgforge_plugin_destroy,                                                      \
+        &::pgforge::sdk::host_table};                                                 \
     BOOST_DLL_ALIAS(pgforge_plugin_descriptor_object, pgforge_plugin_descriptor_v1)
