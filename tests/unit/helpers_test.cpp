@@ -43,6 +43,17 @@ struct Site {
         inventory.add(instance);
         fs::create_directories(dir.path() / "locks");
     }
+    // Whatever a failed test left running goes.
+    ~Site() {
+        try {
+            for (const auto& [name, record] : state()["helpers"].items()) {
+                long pid = record.value("pid", 0L);
+                if (pid > 1 && pgforge::helper_alive(pid, record.value("process", std::string())))
+                    kill(-static_cast<pid_t>(pid), SIGKILL);
+            }
+        } catch (const std::exception&) {
+        }
+    }
     HelperScope scope() {
         HelperScope s;
         s.inventory = &inventory;
@@ -181,6 +192,7 @@ TEST_CASE("a pid reused by another process, or a zombie, is not the helper", "[h
         // identity, but names a process that started at another time.
         pid_t other = fork();
         if (other == 0) {
+            signal(SIGTERM, SIG_DFL);
             pause();
             _exit(0);
         }
