@@ -1,5 +1,6 @@
 #include "engine/pipeline/helpers.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -64,6 +65,17 @@ std::string log_since(const fs::path& file, std::uintmax_t offset) {
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
     return text.size() <= 2000 ? text : "..." + text.substr(text.size() - 2000);
+}
+
+// Removed through the directory's checked descriptor: a link the owner planted on the way never
+// makes root remove a file elsewhere. A directory that is gone or refused keeps nothing to remove.
+void remove_pid_file(const fs::path& file) {
+    try {
+        safe_fs::Fd dir = safe_fs::open_directory(file.parent_path());
+        ::unlinkat(dir.get(), file.filename().c_str(), 0);
+    } catch (const std::exception& e) {
+        log::debug("cannot remove " + file.string() + ": " + e.what());
+    }
 }
 
 std::string fnv1a(const std::string& text) {
@@ -228,10 +240,8 @@ bool HelperSupervisor::stop(std::string_view name, double timeout, std::string& 
             }
             log::info("stopped " + who(name) + " (pid " + std::to_string(pid) + ")");
         }
-        if (auto pid_file = field<std::string>(record, "pid_file", ""); !pid_file.empty()) {
-            std::error_code ec;
-            fs::remove(pid_file, ec);
-        }
+        if (auto pid_file = field<std::string>(record, "pid_file", ""); !pid_file.empty())
+            remove_pid_file(pid_file);
         for (const char* key : {"pid", "process", "hash", "pid_file", "started_at"})
             record.erase(key);
         save_state(s_, state);
