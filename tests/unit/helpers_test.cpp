@@ -2,6 +2,7 @@
 // a configuration change, ports, across supervisor objects (separate pgforge runs).
 #include "engine/pipeline/helpers.hpp"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -342,4 +343,34 @@ TEST_CASE("a helper's port: reserved, checked free, listened on, a clash names t
         reserved = site.inventory.plugin_ports();
         CHECK(std::count(reserved.begin(), reserved.end(), moved) == 0);
     }
+}
+
+TEST_CASE("a helper gets the built environment and no descriptor of pgforge's", "[helpers]") {
+    Site site;
+    HelperSupervisor h(site.scope());
+    // A descriptor without close-on-exec, and a variable of pgforge's own.
+    int leaked = ::open("/dev/null", O_RDONLY);
+    REQUIRE(leaked > 2);
+    ::setenv("PGPASSWORD", "not-for-helpers", 1);
+    HelperSpec spec;
+    spec.argv = {"/bin/sh", "-c",
+                 "ls /proc/$$/fd | tr '\\n' ' '; echo; env; echo end-of-env; exec /bin/sleep 1000"};
+    spec.env = {"TAG=mine"};
+    spec.log_file = site.log();
+    HelperResult r = h.ensure("env", spec, false);
+    ::close(leaked);
+    ::unsetenv("PGPASSWORD");
+    REQUIRE(r.ok);
+    std::string text;
+    for (int k = 0; k < 200 && text.find("end-of-env") == std::string::npos; ++k) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        std::ifstream in(site.log());
+        text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    INFO(text);
+    CHECK(text.rfind("0 1 2 \n", 0) == 0);  // the directory ls reads is its own, closed by then
+    CHECK(text.find("\nTAG=mine\n") != std::string::npos);
+    CHECK(text.find("PGPASSWORD") == std::string::npos);
+    std::string error;
+    CHECK(h.stop("env", 5, error));
 }
