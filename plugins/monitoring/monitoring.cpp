@@ -470,9 +470,9 @@ class Monitoring final : public Plugin {
     std::vector<Field> describe(Context& ctx) override {
         Options o;
         if (!ctx.instance() || !read_options(ctx, o).empty()) return {};
+        // Without the engine's supervision (a test's fake context): nothing recorded.
         Helpers* h = helpers_of(ctx);
-        if (!h) return {{"exporter", no_helpers}};
-        HelperStatus st = h->status(helper);
+        HelperStatus st = h ? h->status(helper) : HelperStatus{};
         if (!st.port) return {{"exporter", "not started yet (it starts with the instance)"}};
         std::string port = std::to_string(st.port);
         return {{"address", "127.0.0.1:" + port},
