@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <optional>
+#include <pgforge/helpers.hpp>
 #include <pgforge/plugin.hpp>
 #include <string>
 

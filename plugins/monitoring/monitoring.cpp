@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <pgforge/helpers.hpp>
 #include <pgforge/plugin.hpp>
 #include <sstream>
 
