@@ -781,9 +781,15 @@ void Inventory::set_plugin_state(const Instance& instance, const std::string& pl
 }
 
 std::vector<int> Inventory::plugin_ports() const {
-    Statement statement(db_,
-                        "SELECT CAST(json_extract(config, '$.port') AS INTEGER) FROM plugin_config "
-                        "WHERE json_valid(config) AND json_extract(config, '$.port') IS NOT NULL");
+    // A plugin's own port, and those of its helpers ($.helpers.NAME.port, engine/pipeline/helpers).
+    Statement statement(
+        db_,
+        "SELECT CAST(json_extract(config, '$.port') AS INTEGER) FROM plugin_config "
+        "WHERE json_valid(config) AND json_extract(config, '$.port') IS NOT NULL "
+        "UNION ALL SELECT CAST(json_extract(h.value, '$.port') AS INTEGER) FROM plugin_config, "
+        "json_each(CASE WHEN json_valid(config) AND json_type(config, '$.helpers') = 'object' "
+        "THEN config ELSE '{}' END, '$.helpers') AS h "
+        "WHERE json_type(h.value, '$.port') = 'integer'");
     std::vector<int> ports;
     while (statement.step()) ports.push_back(static_cast<int>(statement.integer(0)));
     return ports;

@@ -101,7 +101,8 @@ class Inventory {
     std::string plugin_state(const Instance& instance, const std::string& plugin) const;
     void set_plugin_state(const Instance& instance, const std::string& plugin,
                           const std::string& json);
-    // Ports plugins reserved (the "port" key of their states).
+    // Ports plugins reserved (the "port" key of their states, and "port" of each helper under
+    // their "helpers" key).
     std::vector<int> plugin_ports() const;
 
     // Newest first; empty `instance` means all.

@@ -25,6 +25,7 @@
 #include "engine/pipeline/configure_draft.hpp"
 #include "engine/pipeline/context.hpp"
 #include "engine/pipeline/hba_records.hpp"
+#include "engine/pipeline/helpers.hpp"
 #include "engine/pipeline/pipeline.hpp"
 #include "engine/pipeline/plugin_host.hpp"
 #include "pgforge/steps.hpp"
@@ -155,6 +156,20 @@ class PluginCall : public Base {
     virtual void* find_interface(std::string_view name, std::uint32_t version) {
         if (hba_reader_)
             if (void* found = offer<sdk::HbaFileReader>(name, version, &*hba_reader_)) return found;
+        if (engine_instance_ && name == sdk::Helpers::interface_name) {
+            if (!helpers_) {
+                HelperScope scope =
+                    helper_scope(ctx_.settings(), ctx_.inventory(), *engine_instance_, plugin_);
+                scope.record = [this](JournalStep step) {
+                    if (pipeline_) pipeline_->record(std::move(step));
+                };
+                scope.progress = [this](const std::string& step) {
+                    if (ctx_.progress) ctx_.progress(step);
+                };
+                helpers_ = std::make_unique<HelperSupervisor>(std::move(scope));
+            }
+            return offer<sdk::Helpers>(name, version, helpers_.get());
+        }
         return common_interface(name, version);
     }
 
@@ -405,6 +420,7 @@ class PluginCall : public Base {
     std::optional<InstanceHbaReader> hba_reader_;
     OsUser owner_;
     mutable std::unique_ptr<pg::Connection> connection_;
+    std::unique_ptr<HelperSupervisor> helpers_;  // made on the first find<sdk::Helpers>
     OfferedInterfaces offered_;
 };
 

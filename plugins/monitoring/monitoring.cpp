@@ -4,29 +4,22 @@
 // monitoring role (member of pg_monitor) with peer authentication: no password anywhere. It
 // listens on 127.0.0.1 only, on a port reserved for it in the inventory. pgforge starts it after
 // the instance starts, stops it before the instance stops, and restarts it only when its
-// configuration changed. Its files are in <base_dir>/monitoring/: exporter.env (what it runs
-// with, for humans and systemd), exporter.pid, exporter.log.
+// configuration changed: a helper the engine supervises (sdk::Helpers: its pid, port and
+// configuration hash in the inventory). Its files are in <base_dir>/monitoring/: exporter.env
+// (what it runs with, for humans and systemd), exporter.pid, exporter.log.
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <signal.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <nlohmann/json.hpp>
+#include <pgforge/helpers.hpp>
 #include <pgforge/plugin.hpp>
-#include <set>
 #include <sstream>
-#include <thread>
-
-extern char** environ;
 
 namespace {
 
@@ -37,6 +30,8 @@ using Clock = std::chrono::steady_clock;
 // The pg_ident.conf map that lets the instance owner log in as the monitoring role.
 constexpr const char* ident_map = "pgforge_monitor";
 constexpr const char* listen_flag = "--web.listen-address=";
+// The exporter's name among the plugin's helpers.
+constexpr const char* helper = "exporter";
 
 // ---------------------------------------------------------------- settings
 
@@ -133,153 +128,7 @@ fs::path log_file(const Instance& i) {
     return files_dir(i) / "exporter.log";
 }
 
-long read_pid(const fs::path& file) {
-    std::ifstream in(file);
-    long pid = 0;
-    if (!(in >> pid) || pid <= 1) return 0;
-    return pid;
-}
-
-std::string read_from(const fs::path& file, std::uintmax_t offset, size_t keep = 2000) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) return {};
-    in.seekg(static_cast<std::streamoff>(offset));
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-    return text.size() <= keep ? text : "..." + text.substr(text.size() - keep);
-}
-
-// ---------------------------------------------------------------- processes
-
-// Whether the process runs (a zombie does not; a child of ours is collected here).
-bool alive(long pid) {
-    if (pid <= 1) return false;
-    int status = 0;
-    if (waitpid(static_cast<pid_t>(pid), &status, WNOHANG) == pid) return false;
-    if (kill(static_cast<pid_t>(pid), 0) != 0 && errno != EPERM) return false;
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string text;
-    if (!std::getline(stat, text)) return true;
-    auto paren = text.rfind(')');
-    if (paren == std::string::npos || paren + 2 >= text.size() || text[paren + 2] != 'Z')
-        return true;
-    // A zombie leader whose other threads are still exiting still holds the process's files
-    // (its listening socket): it is gone when it is the last task left.
-    std::error_code ec;
-    auto tasks = fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec);
-    return !ec && std::distance(fs::begin(tasks), fs::end(tasks)) > 1;
-}
-
-std::vector<std::string> command_line(long pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
-    std::vector<std::string> args;
-    for (std::string a; std::getline(in, a, '\0');) args.push_back(a);
-    return args;
-}
-
-// Whether `pid` is an exporter pgforge started (not a process that reused its number).
-bool is_exporter(long pid, const Options& o) {
-    if (!alive(pid)) return false;
-    auto args = command_line(pid);
-    if (args.empty()) return true;  // unreadable (hidepid): trust the pid file
-    bool listens = false;
-    for (const auto& a : args)
-        if (a.rfind(std::string(listen_flag) + "127.0.0.1:", 0) == 0) listens = true;
-    return listens && fs::path(args[0]).filename() == fs::path(o.exporter).filename();
-}
-
-// The pid of the instance's exporter when it runs, else 0.
-long exporter_pid(const Instance& i, const Options& o) {
-    long pid = read_pid(pid_file(i));
-    return pid && is_exporter(pid, o) ? pid : 0;
-}
-
-bool wait_gone(long pid, double seconds) {
-    auto until = Clock::now() + std::chrono::milliseconds(static_cast<long>(seconds * 1000));
-    while (alive(pid)) {
-        if (Clock::now() >= until) return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return true;
-}
-
 // ---------------------------------------------------------------- network
-
-sockaddr_in loopback(int port) {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return a;
-}
-
-// Whether another socket listens on (or holds) 127.0.0.1:port.
-bool port_taken(int port) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return false;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // as the exporter does
-    sockaddr_in a = loopback(port);
-    bool taken = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 && errno == EADDRINUSE;
-    close(fd);
-    return taken;
-}
-
-bool answers(int port) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return false;
-    sockaddr_in a = loopback(port);
-    bool ok = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    close(fd);
-    return ok;
-}
-
-// Which process listens on the TCP port, when /proc lets us see it: "pid 123 (nginx)".
-std::string port_holder(int port) {
-    std::set<std::string> inodes;
-    for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
-        std::ifstream in(table);
-        std::string line;
-        std::getline(in, line);  // header
-        while (std::getline(in, line)) {
-            std::istringstream f(line);
-            std::string slot, local, remote, state, queues, timer, retrans, uid, timeout, inode;
-            f >> slot >> local >> remote >> state >> queues >> timer >> retrans >> uid >> timeout >>
-                inode;
-            auto colon = local.rfind(':');
-            if (state != "0A" || colon == std::string::npos) continue;  // 0A: LISTEN
-            if (std::stoi(local.substr(colon + 1), nullptr, 16) == port) inodes.insert(inode);
-        }
-    }
-    if (inodes.empty()) return {};
-    DIR* proc = opendir("/proc");
-    if (!proc) return {};
-    std::string found;
-    while (dirent* e = readdir(proc)) {
-        std::string pid = e->d_name;
-        if (pid.empty() || !std::isdigit(static_cast<unsigned char>(pid[0]))) continue;
-        std::error_code ec;
-        for (auto it = fs::directory_iterator("/proc/" + pid + "/fd", ec);
-             !ec && it != fs::directory_iterator(); it.increment(ec)) {
-            auto target = fs::read_symlink(it->path(), ec);
-            if (ec) {
-                ec.clear();
-                continue;
-            }
-            std::string t = target.string();
-            if (t.rfind("socket:[", 0) == 0 && inodes.count(t.substr(8, t.size() - 9))) {
-                std::ifstream comm("/proc/" + pid + "/comm");
-                std::string name;
-                std::getline(comm, name);
-                found = "pid " + pid + (name.empty() ? "" : " (" + name + ")");
-                break;
-            }
-        }
-        if (!found.empty()) break;
-    }
-    closedir(proc);
-    return found;
-}
 
 struct HttpReply {
     bool reached = false;
@@ -296,7 +145,10 @@ HttpReply http_get(int port, const std::string& path, double timeout) {
         r.error = std::strerror(errno);
         return r;
     }
-    sockaddr_in a = loopback(port);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
         r.error = std::string("cannot connect: ") + std::strerror(errno);
         close(fd);
@@ -367,47 +219,31 @@ std::string dsn_value(const std::string& v) {
     return out + "'";
 }
 
-struct Launch {
-    std::vector<std::string> argv;
-    std::string dsn;
-    std::vector<std::string> env;  // for RunOptions: our variables set, inherited ones unset
-    std::string hash;              // of what the exporter runs with
-};
-
-std::string fnv1a(const std::string& text) {
-    std::uint64_t h = 1469598103934665603ull;
-    for (unsigned char c : text) {
-        h ^= c;
-        h *= 1099511628211ull;
-    }
-    char out[17];
-    std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(h));
-    return out;
+std::string dsn_for(const Options& o, const Instance& i) {
+    return "host=" + dsn_value(i.socket_dir().string()) + " port=" + std::to_string(i.port()) +
+           " user=" + dsn_value(o.role) + " dbname=postgres sslmode=disable";
 }
 
-Launch launch_for(const Options& o, const Instance& i, int port) {
-    Launch l;
-    l.dsn = "host=" + dsn_value(i.socket_dir().string()) + " port=" + std::to_string(i.port()) +
-            " user=" + dsn_value(o.role) + " dbname=postgres sslmode=disable";
-    l.argv = {o.exporter, std::string(listen_flag) + "127.0.0.1:" + std::to_string(port)};
-    l.argv.insert(l.argv.end(), o.extra_args.begin(), o.extra_args.end());
-    // What pgforge's own environment holds for libpq or for the exporter stays out of it: the
-    // exporter runs with exactly the connection and flags written in exporter.env.
-    for (char** e = environ; e && *e; ++e) {
-        std::string entry = *e;
-        std::string name = entry.substr(0, entry.find('='));
-        if (name.rfind("PG", 0) == 0 || name.rfind("DATA_SOURCE_", 0) == 0) l.env.push_back(name);
-    }
-    l.env.push_back("DATA_SOURCE_NAME=" + l.dsn);
-    std::string all;
-    for (const auto& a : l.argv) all += a + '\0';
-    l.hash = fnv1a(all + "\n" + l.dsn);
-    return l;
+// What the exporter runs with on `port`: only what is written in exporter.env reaches it (the
+// engine builds a helper's environment; nothing of pgforge's own, no PG* variable of its own).
+HelperSpec spec_for(const Options& o, const Instance& i, int port) {
+    HelperSpec spec;
+    spec.argv = {o.exporter, std::string(listen_flag) + "127.0.0.1:" + std::to_string(port)};
+    spec.argv.insert(spec.argv.end(), o.extra_args.begin(), o.extra_args.end());
+    spec.env = {"DATA_SOURCE_NAME=" + dsn_for(o, i)};
+    spec.log_file = log_file(i);
+    spec.cwd = files_dir(i);
+    spec.port = port;
+    spec.pid_file = pid_file(i);
+    spec.start_timeout = o.start_timeout;
+    spec.stop_timeout = o.stop_timeout;
+    return spec;
 }
 
-std::string env_file_text(const Instance& i, const Launch& l) {
+std::string env_file_text(const Instance& i, const Options& o, const HelperSpec& spec,
+                          const std::string& hash) {
     std::string args;
-    for (size_t k = 1; k < l.argv.size(); ++k) args += (k > 1 ? " " : "") + l.argv[k];
+    for (size_t k = 1; k < spec.argv.size(); ++k) args += (k > 1 ? " " : "") + spec.argv[k];
     return "# The Prometheus exporter of instance " + i.qualified_name() +
            ", supervised by pgforge (plugin monitoring).\n"
            "# Written by pgforge when the exporter starts; edits are overwritten. No password:\n"
@@ -415,35 +251,26 @@ std::string env_file_text(const Instance& i, const Launch& l) {
            i.owner() +
            " and logs in over the unix socket with peer authentication.\n"
            "# Usable as a systemd EnvironmentFile: ExecStart=" +
-           l.argv[0] + " $ARGS\nDATA_SOURCE_NAME=\"" + l.dsn + "\"\nARGS=\"" + args +
-           "\"\n# configuration " + l.hash + "\n";
+           spec.argv[0] + " $ARGS\nDATA_SOURCE_NAME=\"" + dsn_for(o, i) + "\"\nARGS=\"" + args +
+           "\"\n# configuration " + hash + "\n";
 }
 
 // ---------------------------------------------------------------- supervision
 
+// The engine's helper supervision (SDK 1.1), offered on every call about an instance.
+Helpers* helpers_of(Context& ctx) {
+    return find<Helpers>(ctx);
+}
+
+constexpr const char* no_helpers =
+    "this pgforge does not supervise helper processes (sdk::Helpers, SDK 1.1): upgrade pgforge";
+
 // Stops the instance's exporter, if it runs; an error says why it could not.
 std::string stop_exporter(Context& ctx, const Options& o) {
-    const Instance& i = *ctx.instance();
-    long pid = read_pid(pid_file(i));
-    if (pid && is_exporter(pid, o)) {
-        ctx.progress("stopping the exporter");
-        if (kill(static_cast<pid_t>(pid), SIGTERM) != 0 && errno != ESRCH)
-            return "cannot stop the exporter (pid " + std::to_string(pid) +
-                   "): " + std::strerror(errno) + "; run pgforge as root or as " + i.owner();
-        if (!wait_gone(pid, o.stop_timeout)) {
-            ctx.log(LogLevel::warning,
-                    "the exporter (pid " + std::to_string(pid) + ") did not stop within " +
-                        std::to_string(static_cast<int>(o.stop_timeout)) + " s: killed");
-            kill(static_cast<pid_t>(pid), SIGKILL);
-            if (!wait_gone(pid, 5))
-                return "the exporter (pid " + std::to_string(pid) + ") survives SIGKILL";
-        }
-        ctx.log(LogLevel::info, "stopped the exporter of " + i.qualified_name() + " (pid " +
-                                    std::to_string(pid) + ")");
-    }
-    std::error_code ec;
-    fs::remove(pid_file(i), ec);
-    ctx.erase_state("config");
+    Helpers* h = helpers_of(ctx);
+    if (!h) return no_helpers;
+    std::string error;
+    if (!h->stop(helper, o.stop_timeout, error)) return error;
     return {};
 }
 
@@ -515,104 +342,52 @@ std::string login_gaps(Context& ctx, const Options& o) {
            i.qualified_name() + " adds them, or by hand:" + fixes;
 }
 
-// The reserved port, within the current range (a port outside it, after the range changed, is
-// given back and another one taken). 0: none free.
-int exporter_port(Context& ctx, const Options& o) {
-    if (auto mine = ctx.state("port")) {
-        int p = std::atoi(mine->c_str());
-        if (p >= o.port_min && p <= o.port_max) return p;
-        ctx.erase_state("port");
-    }
-    return ctx.reserve_port(o.port_min, o.port_max);
-}
-
-std::string clash_message(const Instance& i, int port) {
-    std::string who = port_holder(port);
-    return "port " + std::to_string(port) + " on 127.0.0.1, reserved for the exporter of " +
-           i.qualified_name() + ", is in use by " + (who.empty() ? "another program" : who) +
-           ": stop that program, or move the exporter to another free port: pgforge monitoring "
-           "restart -i " +
-           i.qualified_name() + " --new-port";
-}
-
 // Makes the exporter of a running instance run with the current configuration: started when it
 // does not run, restarted when its configuration changed (or `restart`), else left alone.
 Result ensure_exporter(Context& ctx, const Options& o, bool restart) {
     const Instance& i = *ctx.instance();
     if (!i.running()) return Result::proceed();
+    Helpers* h = helpers_of(ctx);
+    if (!h) return Result::refuse(no_helpers);
     if (::access(o.exporter.c_str(), X_OK) != 0)
         return Result::refuse("the exporter " + o.exporter +
                               " is not installed: apt-get install prometheus-postgres-exporter, "
                               "or name the program with [monitoring] exporter = PATH");
     if (auto why = ensure_role(ctx, o); !why.empty()) return Result::refuse(why);
     if (auto gaps = login_gaps(ctx, o); !gaps.empty()) ctx.log(LogLevel::warning, gaps);
-    int port = exporter_port(ctx, o);
+    // The reservation, within the current range (one outside it, after the range changed, is
+    // given back and another one taken).
+    int port = h->reserve_port(helper, o.port_min, o.port_max);
     if (port == 0)
         return Result::refuse("no free port between " + std::to_string(o.port_min) + " and " +
                               std::to_string(o.port_max) + " for the exporter of " +
                               i.qualified_name() +
                               ": widen [monitoring] port_min/port_max in the settings file");
-    Launch l = launch_for(o, i, port);
-    if (long pid = exporter_pid(i, o)) {
-        if (!restart && ctx.state("config") == l.hash) {
-            ctx.log(LogLevel::debug, "the exporter runs with this configuration (pid " +
-                                         std::to_string(pid) + "): left alone");
-            return Result::proceed();
-        }
-        ctx.log(LogLevel::info, restart ? "restarting the exporter"
-                                        : "the exporter's configuration changed: restarting it");
-        if (auto why = stop_exporter(ctx, o); !why.empty()) return Result::refuse(why);
-    }
-    if (port_taken(port)) return Result::refuse(clash_message(i, port));
+    HelperSpec spec = spec_for(o, i, port);
+    HelperStatus now = h->status(helper);
+    if (now.running && !restart && now.config_hash == h->hash(spec)) return Result::proceed();
 
     std::string error;
     if (!ctx.make_directory(files_dir(i), 0700, error) ||
-        !ctx.write_file(env_file(i), env_file_text(i, l), 0600, error))
+        !ctx.write_file(env_file(i), env_file_text(i, o, spec, h->hash(spec)), 0600, error))
         return Result::refuse("cannot write " + env_file(i).string() + ": " + error);
-    std::error_code ec;
-    std::uintmax_t offset = fs::file_size(log_file(i), ec);
-    if (ec) offset = 0;
-    ctx.progress("starting the exporter on 127.0.0.1:" + std::to_string(port));
-    RunOptions run;
-    run.env = l.env;
-    run.cwd = files_dir(i);
-    long pid = ctx.spawn(l.argv, run, log_file(i), error);
-    if (pid <= 0) return Result::refuse("cannot start the exporter " + o.exporter + ": " + error);
-    if (!ctx.write_file(pid_file(i), std::to_string(pid) + "\n", 0644, error)) {
-        kill(static_cast<pid_t>(pid), SIGTERM);
-        wait_gone(pid, o.stop_timeout);
-        return Result::refuse("cannot write " + pid_file(i).string() + ": " + error);
-    }
-    ctx.set_state("config", l.hash);
-
-    auto until =
-        Clock::now() + std::chrono::milliseconds(static_cast<long>(o.start_timeout * 1000));
-    std::string why;
-    while (true) {
-        if (!alive(pid)) {
-            std::string said = read_from(log_file(i), offset);
-            why = "the exporter of " + i.qualified_name() + " exited before it listened" +
-                  (said.empty() ? "" : ":\n" + said) + "\n(log: " + log_file(i).string() + ")";
-            break;
-        }
-        if (answers(port)) {
+    HelperResult r = h->ensure(helper, spec, restart);
+    if (r.ok) {
+        if (r.started)
             ctx.log(LogLevel::info, "exporter of " + i.qualified_name() +
                                         " on http://127.0.0.1:" + std::to_string(port) +
-                                        "/metrics (pid " + std::to_string(pid) + ")");
-            return Result::proceed();
-        }
-        if (Clock::now() >= until) {
-            why = "the exporter of " + i.qualified_name() +
-                  " does not listen on 127.0.0.1:" + std::to_string(port) + " after " +
-                  std::to_string(static_cast<int>(o.start_timeout)) + " s: stopped; see " +
-                  log_file(i).string() +
-                  " (raise [monitoring] start_timeout if the machine is slow)";
-            break;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+                                        "/metrics (pid " + std::to_string(r.pid) + ")");
+        return Result::proceed();
     }
-    stop_exporter(ctx, o);
-    return Result::refuse(why);
+    if (r.failure == HelperResult::Failure::port_in_use)
+        return Result::refuse(r.message +
+                              ": stop that program, or move the exporter to another free port: "
+                              "pgforge monitoring restart -i " +
+                              i.qualified_name() + " --new-port");
+    if (r.failure == HelperResult::Failure::not_listening)
+        return Result::refuse(r.message +
+                              " (raise [monitoring] start_timeout if the machine is slow)");
+    return Result::refuse(r.message);
 }
 
 // ---------------------------------------------------------------- the plugin
@@ -642,7 +417,8 @@ class Monitoring final : public Plugin {
             case declared<HookPoint::post_configure>():
                 // A running exporter whose configuration changed (a reload after the settings
                 // changed) is restarted; nothing else.
-                if (ctx.outcome().ok && i.running() && exporter_pid(i, o))
+                if (Helpers* h = helpers_of(ctx);
+                    ctx.outcome().ok && i.running() && h && h->status(helper).running)
                     return ensure_exporter(ctx, o, false);
                 return Result::proceed();
             case declared<HookPoint::post_start>(): {
@@ -695,13 +471,15 @@ class Monitoring final : public Plugin {
     std::vector<Field> describe(Context& ctx) override {
         Options o;
         if (!ctx.instance() || !read_options(ctx, o).empty()) return {};
-        const Instance& i = *ctx.instance();
-        auto port = ctx.state("port");
-        if (!port) return {{"exporter", "not started yet (it starts with the instance)"}};
-        long pid = exporter_pid(i, o);
-        return {{"address", "127.0.0.1:" + *port},
-                {"metrics", "http://127.0.0.1:" + *port + "/metrics"},
-                {"exporter", pid ? "running (pid " + std::to_string(pid) + ")" : "stopped"}};
+        // Without the engine's supervision (a test's fake context): nothing recorded.
+        Helpers* h = helpers_of(ctx);
+        HelperStatus st = h ? h->status(helper) : HelperStatus{};
+        if (!st.port) return {{"exporter", "not started yet (it starts with the instance)"}};
+        std::string port = std::to_string(st.port);
+        return {{"address", "127.0.0.1:" + port},
+                {"metrics", "http://127.0.0.1:" + port + "/metrics"},
+                {"exporter", st.running ? "running (pid " + std::to_string(st.pid) + ")"
+                                        : std::string("stopped")}};
     }
 
   private:
@@ -713,9 +491,14 @@ class Monitoring final : public Plugin {
         }
         const Instance& i = *ctx.instance();
         nlohmann::json j = {{"instance", i.qualified_name()}};
-        auto port_text = ctx.state("port");
-        int port = port_text ? std::atoi(port_text->c_str()) : 0;
-        long pid = exporter_pid(i, o);
+        Helpers* h = helpers_of(ctx);
+        if (!h) {
+            ctx.err(std::string("monitoring: ") + no_helpers + "\n");
+            return 1;
+        }
+        HelperStatus st = h->status(helper);
+        int port = st.port;
+        long pid = st.running ? st.pid : 0;
         j["running"] = pid != 0;
         j["pid"] = pid ? nlohmann::json(pid) : nlohmann::json(nullptr);
         j["port"] = port ? nlohmann::json(port) : nlohmann::json(nullptr);
@@ -724,7 +507,7 @@ class Monitoring final : public Plugin {
         j["log_file"] = log_file(i).string();
         j["instance_running"] = i.running();
         bool current = false;
-        if (pid && port) current = ctx.state("config") == launch_for(o, i, port).hash;
+        if (pid && port) current = st.config_hash == h->hash(spec_for(o, i, port));
         j["configuration_current"] = current;
         bool scrape_ok = false;
         std::string scrape_text = "not tried (the exporter does not run)";
@@ -792,11 +575,10 @@ class Monitoring final : public Plugin {
         if (new_port) {
             // Given back first, so that the reservation can take the next free one; a port
             // someone else holds is not free, so it is not taken again.
-            auto old = ctx.state("port");
-            ctx.erase_state("port");
-            int port = ctx.reserve_port(o.port_min, o.port_max);
+            Helpers* h = helpers_of(ctx);
+            h->release_port(helper);
+            int port = h->reserve_port(helper, o.port_min, o.port_max);
             if (port == 0) {
-                if (old) ctx.set_state("port", *old);
                 ctx.err("monitoring: no free port between " + std::to_string(o.port_min) + " and " +
                         std::to_string(o.port_max) +
                         ": widen [monitoring] port_min/port_max in the settings file\n");
@@ -814,10 +596,11 @@ class Monitoring final : public Plugin {
             ctx.err("monitoring: " + r.message + "\n");
             return 1;
         }
-        auto port = ctx.state("port").value_or("?");
+        HelperStatus st = helpers_of(ctx)->status(helper);
+        std::string port = std::to_string(st.port);
         if (ctx.json())
             ctx.out(nlohmann::json({{"instance", i.qualified_name()},
-                                    {"pid", exporter_pid(i, o)},
+                                    {"pid", st.pid},
                                     {"address", "127.0.0.1:" + port}})
                         .dump(2) +
                     "\n");
