@@ -3,7 +3,14 @@
 set(released
   # SDK 1.0 as `cmake --install` installed it (commit be4cffd).
   "sdk-1.0/pgforge/descriptor.h c9eb9b29d51b14919dc4e5f8afe082158d77d12799f921f2ce66176a35a47433"
-  "sdk-1.0/pgforge/plugin.hpp 4252ed71d8ac1b7153b3cc2905a8cdd70ad4679371cde3d2bd24cf61e6e3c4ea")
+  "sdk-1.0/pgforge/plugin.hpp 4252ed71d8ac1b7153b3cc2905a8cdd70ad4679371cde3d2bd24cf61e6e3c4ea"
+  # SDK 1.1 as released: versioned interfaces (EngineInfo, Contributions, HbaConfiguration,
+  # HbaFileReader, Helpers), step providers, the plugin's declaration in its descriptor.
+  "sdk-1.1/pgforge/descriptor.h 5defd96105a6a8116a804b739b42ce71fc7652504c8baea6e86f00fc00f5ee94"
+  "sdk-1.1/pgforge/plugin.hpp 07ab5319f1b713982c2242a74b27bc2bd2b8154bf53176b2d66d74941f1dd180"
+  "sdk-1.1/pgforge/hba.hpp 1422c32b9a2a01a2c0e9c81bcf4247cab7f8d7b54d201c23b402052135eba7cb"
+  "sdk-1.1/pgforge/steps.hpp d5687f6dccb275c6f329ce1a0d44f97a4f64674ded623f83cd9d1cf17f9c9041"
+  "sdk-1.1/pgforge/helpers.hpp 7c647e038f44452a959ede63403543d1f49337957ed262c8822598dbce65c9eb")
 set(failed "")
 foreach(entry IN LISTS released)
   string(REPLACE " " ";" parts "${entry}")

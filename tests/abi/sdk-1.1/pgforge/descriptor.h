@@ -41,6 +41,11 @@ struct pgforge_plugin_descriptor {
     /* SDK 1.1 */
     /* Where the engine puts its host table before create() (the plugin's own variable). */
     const struct pgforge_host** host;
+    /* The hook points the plugin handles, with their priorities and order constraints,
+     * in the syntax of pgforge_add_plugin(HOOKS ...): "pre_drop:900 post_start:950:after=backup"
+     * (empty: none). The engine refuses the plugin when its manifest says otherwise. Null: the
+     * manifest alone says (a plugin built without pgforge_add_plugin(... VERSION ...)). */
+    const char* hooks;
 };
 
 #ifdef __cplusplus

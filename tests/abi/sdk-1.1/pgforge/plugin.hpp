@@ -84,7 +84,7 @@ inline constexpr HookPoint all_hook_points[] = {HookPoint::pre_init,      HookPo
                                                 HookPoint::pre_stop,      HookPoint::post_stop,
                                                 HookPoint::pre_drop,      HookPoint::post_drop};
 
-inline const char* to_string(HookPoint p) {
+constexpr const char* to_string(HookPoint p) {
     switch (p) {
         case HookPoint::pre_init:
             return "pre_init";
@@ -118,6 +118,48 @@ inline std::optional<HookPoint> parse_hook_point(std::string_view name) {
 
 inline bool is_pre(HookPoint p) {
     return std::string_view(to_string(p)).substr(0, 4) == "pre_";
+}
+
+// Whether `hooks`, in the syntax of pgforge_add_plugin(HOOKS ...) ("pre_drop:900
+// post_start:950:after=backup"), lists `point`.
+constexpr bool hooks_list(std::string_view hooks, HookPoint point) {
+    const std::string_view name = to_string(point);
+    while (!hooks.empty()) {
+        auto space = hooks.find(' ');
+        std::string_view item = hooks.substr(0, space);
+        if (item.substr(0, item.find(':')) == name) return true;
+        hooks = space == std::string_view::npos ? std::string_view() : hooks.substr(space + 1);
+    }
+    return false;
+}
+
+#ifdef PGFORGE_PLUGIN_HOOKS
+// The hook points of the plugin as pgforge_add_plugin(HOOKS ...) declares them: the manifest is
+// generated from the same list, and the engine calls on_hook at these points only.
+inline constexpr std::string_view declared_hooks = PGFORGE_PLUGIN_HOOKS;
+inline constexpr const char* descriptor_hooks = PGFORGE_PLUGIN_HOOKS;
+#else
+inline constexpr const char* descriptor_hooks = nullptr;
+#endif
+
+template <HookPoint>
+inline constexpr bool built_without_declaration = false;
+
+// A hook point the plugin handles, checked at compile time against its declaration: dropping
+// the point from pgforge_add_plugin(HOOKS ...) while the code still handles it fails the build.
+//     switch (ctx.point()) { case declared<HookPoint::pre_drop>(): ... }
+template <HookPoint point>
+consteval HookPoint declared() {
+#ifdef PGFORGE_PLUGIN_HOOKS
+    static_assert(hooks_list(declared_hooks, point),
+                  "this hook point is not in the plugin's pgforge_add_plugin(HOOKS ...): the "
+                  "engine would never call it there");
+#else
+    static_assert(built_without_declaration<point>,
+                  "declared<>() needs the plugin built by pgforge_add_plugin(... VERSION ... "
+                  "HOOKS ...)");
+#endif
+    return point;
 }
 
 // ---------------------------------------------------------------- verdicts
@@ -259,7 +301,9 @@ enum class HbaPlace {
 // once; a contribution that is already in place writes nothing.
 class Configuration {
   public:
-    // A postgresql.conf parameter.
+    // A postgresql.conf parameter, required (a different value from the command or another plugin
+    // is a conflict). On a list parameter (see Contributions) the value's items are added: two
+    // plugins each adding a library to shared_preload_libraries compose.
     virtual void set_parameter(std::string_view name, std::string_view value) = 0;
     // A pg_hba.conf record ("host all all 10.0.0.0/8 scram-sha-256").
     virtual void add_hba_record(std::string_view record, HbaPlace place) = 0;
@@ -279,6 +323,54 @@ class Configuration {
 
   protected:
     ~Configuration() = default;
+};
+
+// ---------------------------------------------------------------- SDK 1.1: contributions
+
+// How a plugin holds to a value it gives a (scalar) parameter.
+enum class Strength {
+    // Written only when neither the command nor the files set the parameter: a value the user
+    // sets wins (the command's report names the default it replaces), and so does one already in
+    // the files.
+    default_value,
+    // What Configuration::set_parameter means: the value is written, and a different value from
+    // the command or another plugin is a conflict (exit 5) naming both.
+    required,
+};
+
+// Contributions beyond Configuration's, at pre_configure, reached from the configuration with
+// `find<Contributions>(*ctx.configuration())` (nullptr from an engine older than SDK 1.1).
+//
+// List parameters (the server's list-valued ones: shared_preload_libraries,
+// session_preload_libraries, local_preload_libraries, search_path, temp_tablespaces,
+// listen_addresses, unix_socket_directories, log_destination, wal_consistency_checking,
+// restrict_nonsystem_relation_kind) compose
+// as sets: the items the files (or the command) give keep their place and order, items plugins
+// add follow in the order the handlers run, and items plugins remove go. Only a contradiction is
+// a conflict: a plugin removing what another adds, a command setting a list without an item a
+// plugin adds (or with one a plugin removes), a command removing a list a plugin adds to.
+class Contributions {
+  public:
+    static constexpr const char* interface_name = "pgforge.contributions";
+    static constexpr unsigned interface_version = 1;
+
+    // Adds `item` (a library, a schema, an address: quoted by the engine where the list needs it)
+    // to list parameter `name` unless the list has it.
+    virtual void add_to_list(std::string_view name, std::string_view item) = 0;
+    // Takes `item` out of list parameter `name`.
+    virtual void remove_from_list(std::string_view name, std::string_view item) = 0;
+    // A scalar parameter with a strength. On a list parameter, like Configuration::set_parameter:
+    // the value's items are added.
+    virtual void set_parameter(std::string_view name, std::string_view value,
+                               Strength strength) = 0;
+    // Says that what this plugin changed takes effect only when the server restarts (a file the
+    // server reads at start, a library it preloads): reported with the command's changes, the
+    // restart is pending on a running server, and `--restart` does it. Call it only when this
+    // configure changes such a thing.
+    virtual void restart_needed(std::string_view reason) = 0;
+
+  protected:
+    ~Contributions() = default;
 };
 
 // The outcome of the step a post_* handler runs after.
@@ -428,8 +520,24 @@ class BOOST_SYMBOL_VISIBLE Plugin {
 }  // namespace pgforge::sdk
 
 // Exports the descriptor of plugin class CLASS (default-constructible, derived from
-// pgforge::sdk::Plugin) under the name and version NAME and VERSION (string literals).
-#define PGFORGE_PLUGIN(CLASS, NAME, VERSION)                                          \
+// pgforge::sdk::Plugin):
+//     PGFORGE_PLUGIN(Hello);                    // SDK 1.1, built by pgforge_add_plugin(hello
+//                                               // ... VERSION ... HOOKS ...): name, version and
+//                                               // hook points from that one declaration
+//     PGFORGE_PLUGIN(Hello, "hello", "1.0.0");  // SDK 1.0: name and version written here, and
+//                                               // again in a hand-written manifest
+#define PGFORGE_PLUGIN(...)                                                            \
+    PGFORGE_PLUGIN_PICK_(__VA_ARGS__, PGFORGE_PLUGIN_DESCRIPTOR_, PGFORGE_PLUGIN_TWO_, \
+                         PGFORGE_PLUGIN_DECLARED_)                                     \
+    (__VA_ARGS__)
+#define PGFORGE_PLUGIN_PICK_(_1, _2, _3, MACRO, ...) MACRO
+#define PGFORGE_PLUGIN_TWO_(CLASS, NAME) \
+    static_assert(false, "PGFORGE_PLUGIN(Class) or PGFORGE_PLUGIN(Class, \"name\", \"version\")")
+// Needs PGFORGE_PLUGIN_NAME and PGFORGE_PLUGIN_VERSION, which pgforge_add_plugin(... VERSION ...)
+// defines.
+#define PGFORGE_PLUGIN_DECLARED_(CLASS) \
+    PGFORGE_PLUGIN_DESCRIPTOR_(CLASS, PGFORGE_PLUGIN_NAME, PGFORGE_PLUGIN_VERSION)
+#define PGFORGE_PLUGIN_DESCRIPTOR_(CLASS, NAME, VERSION)                              \
     namespace {                                                                       \
     void* pgforge_plugin_create() noexcept {                                          \
         try {                                                                         \
@@ -453,5 +561,6 @@ class BOOST_SYMBOL_VISIBLE Plugin {
         VERSION,                                                                      \
         &pgforge_plugin_create,                                                       \
         &pgforge_plugin_destroy,                                                      \
-        &::pgforge::sdk::host_table};                                                 \
+        &::pgforge::sdk::host_table,                                                  \
+        ::pgforge::sdk::descriptor_hooks};                                            \
     BOOST_DLL_ALIAS(pgforge_plugin_descriptor_object, pgforge_plugin_descriptor_v1)
