@@ -1,5 +1,7 @@
 // The smallest useful pgforge plugin: it contributes a file beside each instance when it is
-// configured, logs when it starts, and adds `pgforge hello greet -i NAME`.
+// configured (and, with the setting `preload = LIBRARY`, adds LIBRARY to the instance's
+// shared_preload_libraries, composing with what the user and other plugins preload), logs when
+// it starts, and adds `pgforge hello greet -i NAME`.
 #include <pgforge/plugin.hpp>
 
 namespace {
@@ -14,6 +16,12 @@ class Hello final : public Plugin {
             std::string greeting = ctx.setting("greeting").value_or("hello");
             ctx.configuration()->add_file("greeting", greeting + ", " + i.qualified_name() + "\n",
                                           0644);
+            if (auto library = ctx.setting("preload")) {
+                // A list contribution (SDK 1.1): an item added to the set, never the whole value.
+                auto* more = find<Contributions>(*ctx.configuration());
+                if (!more) return Result::refuse("preload needs an engine with SDK 1.1");
+                more->add_to_list("shared_preload_libraries", *library);
+            }
         }
         if (ctx.point() == declared<HookPoint::post_start>())
             ctx.log(LogLevel::info,

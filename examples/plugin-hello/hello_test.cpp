@@ -38,6 +38,27 @@ int main() {
               "holding the greeting and the instance");
         check(!files.empty() && files[0].mode == 0644, "readable by all");
     }
+    // preload: the library added to shared_preload_libraries, as a list item.
+    {
+        testing::FakeHookContext ctx(sdk::HookPoint::pre_configure, "create");
+        ctx.settings_values["preload"] = "pg_stat_statements";
+        check(!plugin->on_hook(ctx).refused(), "pre_configure with preload proceeds");
+        const auto& added = ctx.fake_configuration.list_added;
+        check(added.count("shared_preload_libraries") &&
+                  added.at("shared_preload_libraries") ==
+                      std::vector<std::string>{"pg_stat_statements"},
+              "the library is added to shared_preload_libraries");
+        check(ctx.fake_configuration.parameters_set.empty(), "no whole value is set");
+    }
+    // An engine without Contributions (withheld, as an SDK 1.0 engine): refused, saying why.
+    {
+        testing::FakeHookContext ctx(sdk::HookPoint::pre_configure, "create");
+        ctx.settings_values["preload"] = "pg_stat_statements";
+        ctx.fake_configuration.withhold<sdk::Contributions>();
+        sdk::Result r = plugin->on_hook(ctx);
+        check(r.refused() && r.message.find("SDK 1.1") != std::string::npos,
+              "preload without Contributions is refused");
+    }
     // Without a greeting setting: hello.
     {
         testing::FakeHookContext ctx(sdk::HookPoint::pre_configure);

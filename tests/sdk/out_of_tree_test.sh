@@ -45,6 +45,7 @@ port_max = $((port + 99))
 enabled = hello
 [hello]
 greeting = bonjour
+preload = pg_stat_statements
 INI
 
 pgforge plugin list | grep -E '^hello +1\.0\.0 +1\.[0-9]+ +loaded' >/dev/null ||
@@ -55,6 +56,8 @@ grep -q "hello: 15/hi is up on port $port" "$work/create.log" ||
   fail "post_start handler did not log: $(cat "$work/create.log")"
 [ "$(cat "$work/prefix/15/hi/hello/greeting")" = "bonjour, 15/hi" ] ||
   fail "pre_configure contribution missing"
+grep -Eq "^shared_preload_libraries = '?pg_stat_statements'?" "$work/prefix/15/hi/data/postgresql.conf" ||
+  fail "the preload list contribution is missing: $(grep shared_preload "$work/prefix/15/hi/data/postgresql.conf")"
 out=$(pgforge hello greet -i hi)
 [[ "$out" == "hello, 15/hi (server 15"* ]] || fail "hello greet said: $out"
 pgforge instance drop hi >/dev/null

@@ -14,6 +14,15 @@ class Prober final : public sdk::Plugin {
     sdk::Result on_hook(sdk::HookContext& ctx) override {
         auto* engine = sdk::find<sdk::EngineInfo>(ctx);
         ctx.log(sdk::LogLevel::info, "engine " + (engine ? engine->version() : "none"));
+        if (auto* helpers = sdk::find<sdk::Helpers>(ctx)) {
+            sdk::HelperSpec spec;
+            spec.argv = {"/usr/bin/true"};
+            spec.log_file = "/nonexistent/daemon.log";
+            spec.port = helpers->reserve_port("daemon", 9100, 9199);
+            auto r = helpers->ensure("daemon", spec, false);
+            ctx.log(sdk::LogLevel::info, std::string("helper ") + (r.started ? "started" : "kept") +
+                                             " on " + std::to_string(spec.port));
+        }
         auto* file = sdk::find<sdk::HbaFileReader>(ctx);
         ctx.log(sdk::LogLevel::info, std::string("file ") + (file ? "yes" : "no"));
         if (auto* c = ctx.configuration()) {
@@ -31,8 +40,7 @@ class Prober final : public sdk::Plugin {
             }
             if (auto* more = sdk::find<sdk::Contributions>(*c)) {
                 more->add_to_list("shared_preload_libraries", "pg_stat_statements");
-                more->set_parameter("pg_stat_statements.max", "5000",
-                                    sdk::Strength::default_value);
+                more->set_parameter("pg_stat_statements.max", "5000", sdk::Strength::default_value);
                 more->restart_needed("the library is preloaded");
             }
         }
@@ -65,6 +73,12 @@ TEST_CASE("the plugin is made through its descriptor and finds what the fakes of
     CHECK(cfg.parameters_with_strength.at("pg_stat_statements.max").second ==
           sdk::Strength::default_value);
     CHECK(cfg.restart_reasons == std::vector<std::string>{"the library is preloaded"});
+    CHECK(ctx.logged("helper started on 9100"));
+    REQUIRE(ctx.helpers.ensured.size() == 1);
+    CHECK(ctx.helpers.status("daemon").running);
+    // Asked again with the same spec, the helper is left as it runs.
+    REQUIRE_FALSE(plugin->on_hook(ctx).refused());
+    CHECK(ctx.logged("helper kept on 9100"));
 
     SECTION("withheld, or without an instance, find answers nullptr") {
         testing::FakeHookContext bare(sdk::HookPoint::pre_configure);

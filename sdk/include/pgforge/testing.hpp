@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "pgforge/hba.hpp"
+#include "pgforge/helpers.hpp"
 #include "pgforge/plugin.hpp"
 
 namespace pgforge::testing {
@@ -338,6 +339,79 @@ struct WrittenFile {
     unsigned mode = 0;
 };
 
+// Supervised helpers (sdk::Helpers) without processes: what the plugin asked is recorded, and a
+// helper "runs" from a successful ensure until stop. `on_ensure` scripts a result (a failure, a
+// port held by another program); by default ensure starts a helper that does not run, restarts
+// one asked to or running with another hash, and leaves the others alone.
+class FakeHelpers final : public sdk::Helpers {
+  public:
+    struct Ensured {
+        std::string name;
+        sdk::HelperSpec spec;
+        bool restart = false;
+    };
+    std::vector<Ensured> ensured;                      // every ensure call, in order
+    std::vector<std::string> stopped;                  // every stop call's name
+    std::map<std::string, int> ports;                  // reservations by helper name
+    std::map<std::string, sdk::HelperStatus> running;  // what runs, by name
+    std::function<sdk::HelperResult(const std::string&, const sdk::HelperSpec&, bool)> on_ensure;
+    long next_pid = 4242;
+
+    int reserve_port(std::string_view name, int low, int high) override {
+        auto it = ports.find(std::string(name));
+        if (it != ports.end() && it->second >= low && it->second <= high) return it->second;
+        for (int p = low; p <= high; ++p) {
+            bool taken = false;
+            for (const auto& [n, q] : ports) taken = taken || q == p;
+            if (!taken) return ports[std::string(name)] = p;
+        }
+        return 0;
+    }
+    void release_port(std::string_view name) override { ports.erase(std::string(name)); }
+    sdk::HelperResult ensure(std::string_view name, const sdk::HelperSpec& spec,
+                             bool restart) override {
+        const std::string n(name);
+        ensured.push_back({n, spec, restart});
+        if (on_ensure) {
+            sdk::HelperResult r = on_ensure(n, spec, restart);
+            if (r.ok) running[n] = {true, r.pid ? r.pid : next_pid++, spec.port, hash(spec)};
+            return r;
+        }
+        sdk::HelperResult r;
+        r.ok = true;
+        auto it = running.find(n);
+        if (it != running.end() && !restart && it->second.config_hash == hash(spec)) {
+            r.pid = it->second.pid;
+            return r;
+        }
+        r.restarted = it != running.end();
+        r.started = true;
+        r.pid = next_pid++;
+        running[n] = {true, r.pid, spec.port, hash(spec)};
+        return r;
+    }
+    sdk::HelperStatus status(std::string_view name) override {
+        auto it = running.find(std::string(name));
+        if (it != running.end()) return it->second;
+        sdk::HelperStatus st;
+        if (auto p = ports.find(std::string(name)); p != ports.end()) st.port = p->second;
+        return st;
+    }
+    bool stop(std::string_view name, double, std::string&) override {
+        stopped.emplace_back(name);
+        running.erase(std::string(name));
+        return true;
+    }
+    std::string hash(const sdk::HelperSpec& spec) const override {
+        if (!spec.config_hash.empty()) return spec.config_hash;
+        std::string h;
+        for (const auto& a : spec.argv) h += a + '\0';
+        for (const auto& e : spec.env) h += e + '\0';
+        return h + spec.cwd.string() + '\0' + std::to_string(spec.port) + '\0' +
+               spec.log_file.string();
+    }
+};
+
 // The Context part shared by every fake context (Base: sdk::Context, sdk::HookContext or
 // sdk::CommandContext).
 template <class Base>
@@ -361,6 +435,7 @@ class BasicFakeContext : public Base, public sdk::HbaFileReader, public Offers {
     std::vector<sdk::HbaProblem> hba_problems;
     std::string hba_read_error;  // read_hba fails with it when set
     FakeEngineInfo engine_info;  // what sdk::find<sdk::EngineInfo> gives
+    FakeHelpers helpers;         // what sdk::find<sdk::Helpers> gives (with an instance)
 
     // Programs: the first script whose argv prefix matches answers (see script_run); without
     // one, on_run if set, else exit 0 with no output.
@@ -530,6 +605,8 @@ class BasicFakeContext : public Base, public sdk::HbaFileReader, public Offers {
                   if (void* e = this->template answer<sdk::EngineInfo>(&engine_info, name, version))
                       return e;
                   if (!has_instance) return nullptr;
+                  if (void* h = this->template answer<sdk::Helpers>(&helpers, name, version))
+                      return h;
                   return this->template answer<sdk::HbaFileReader>(this, name, version);
               }) {
         install_host();
@@ -674,9 +751,7 @@ class FakeConfiguration final : public sdk::Configuration,
         parameter_calls.emplace_back(name, value);
         parameters_set[std::string(name)] = std::string(value);
     }
-    void restart_needed(std::string_view reason) override {
-        restart_reasons.emplace_back(reason);
-    }
+    void restart_needed(std::string_view reason) override { restart_reasons.emplace_back(reason); }
 
     // ---- HbaConfiguration
     std::vector<sdk::HbaRecord> hba_records() const override {
@@ -716,8 +791,7 @@ class FakeConfiguration final : public sdk::Configuration,
                         [this](std::string_view name, unsigned version) -> void* {
                             if (void* e = answer<sdk::EngineInfo>(&engine_info, name, version))
                                 return e;
-                            if (void* c = answer<sdk::Contributions>(this, name, version))
-                                return c;
+                            if (void* c = answer<sdk::Contributions>(this, name, version)) return c;
                             return answer<sdk::HbaConfiguration>(this, name, version);
                         }) {
         install_host();
