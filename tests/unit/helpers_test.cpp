@@ -48,7 +48,8 @@ struct Site {
     // Whatever a failed test left running goes.
     ~Site() {
         try {
-            for (const auto& [name, record] : state()["helpers"].items()) {
+            auto held = state();  // kept: items() of a temporary would dangle
+            for (const auto& [name, record] : held["helpers"].items()) {
                 long pid = record.value("pid", 0L);
                 if (pid > 1 && pgforge::helper_alive(pid, record.value("process", std::string())))
                     kill(-static_cast<pid_t>(pid), SIGKILL);
