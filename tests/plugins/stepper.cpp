@@ -40,8 +40,8 @@ class Stepper final : public Plugin {
             if (args[k] == "--timeout") timeout = args[k + 1];
             if (args[k] == "--mode") mode = args[k + 1];
         }
-        std::vector<std::string> argv = {(i->bindir() / "pg_ctl").string(), "-D",
-                                         i->data_dir().string(), "-w", "-t", timeout};
+        std::vector<std::string> argv = {
+            (i->bindir() / "pg_ctl").string(), "-D", i->data_dir().string(), "-w", "-t", timeout};
         if (command.verb == "start")
             argv.insert(argv.end(), {"-l", i->log_file().string(), "start"});
         else
