@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -57,14 +58,34 @@ int signal_helper(long pid, int sig) {
     return errno == ESRCH ? 0 : errno;
 }
 
-// What the log got since `offset`, its last 2000 bytes.
+// The log's size and what it got since `offset` (its last 2000 bytes), read with the rights of
+// whoever controls it (safe_fs): the owner's log replaced by a link to a root-only file is not
+// read by root into a message.
+std::uintmax_t log_size(const fs::path& file) {
+    try {
+        struct stat st {};
+        if (auto fd = safe_fs::open_for_reading(file, true); fd && ::fstat(fd->get(), &st) == 0)
+            return static_cast<std::uintmax_t>(st.st_size);
+    } catch (const std::exception&) {
+    }
+    return 0;
+}
+
 std::string log_since(const fs::path& file, std::uintmax_t offset) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) return {};
-    in.seekg(static_cast<std::streamoff>(offset));
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-    return text.size() <= 2000 ? text : "..." + text.substr(text.size() - 2000);
+    try {
+        auto fd = safe_fs::open_for_reading(file, true);
+        struct stat st {};
+        if (!fd || ::fstat(fd->get(), &st) != 0) return {};
+        const auto size = static_cast<std::uintmax_t>(st.st_size);
+        const std::uintmax_t keep = 4096;
+        std::uintmax_t from = std::max(offset, size > keep ? size - keep : 0);
+        if (::lseek(fd->get(), static_cast<off_t>(from), SEEK_SET) < 0) return {};
+        std::string text = safe_fs::read_rest(fd->get(), file, 1 << 20);
+        while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+        return text.size() <= 2000 ? text : "..." + text.substr(text.size() - 2000);
+    } catch (const std::exception&) {
+        return {};
+    }
 }
 
 // Removed through the directory's checked descriptor: a link the owner planted on the way never
@@ -296,9 +317,7 @@ sdk::HelperResult HelperSupervisor::ensure(std::string_view name, const sdk::Hel
     c.env = spec.env;
     c.cwd = spec.cwd.empty() ? spec.log_file.parent_path() : spec.cwd;
     if (c.cwd.empty()) c.cwd = "/";
-    std::error_code ec;
-    std::uintmax_t offset = fs::file_size(spec.log_file, ec);
-    if (ec) offset = 0;
+    std::uintmax_t offset = log_size(spec.log_file);
     if (s_.progress)
         s_.progress(s_.plugin + ": starting " + std::string(name) +
                     (spec.port ? " on 127.0.0.1:" + std::to_string(spec.port) : ""));
