@@ -226,6 +226,22 @@ TEST_CASE("attack 1: an include of a root file planted by the owner is not writt
     fs::remove_all(dir, ec);
 }
 
+TEST_CASE("attack 3: instance list does not print a root-only file linked as PG_VERSION",
+          "[security][files]") {
+    Decoy decoy;
+    Site s(false);
+    const fs::path version = s.instance.data_dir / "PG_VERSION";
+    as_user("postgres", "rm " + quote(version.string()));
+    plant_link("postgres", decoy / "secret", version);
+    for (const char* format : {"--json", "--log-level=info"}) {
+        auto list = s.cli({"instance", "list", format});
+        INFO(list.out << list.err);
+        CHECK(list.out.find(kSecretMark) == std::string::npos);
+        CHECK(list.err.find(kSecretMark) == std::string::npos);
+    }
+    CHECK(decoy.unchanged());
+}
+
 TEST_CASE("attack 1: conf set --file on another user's file is done as that user",
           "[security][files]") {
     Decoy decoy;
