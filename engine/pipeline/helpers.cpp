@@ -19,6 +19,7 @@
 #include "engine/core/log.hpp"
 #include "engine/core/safe_fs.hpp"
 #include "engine/core/settings.hpp"
+#include "engine/core/text.hpp"
 #include "engine/driver/ports.hpp"
 
 namespace pgforge {
@@ -80,9 +81,7 @@ std::string log_since(const fs::path& file, std::uintmax_t offset) {
         const std::uintmax_t keep = 4096;
         std::uintmax_t from = std::max(offset, size > keep ? size - keep : 0);
         if (::lseek(fd->get(), static_cast<off_t>(from), SEEK_SET) < 0) return {};
-        std::string text = safe_fs::read_rest(fd->get(), file, 1 << 20);
-        while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-        return text.size() <= 2000 ? text : "..." + text.substr(text.size() - 2000);
+        return tail_text(safe_fs::read_rest(fd->get(), file, 1 << 20), 2000);
     } catch (const std::exception&) {
         return {};
     }

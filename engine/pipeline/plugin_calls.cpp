@@ -530,9 +530,7 @@ int call_step_provider(Context& ctx, LoadedPlugin& plugin, Pipeline& p, const st
     std::ostringstream out, err;
     CommandCall call(ctx, plugin.name(), &p.instance(), &p, args, false, out, err);
     int rc = plugin.run_command(command, call);
-    message = err.str().empty() ? out.str() : err.str();
-    while (!message.empty() && (message.back() == '\n' || message.back() == ' '))
-        message.pop_back();
+    message = tail_text(err.str().empty() ? out.str() : err.str());
     return rc;
 }
 
