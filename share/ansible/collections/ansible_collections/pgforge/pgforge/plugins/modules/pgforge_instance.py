@@ -37,7 +37,7 @@ attributes:
     platforms: posix
 options:
   name:
-    description: The instance's name (C(main)), or C(VERSION/NAME).
+    description: The instance's name (C(main)); I(version) says which major version's.
     type: str
     required: true
   version:
@@ -50,6 +50,8 @@ options:
     description:
       - C(started) and C(stopped) create the instance if it is missing and start or stop it;
         C(absent) stops it and removes it (data directory, configuration, inventory entry).
+      - With C(absent), only I(name) and I(version) are given to pgforge; the other options
+        are ignored.
     type: str
     choices: [started, stopped, absent]
     default: started
@@ -406,6 +408,12 @@ def main():
     params = module.params
     pgforge = Pgforge(module)
 
+    if params['state'] == 'absent':
+        # Dropped: what it would have been made of does not matter.
+        argv, doc = pgforge.apply(['instance', 'apply'],
+                                  manifest_of(params, ['name', 'version', 'state']))
+        exit_with(module, argv, doc)
+
     manifest = manifest_of(params, FIELDS)
     for key in ('databases', 'roles'):
         if key in manifest:
@@ -419,6 +427,10 @@ def main():
         manifest['superuser_password_file'] = pgforge.secret_file(params['superuser_password'])
 
     argv, doc = pgforge.apply(['instance', 'apply'], manifest)
+    exit_with(module, argv, doc)
+
+
+def exit_with(module, argv, doc):
     results = results_of(doc)
     first = results[0] if results and isinstance(results[0], dict) else {}
     ret = dict(changed=is_changed(doc), cmd=argv, results=results,
