@@ -98,6 +98,7 @@ const std::vector<CommandSpec>& conf_commands();
 const std::vector<CommandSpec>& database_commands();
 const std::vector<CommandSpec>& role_commands();
 const std::vector<CommandSpec>& plugin_commands();
+const std::vector<CommandSpec>& schema_commands();
 // Every table, in the order help lists them.
 std::vector<const std::vector<CommandSpec>*> all_command_tables();
 
