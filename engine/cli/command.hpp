@@ -94,6 +94,7 @@ void print_table(std::ostream& out, const std::vector<std::vector<std::string>>&
 
 // The command tables, one per object family.
 const std::vector<CommandSpec>& instance_commands();
+const std::vector<CommandSpec>& apply_commands();
 const std::vector<CommandSpec>& conf_commands();
 const std::vector<CommandSpec>& database_commands();
 const std::vector<CommandSpec>& role_commands();

@@ -107,6 +107,7 @@ void create_options(po::options_description& d) {
         ("superuser", po::value<std::string>(), "superuser role name (default postgres)")
         ("superuser-password-file", po::value<std::string>(), "file whose first line is the superuser's password")
         ("waldir", po::value<std::string>(), "WAL directory outside the data directory")
+        ("set", po::value<std::vector<std::string>>()->composing(), "NAME=VALUE: a postgresql.conf setting, checked with the server's rules (repeatable)")
         ("state", po::value<std::string>()->default_value("started"), "started or stopped");
     // clang-format on
 }
@@ -257,6 +258,8 @@ int instance_create(Invocation& inv) {
     o.superuser = inv.opt<std::string>("superuser").value_or("");
     o.superuser_password_file = inv.opt<std::string>("superuser-password-file").value_or("");
     o.waldir = inv.opt<std::string>("waldir").value_or("");
+    if (auto sets = inv.opt<std::vector<std::string>>("set"))
+        o.settings = configuration::parse_assignments(*sets);
     std::string state = *inv.opt<std::string>("state");
     if (state != "started" && state != "stopped")
         throw Error(Exit::usage, "--state must be started or stopped, not '" + state + "'");
@@ -385,6 +388,11 @@ int instance_get(Invocation& inv) {
     auto fields = plugin_fields(inv.ctx(), i);
     if (inv.json) {
         json j = instance_json(i);
+        // The fields of the instance manifest (docs/apply.md), so that this output applied as
+        // it is (`instance apply -f -`) changes nothing.
+        j["state"] = s.running ? "started" : "stopped";
+        for (const char* key : {"encoding", "locale", "data_checksums", "auth_local", "auth_host"})
+            if (j["options"].contains(key)) j[key] = j["options"][key];
         j["status"] = status_json(s);
         for (const auto& [plugin, key, value] : fields) j["plugins"][plugin][key] = value;
         inv.out << j.dump(2) << "\n";
