@@ -920,4 +920,19 @@ fs::path ConfTree::file_to_edit(std::string_view name) const {
     return file;
 }
 
+AuthFiles auth_file_paths(const ConfTree& tree, const fs::path& data_dir) {
+    auto resolve = [&](std::string_view name, const char* file) {
+        auto set = tree.get(name);
+        if (!set || set->value.empty()) return (data_dir / file).lexically_normal();
+        fs::path p(set->value);
+        return (p.is_absolute() ? p : data_dir / p).lexically_normal();
+    };
+    return {resolve("hba_file", "pg_hba.conf"), resolve("ident_file", "pg_ident.conf")};
+}
+
+AuthFiles auth_file_paths(const fs::path& data_dir) {
+    return auth_file_paths(
+        ConfTree::load(data_dir / "postgresql.conf", data_dir / "postgresql.auto.conf"), data_dir);
+}
+
 }  // namespace pgforge::conf

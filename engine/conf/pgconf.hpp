@@ -143,4 +143,16 @@ class ConfTree {
 // parse_bool. Returns false (and leaves `out` unchanged) when `text` is none of them.
 bool parse_bool(std::string_view text, bool& out);
 
+// The pg_hba.conf and pg_ident.conf a server reads (the hba_file and ident_file settings).
+struct AuthFiles {
+    std::filesystem::path hba;
+    std::filesystem::path ident;
+};
+// From the postgresql.conf tree of `data_dir` (with postgresql.auto.conf): each setting's value
+// where it wins, a relative path taken from the data directory (the server makes it absolute
+// from its working directory, and pgforge starts it in the data directory); unset or empty:
+// pg_hba.conf and pg_ident.conf in the data directory. Errors are ConfTree::load's.
+AuthFiles auth_file_paths(const std::filesystem::path& data_dir);
+AuthFiles auth_file_paths(const ConfTree& tree, const std::filesystem::path& data_dir);
+
 }  // namespace pgforge::conf
