@@ -287,20 +287,26 @@ int edit_auth(Invocation& inv, const char* file_name, Edit&& edit) {
     return 0;
 }
 
-// The file an hba or ident command reads: --file, else the one the instance's server reads
-// (hba_file / ident_file, pg_hba.conf / pg_ident.conf of the data directory by default).
-fs::path auth_file(Invocation& inv, bool hba) {
-    if (auto file = file_target(inv)) return *file;
+// The file an hba or ident command reads, and its text: --file, else the one the instance's
+// server reads (hba_file / ident_file, pg_hba.conf / pg_ident.conf of the data directory by
+// default), read with the rights of whoever controls the file that names it.
+struct AuthText {
+    fs::path file;
+    std::string text;
+};
+AuthText auth_file(Invocation& inv, bool hba) {
+    if (auto file = file_target(inv)) return {*file, read_text_file(*file)};
     auto files = conf::auth_file_paths(instance_target(inv).data_dir);
-    return hba ? files.hba : files.ident;
+    const fs::path& file = hba ? files.hba : files.ident;
+    return {file, conf::read_auth_file(file, hba ? files.hba_named_by : files.ident_named_by)};
 }
 
 // Every record line, as pg_hba_file_rules shows them: a line the server would refuse is listed
 // with its error (and no number: record numbers count the valid records, as hba add and remove
 // use them); exit 1 when there is one.
 int hba_list(Invocation& inv) {
-    const fs::path file = auth_file(inv, true);
-    auto lines = conf::list_hba_lines(read_text_file(file));
+    const auto [file, text] = auth_file(inv, true);
+    auto lines = conf::list_hba_lines(text);
     const size_t errors = static_cast<size_t>(
         std::count_if(lines.begin(), lines.end(), [](const auto& l) { return !l.record; }));
     if (inv.json) {
@@ -413,7 +419,8 @@ int hba_remove(Invocation& inv) {
 }
 
 int ident_list(Invocation& inv) {
-    auto entries = conf::IdentFile::read(auth_file(inv, false)).entries();
+    const auto [file, text] = auth_file(inv, false);
+    auto entries = conf::IdentFile::parse(text, file).entries();
     if (inv.json) {
         json arr = json::array();
         for (const auto& e : entries)

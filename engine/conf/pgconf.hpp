@@ -147,6 +147,10 @@ bool parse_bool(std::string_view text, bool& out);
 struct AuthFiles {
     std::filesystem::path hba;
     std::filesystem::path ident;
+    // The configuration file whose line sets each (empty: not set, the data directory's file):
+    // the file is read with the rights of whoever controls that one (read_auth_file).
+    std::filesystem::path hba_named_by;
+    std::filesystem::path ident_named_by;
 };
 // From the postgresql.conf tree of `data_dir` (with postgresql.auto.conf): each setting's value
 // where it wins, a relative path taken from the data directory (the server makes it absolute
@@ -154,5 +158,11 @@ struct AuthFiles {
 // pg_hba.conf and pg_ident.conf in the data directory. Errors are ConfTree::load's.
 AuthFiles auth_file_paths(const std::filesystem::path& data_dir);
 AuthFiles auth_file_paths(const ConfTree& tree, const std::filesystem::path& data_dir);
+// The text of `file` (AuthFiles::hba or ::ident) read with the rights of whoever controls the
+// configuration file that named it (`named_by`; empty: of whoever controls `file`), as an
+// include is: a path the owner points at a file only root can read is refused, never read by
+// root.
+std::string read_auth_file(const std::filesystem::path& file,
+                           const std::filesystem::path& named_by);
 
 }  // namespace pgforge::conf
