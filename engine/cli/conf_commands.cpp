@@ -347,7 +347,7 @@ int hba_list(Invocation& inv) {
         print_table(inv.out, rows);
     }
     if (errors == 0) return 0;
-    inv.err << file.string() << ": " << errors << (errors == 1 ? " line" : " lines")
+    inv.err << escape_control(file.string()) << ": " << errors << (errors == 1 ? " line" : " lines")
             << " the server would not load\n";
     return static_cast<int>(Exit::failure);
 }

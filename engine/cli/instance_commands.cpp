@@ -696,7 +696,7 @@ int instance_settings(Invocation& inv) {
     std::vector<std::vector<std::string>> rows = {
         {"NAME", "VALUE", "SOURCE", "FILE:LINE", "CONTEXT", "PENDING RESTART"}};
     for (const auto& s : view.settings)
-        rows.push_back({s.name, escape_control(s.value), s.source,
+        rows.push_back({s.name, s.value, s.source,
                         s.file.empty() ? "" : s.file.string() + ":" + std::to_string(s.line),
                         s.context, s.pending_restart ? (*s.pending_restart ? "yes" : "no") : "-"});
     print_table(inv.out, rows);
