@@ -147,7 +147,8 @@ ServerAnswer postgres_c(const Installation& installation, const OsUser& as, cons
     Command cmd;
     cmd.as = &as;
     cmd.argv = {installation.program("postgres").string(), "-D", dir.string(), "-C", name};
-    cmd.env = {"PGDATA", "PGOPTIONS"};
+    // Its messages are read: untranslated.
+    cmd.env = {"PGDATA", "PGOPTIONS", "LC_ALL=C", "LANG=C", "LANGUAGE"};
     auto r = run_process(cmd);
     return {r.ok(), r.out, r.err};
 }
