@@ -18,6 +18,7 @@
 #include "engine/driver/installations.hpp"
 #include "engine/inventory/inventory.hpp"
 #include "engine/operations/configuration.hpp"
+#include "engine/operations/settings_view.hpp"
 #include "engine/pg/postmaster_pid.hpp"
 #include "engine/pipeline/pipeline.hpp"
 #include "engine/pipeline/plugin_calls.hpp"
@@ -386,6 +387,7 @@ int instance_get(Invocation& inv) {
     Instance i = instances::get(inv.ctx(), inv.arg(0, "instance name"));
     ServerStatus s = instances::status(inv.ctx(), i);
     auto fields = plugin_fields(inv.ctx(), i);
+    const auto pending = settings_view::pending_restart(inv.ctx(), i);  // nullopt: stopped
     if (inv.json) {
         json j = instance_json(i);
         // The fields of the instance manifest (docs/apply.md), so that this output applied as
@@ -394,6 +396,7 @@ int instance_get(Invocation& inv) {
         for (const char* key : {"encoding", "locale", "data_checksums", "auth_local", "auth_host"})
             if (j["options"].contains(key)) j[key] = j["options"][key];
         j["status"] = status_json(s);
+        j["pending_restart"] = pending ? json(*pending) : json(nullptr);
         for (const auto& [plugin, key, value] : fields) j["plugins"][plugin][key] = value;
         inv.out << j.dump(2) << "\n";
         return 0;
@@ -411,6 +414,7 @@ int instance_get(Invocation& inv) {
         {"log file:", i.log_file.string()},
         {"created:", i.created_at},
         {"connect:", connect_hint(i)},
+        {"pending restart:", pending ? (*pending ? "yes" : "no") : "- (stopped)"},
     };
     for (const auto& [plugin, key, value] : fields)
         rows.push_back({plugin + " " + key + ":", value});
@@ -657,6 +661,56 @@ int instance_exec(Invocation& inv) {
     exec_replacing(cmd);
 }
 
+// ---- instance settings ---------------------------------------------------------------------
+
+void settings_options(po::options_description& d) {
+    // clang-format off
+    d.add_options()
+        ("changed", po::bool_switch(), "only the parameters not at their default")
+        ("pending-restart", po::bool_switch(), "only those whose new value waits for a restart");
+    // clang-format on
+}
+
+int instance_settings(Invocation& inv) {
+    Instance i = instances::get(inv.ctx(), inv.arg(0, "instance name"));
+    settings_view::Query q;
+    q.names.assign(inv.positional.begin() + 1, inv.positional.end());
+    q.changed = inv.flag("changed");
+    q.pending_restart = inv.flag("pending-restart");
+    auto view = settings_view::read(inv.ctx(), i, q);
+    auto opt = [](const std::optional<std::string>& v) { return v ? json(*v) : json(nullptr); };
+    if (inv.json) {
+        json arr = json::array();
+        for (const auto& s : view.settings)
+            arr.push_back({{"name", s.name},
+                           {"setting", s.setting},
+                           {"value", s.value},
+                           {"unit", opt(s.unit)},
+                           {"source", s.source},
+                           {"sourcefile", s.file.empty() ? json(nullptr) : json(s.file.string())},
+                           {"sourceline", s.line ? json(s.line) : json(nullptr)},
+                           {"context", s.context.empty() ? json(nullptr) : json(s.context)},
+                           {"pending_restart",
+                            s.pending_restart ? json(*s.pending_restart) : json(nullptr)}});
+        inv.out << json{{"instance", i.qualified_name()},
+                        {"running", view.running},
+                        {"note", view.note.empty() ? json(nullptr) : json(view.note)},
+                        {"settings", arr}}
+                       .dump(2)
+                << "\n";
+        return 0;
+    }
+    if (!view.note.empty()) inv.out << view.note << "\n";
+    std::vector<std::vector<std::string>> rows = {
+        {"NAME", "VALUE", "SOURCE", "FILE:LINE", "CONTEXT", "PENDING RESTART"}};
+    for (const auto& s : view.settings)
+        rows.push_back({s.name, s.value, s.source,
+                        s.file.empty() ? "" : s.file.string() + ":" + std::to_string(s.line),
+                        s.context, s.pending_restart ? (*s.pending_restart ? "yes" : "no") : "-"});
+    print_table(inv.out, rows);
+    return 0;
+}
+
 // ---- the table ------------------------------------------------------------------------------
 
 const std::vector<CommandSpec> kInstanceCommands = {
@@ -674,6 +728,9 @@ const std::vector<CommandSpec> kInstanceCommands = {
     {"instance", "status", "NAME|--all", "running (exit 0) or stopped (exit 3)", all_option,
      instance_status},
     {"instance", "get", "NAME", "what pgforge knows of an instance", no_options, instance_get},
+    {"instance", "settings", "NAME [PARAM...]",
+     "run-time settings: pg_settings when running, else the files as the server would read them",
+     settings_options, instance_settings},
     {"instance", "list", "", "instances, their state, and drift from the disk", list_options,
      instance_list},
     {"instance", "drop", "NAME", "stop an instance and remove its files and entry", no_options,
