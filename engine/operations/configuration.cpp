@@ -129,6 +129,7 @@ int new_port(const std::map<std::string, std::optional<std::string>>& user,
 }
 
 struct Proposal {
+    conf::AuthFiles auth;  // the pg_hba.conf and pg_ident.conf the server reads
     std::map<fs::path, conf::ConfDocument> docs;
     std::map<std::string, std::optional<std::string>> user;  // what the command sets or removes
     std::string hba;
@@ -313,8 +314,8 @@ void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outc
                         const Options& o, const conf::ConfTree* tree, bool reload = false) {
     Instance i = inst;
     const fs::path main_conf = i.data_dir / "postgresql.conf";
-    const fs::path hba_file = hba_path(i);
-    const fs::path ident_file = ident_path(i);
+    const fs::path hba_file = prop.auth.hba;
+    const fs::path ident_file = prop.auth.ident;
     conf::HbaFile hba = conf::HbaFile::parse(prop.hba, hba_file);
     conf::IdentFile ident = conf::IdentFile::parse(prop.ident, ident_file);
     ConfigureDraft draft(i, prop.docs, hba, ident, [&](const std::string& name) {
@@ -533,8 +534,11 @@ void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outc
 
 Proposal proposal_for(const Instance& i) {
     Proposal prop;
-    prop.hba = read_text_file(hba_path(i));
-    prop.ident = read_text_file(ident_path(i));
+    // Where hba_file and ident_file say, read with the rights of whoever controls the file
+    // that names them (a path the owner points at a root-only file is refused, never read).
+    prop.auth = conf::auth_file_paths(i.data_dir);
+    prop.hba = conf::read_auth_file(prop.auth.hba, prop.auth.hba_named_by);
+    prop.ident = conf::read_auth_file(prop.auth.ident, prop.auth.ident_named_by);
     return prop;
 }
 
@@ -612,10 +616,10 @@ conf::ConfTree load(const Instance& i) {
 }
 
 fs::path hba_path(const Instance& i) {
-    return i.data_dir / "pg_hba.conf";
+    return conf::auth_file_paths(i.data_dir).hba;
 }
 fs::path ident_path(const Instance& i) {
-    return i.data_dir / "pg_ident.conf";
+    return conf::auth_file_paths(i.data_dir).ident;
 }
 
 Outcome configure(Context& ctx, const Instance& i, const Request& r, const Options& o) {
@@ -702,10 +706,10 @@ Outcome configure(Context& ctx, const Instance& i, const Request& r, const Optio
         text = after;
         changed = true;
     };
-    edit_auth(conf::HbaFile::parse(prop.hba, hba_path(i)), r.hba, prop.hba, hba_path(i),
+    edit_auth(conf::HbaFile::parse(prop.hba, prop.auth.hba), r.hba, prop.hba, prop.auth.hba,
               out.hba_changed);
-    edit_auth(conf::IdentFile::parse(prop.ident, ident_path(i)), r.ident, prop.ident, ident_path(i),
-              out.ident_changed);
+    edit_auth(conf::IdentFile::parse(prop.ident, prop.auth.ident), r.ident, prop.ident,
+              prop.auth.ident, out.ident_changed);
     if (o.diff) {
         // The postgresql.conf tree first, then pg_hba.conf and pg_ident.conf.
         auto diff = [&](const fs::path& file, const std::string& after) {
@@ -713,8 +717,8 @@ Outcome configure(Context& ctx, const Instance& i, const Request& r, const Optio
                                                     "b" + file.string())});
         };
         for (const auto& [file, d] : docs) diff(file, d.print());
-        if (out.hba_changed) diff(hba_path(i), prop.hba);
-        if (out.ident_changed) diff(ident_path(i), prop.ident);
+        if (out.hba_changed) diff(prop.auth.hba, prop.hba);
+        if (out.ident_changed) diff(prop.auth.ident, prop.ident);
     }
     if (before.empty()) {
         // Nothing to write: the server's word on what waits for a restart among the settings

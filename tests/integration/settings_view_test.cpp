@@ -310,6 +310,22 @@ TEST_CASE("hba and ident commands follow hba_file and ident_file", "[integration
     CHECK(query_one(r.instance,
                     "SELECT count(*) FROM pg_hba_file_rules WHERE 'moved' = ANY(user_name)") ==
           "1");
+    // Changes go to the files the server reads, through the configure (checked, reloaded);
+    // the data directory's own pg_hba.conf is left alone.
+    const std::string unused = read_text_file(r.instance.data_dir / "pg_hba.conf");
+    auto added = r.site.cli(
+        {"hba", "add", "-i", "sv", "host", "all", "added", "127.0.0.1/32", "scram-sha-256"});
+    INFO(added.err);
+    REQUIRE(added.status == 0);
+    CHECK(read_text_file(dir / "hba.conf").find("added") != std::string::npos);
+    CHECK(read_text_file(r.instance.data_dir / "pg_hba.conf") == unused);
+    CHECK(query_one(r.instance,
+                    "SELECT count(*) FROM pg_hba_file_rules WHERE 'added' = ANY(user_name)") ==
+          "1");
+    REQUIRE(r.site.cli({"ident", "add", "-i", "sv", "m", "bob", "added"}).status == 0);
+    CHECK(read_text_file(dir / "ident.conf").find("bob") != std::string::npos);
+    CHECK(query_one(r.instance,
+                    "SELECT count(*) FROM pg_ident_file_mappings WHERE sys_name = 'bob'") == "1");
     // And the stopped view shows the path the server opens.
     REQUIRE(r.site.cli({"instance", "stop", "sv"}).status == 0);
     json view = r.cli_json({"instance", "settings", "sv"});
