@@ -91,6 +91,8 @@ struct CommandSpec {
 // ---- output helpers
 std::string shell_quote(const std::string& s);
 void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows);
+// SQL statements for `apply --diff`: each indented, ending with ';', control characters shown.
+void print_statements(std::ostream& out, const std::vector<std::string>& statements);
 
 // The command tables, one per object family.
 const std::vector<CommandSpec>& instance_commands();

@@ -28,15 +28,26 @@ json outcome_json(const roles::Outcome& o) {
             {"statements", o.statements}};
 }
 
-int report(Invocation& inv, const std::vector<roles::Outcome>& outcomes, bool as_array) {
+// `diff`: each outcome's statements follow it, one per line. `check`: a last line says that
+// nothing was done.
+int report(Invocation& inv, const std::vector<roles::Outcome>& outcomes, bool as_array,
+           bool diff = false, bool check = false) {
     if (inv.json) {
         json j = json::array();
         for (const auto& o : outcomes) j.push_back(outcome_json(o));
         inv.out << (as_array ? j : j.at(0)).dump(2) << "\n";
     } else if (!inv.quiet) {
-        for (const auto& o : outcomes)
+        for (const auto& o : outcomes) {
             inv.out << "role " << escape_control(o.name) << ": " << roles::to_string(o.result)
                     << "\n";
+            if (diff) {
+                print_statements(inv.out, o.statements);
+                if (o.pgpass_changed)
+                    inv.out << "  -- ~/.pgpass entry of role " << escape_control(o.name)
+                            << (check ? " would be written\n" : " written\n");
+            }
+        }
+        if (check) inv.out << "check: nothing was changed\n";
     }
     return 0;
 }
@@ -153,8 +164,12 @@ void alter_options(po::options_description& d) {
 void apply_options(po::options_description& d) {
     instance_option(d);
     password_options(d);
-    d.add_options()("file,f", po::value<std::string>(),
-                    "the description (YAML or JSON; - for stdin)");
+    // clang-format off
+    d.add_options()
+        ("file,f", po::value<std::string>(), "the description (YAML or JSON; - for stdin)")
+        ("check", po::bool_switch(), "say what would change and the statements that would run; change nothing")
+        ("diff", po::bool_switch(), "print the SQL (run, or with --check that would run)");
+    // clang-format on
 }
 
 void drop_options(po::options_description& d) {
@@ -275,11 +290,15 @@ int role_apply(Invocation& inv) {
         for (auto& r : list) r.pgpass = true;
     Instance i = target(inv);
     std::vector<roles::Outcome> outcomes;
+    if (inv.flag("check")) {  // nothing is changed: nothing to journal
+        outcomes = roles::apply(inv.ctx(), i, list, {.check = true});
+        return report(inv, outcomes, many, inv.flag("diff"), true);
+    }
     journal_change(inv.ctx(), i, "role apply", [&] {
         outcomes = roles::apply(inv.ctx(), i, list);
         return statements_of(outcomes);
     });
-    return report(inv, outcomes, many);
+    return report(inv, outcomes, many, inv.flag("diff"));
 }
 
 int role_get(Invocation& inv) {

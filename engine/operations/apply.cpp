@@ -139,7 +139,7 @@ void apply_sql_objects(Context& ctx, const Instance& i, const Manifest& m, bool 
                        Applied& out) {
     if (!m.roles.empty()) {
         if (check)
-            for (const auto& r : m.roles) out.pending_roles.push_back(r.name);
+            out.roles = roles::apply(ctx, i, m.roles, {.check = true});
         else
             journal_change(ctx, i, "role apply", [&] {
                 out.roles = roles::apply(ctx, i, m.roles);
@@ -151,7 +151,7 @@ void apply_sql_objects(Context& ctx, const Instance& i, const Manifest& m, bool 
     }
     if (!m.databases.empty()) {
         if (check)
-            for (const auto& d : m.databases) out.pending_databases.push_back(d.name);
+            out.databases = databases::apply(ctx, i, m.databases, {.check = true});
         else
             journal_change(ctx, i, "database apply", [&] {
                 out.databases = databases::apply(ctx, i, m.databases);
