@@ -1,10 +1,10 @@
 // schema commands: the JSON Schema (draft 2020-12) of each manifest pgforge reads, for editors,
 // linters and configuration management (docs/cli.md). The manifests describe themselves in the
-// library (engine/operations/manifest_schema.hpp); this prints what they registered.
+// library (engine/operations/manifest_schema.hpp) and register their schemas when their files
+// are linked in (database_manifest.cpp and role_manifest.cpp are, by `database apply` and
+// `role apply`); this prints what is registered.
 #include "engine/cli/command.hpp"
-#include "engine/operations/database_manifest.hpp"
 #include "engine/operations/manifest_schema.hpp"
-#include "engine/operations/role_manifest.hpp"
 
 namespace pgforge::cli {
 namespace {
@@ -45,14 +45,6 @@ const std::vector<CommandSpec> kSchemaCommands = {
 }  // namespace
 
 const std::vector<CommandSpec>& schema_commands() {
-    // The library's manifests register their schemas when their files are linked in; naming
-    // them here makes sure they are.
-    static const bool linked = [] {
-        (void)&databases::descriptions_schema;
-        (void)&roles::descriptions_schema;
-        return true;
-    }();
-    (void)linked;
     return kSchemaCommands;
 }
 
