@@ -252,7 +252,7 @@ Applied apply(Context& ctx, const Manifest& m, const ApplyOptions& o) {
     out.name = i.qualified_name();
     if (m.state == WantedState::absent) {
         out.result = ApplyResult::dropped;
-        out.changes.push_back({"state", status(ctx, i).running ? "started" : "stopped", "absent"});
+        out.changes.push_back({"state", running(i) ? "started" : "stopped", "absent"});
         if (!o.check) drop(ctx, i);
         return out;
     }
@@ -274,7 +274,7 @@ Applied apply(Context& ctx, const Manifest& m, const ApplyOptions& o) {
         req.ident = [&](conf::IdentFile& f) {
             edit_ident(f, *m.ident, m.ident_mode, auth_changes);
         };
-    const bool running = status(ctx, i).running;
+    const bool was_running = running(i);
     configuration::Options copts;
     copts.dry_run = o.check;
     copts.diff = o.diff;
@@ -293,13 +293,15 @@ Applied apply(Context& ctx, const Manifest& m, const ApplyOptions& o) {
         // running server that the manifest does not let restart.
         if (o.check) {
             for (const auto& ch : outcome.changes)
-                if (ch.effect == "restart" && running && !copts.restart) out.pending_restart = true;
+                if (ch.effect == "restart" && was_running && !copts.restart)
+                    out.pending_restart = true;
         } else {
             out.pending_restart = outcome.pending_restart && !outcome.restarted;
         }
         // A restart-only value the files already hold (written by an earlier apply that did
         // not restart) is applied now that the manifest lets the instance restart.
-        if (!o.check && copts.restart && running && outcome.pending_restart && !outcome.restarted) {
+        if (!o.check && copts.restart && was_running && outcome.pending_restart &&
+            !outcome.restarted) {
             restart(ctx, i);
             out.restarted = true;
             out.pending_restart = false;
@@ -307,15 +309,15 @@ Applied apply(Context& ctx, const Manifest& m, const ApplyOptions& o) {
         if (out.restarted) out.changes.push_back({"state", "started", "restarted"});
     }
     // The state.
-    if (m.state == WantedState::started && !running) {
+    if (m.state == WantedState::started && !was_running) {
         out.changes.push_back({"state", "stopped", "started"});
         if (!o.check) start(ctx, i);
-    } else if (m.state == WantedState::stopped && running) {
+    } else if (m.state == WantedState::stopped && was_running) {
         out.changes.push_back({"state", "started", "stopped"});
         if (!o.check) stop(ctx, i);
     }
     if (m.state == WantedState::started) {
-        if (o.check && !running)
+        if (o.check && !was_running)
             pending_sql_objects(m, out);
         else
             apply_sql_objects(ctx, get(ctx, i.qualified_name()), m, o.check, out);

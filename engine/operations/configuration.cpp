@@ -628,24 +628,36 @@ Outcome configure(Context& ctx, const Instance& i, const Request& r, const Optio
     Outcome out;
     Proposal prop = proposal_for(i);
     std::optional<conf::ParameterCatalog> catalog;
-    std::optional<conf::ConfTree> tree;
-    if (!r.settings.empty()) {
-        Cluster cluster = instances::cluster_for(ctx, i);
-        catalog = conf::ParameterCatalog::describe(cluster.installation, cluster.owner);
-        std::map<std::string, std::string> values;
-        for (const auto& [name, value] : r.settings)
-            if (value) values[name] = *value;
-        try {
-            for (const auto& [name, value] : values) catalog->check_settable(name);
-            conf::validate_values(cluster.installation, cluster.owner, values);
-        } catch (const Error& e) {
-            // Refused before its pipeline: journaled all the same.
-            if (!o.dry_run) journal_at_once(ctx, i, "configure", false, e.what(), {});
-            throw;
+    auto cat = [&]() -> const conf::ParameterCatalog& {
+        if (!catalog) {
+            Cluster cluster = instances::cluster_for(ctx, i);
+            catalog = conf::ParameterCatalog::describe(cluster.installation, cluster.owner);
         }
-        tree = load(i);
-    }
+        return *catalog;
+    };
+    std::optional<conf::ConfTree> tree;
     const fs::path auto_file = i.data_dir / "postgresql.auto.conf";
+    if (!r.settings.empty()) {
+        tree = load(i);
+        // Only values that differ from the files are checked with the server's rules (a
+        // request that changes nothing starts no program): the files hold what was checked.
+        std::map<std::string, std::string> values;
+        for (const auto& [name, value] : r.settings) {
+            auto effective = tree->get(name);
+            if (value && (!effective || effective->value != *value)) values[name] = *value;
+        }
+        if (!values.empty()) {
+            try {
+                for (const auto& [name, value] : values) cat().check_settable(name);
+                Cluster cluster = instances::cluster_for(ctx, i);
+                conf::validate_values(cluster.installation, cluster.owner, values);
+            } catch (const Error& e) {
+                // Refused before its pipeline: journaled all the same.
+                if (!o.dry_run) journal_at_once(ctx, i, "configure", false, e.what(), {});
+                throw;
+            }
+        }
+    }
     auto& docs = prop.docs;
     auto doc = [&](const fs::path& file) -> conf::ConfDocument& {
         if (!docs.count(file)) docs.emplace(file, conf::ConfDocument::read(file));
@@ -654,12 +666,13 @@ Outcome configure(Context& ctx, const Instance& i, const Request& r, const Optio
     for (const auto& [name, value] : r.settings) {
         prop.user[name] = value;
         Change ch;
-        ch.name = canonical_name(*catalog, name);
+        ch.name = to_lower(name);
         auto effective = tree->get(name);
         if (effective) ch.before = effective->value;
         if (value) {
             ch.after = value;
             ch.file = tree->file_to_edit(name);
+            if (!effective || effective->value != *value) ch.name = canonical_name(cat(), name);
             if (effective && effective->value == *value) {
                 ch.effect = "unchanged";
                 out.changes.push_back(ch);
@@ -668,7 +681,7 @@ Outcome configure(Context& ctx, const Instance& i, const Request& r, const Optio
             if (effective && effective->file == auto_file)
                 ch.note = "postgresql.auto.conf sets it too and wins (ALTER SYSTEM RESET " +
                           ch.name + " to let this value apply)";
-            ch.effect = effect_of(*catalog, name);
+            ch.effect = effect_of(cat(), name);
             doc(ch.file).set(name, *value);
         } else {
             ch.effect = "unchanged";
@@ -676,7 +689,8 @@ Outcome configure(Context& ctx, const Instance& i, const Request& r, const Optio
             for (const auto& file : tree->files()) {
                 if (file == auto_file) continue;
                 if (doc(file).remove(name, r.delete_lines)) {
-                    ch.effect = effect_of(*catalog, name);
+                    ch.name = canonical_name(cat(), name);
+                    ch.effect = effect_of(cat(), name);
                     ch.file = file;
                 }
             }
@@ -723,8 +737,7 @@ Outcome configure(Context& ctx, const Instance& i, const Request& r, const Optio
     if (before.empty()) {
         // Nothing to write: the server's word on what waits for a restart among the settings
         // named (a value written earlier without --restart is still pending).
-        if (!out.changes.empty() && !o.dry_run &&
-            ctx.driver().status(instances::cluster_for(ctx, i)).running) {
+        if (!out.changes.empty() && !o.dry_run && instances::running(i)) {
             try {
                 pg::Connection c(i);
                 read_pending(c, out);

@@ -499,6 +499,11 @@ ServerStatus status(Context& ctx, const Instance& i) {
     return ctx.driver().status(c);
 }
 
+bool running(const Instance& i) {
+    auto pid = read_postmaster_pid(i.data_dir);
+    return pid && process_exists(pid->pid);
+}
+
 namespace {
 
 // A start needs the data directory the inventory names.

@@ -93,6 +93,9 @@ void resume_all(Context& ctx);
 Cluster cluster_for(Context& ctx, const Instance& instance);
 
 ServerStatus status(Context& ctx, const Instance& instance);
+// Whether the instance's postmaster.pid names a live process: status() without the connection
+// attempt (a server still starting counts as running).
+bool running(const Instance& instance);
 bool start(Context& ctx, const Instance& instance, std::optional<double> timeout = {});
 bool stop(Context& ctx, const Instance& instance, StopMode mode = StopMode::fast,
           std::optional<double> timeout = {});
