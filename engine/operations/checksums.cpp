@@ -2,11 +2,13 @@
 
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "engine/core/error.hpp"
 #include "engine/core/process.hpp"
 #include "engine/core/text.hpp"
+#include "engine/inventory/inventory.hpp"
 #include "engine/operations/instances.hpp"
 #include "engine/operations/stopped_scope.hpp"
 #include "engine/pipeline/pipeline.hpp"
@@ -102,12 +104,25 @@ Status status(Context& ctx, const Instance& instance) {
 Outcome set(Context& ctx, const Instance& inst, bool enable) {
     auto held = instances::lock(ctx, inst);
     Outcome out;
-    // Already as asked: nothing stopped, nothing journaled.
+    // The entry as it is now (a resume may just have changed it), with its options' data_checksums
+    // set to `enable`: `instance get` shows the state, not only what create was given.
+    Instance i = ctx.inventory().find(inst.version, inst.name).value_or(inst);
+    auto options = nlohmann::json::parse(i.options.empty() ? "{}" : i.options, nullptr, false);
+    if (!options.is_object()) options = nlohmann::json::object();
+    const bool entry_says = options.value("data_checksums", false);
+    options["data_checksums"] = enable;
+    // Already as asked: nothing stopped. The entry is brought in line when it is not (a command
+    // killed after pg_checksums did its work), else nothing is journaled.
     if (status(ctx, inst).enabled == enable) {
         out.enabled = enable;
+        if (entry_says != enable) {
+            i.options = options.dump();
+            Pipeline p(ctx, "checksums", i);
+            p.finish_updating_entry();
+        }
         return out;
     }
-    Instance i = inst;
+    i.options = options.dump();
     Cluster c = instances::cluster_for(ctx, i);
     const std::string verb = enable ? "enabling" : "disabling";
     Pipeline p(ctx, "checksums", i);
@@ -133,7 +148,7 @@ Outcome set(Context& ctx, const Instance& inst, bool enable) {
             out.blocks_written = number(r.out, "Blocks written");
         });
     });
-    p.finish();
+    p.finish_updating_entry();
     out.changed = true;
     out.enabled = enable;
     return out;

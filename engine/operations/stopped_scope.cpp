@@ -49,7 +49,6 @@ bool with_server_stopped(Context& ctx, Pipeline& p, const std::function<void()>&
         // server stopped (a second signal still ends the process; the journal then has it).
         DeferInterrupts defer;
         p.around(sdk::HookPoint::pre_start, "start", [&] {
-            if (ctx.progress) ctx.progress("starting the server again");
             start_server(ctx, p, cluster, timeout.value_or(ctx.settings().start_timeout));
         });
         fault_point(op, "start again", "after");

@@ -68,6 +68,10 @@ TEST_CASE("checksums on a running instance: enabled and disabled, the server run
     CHECK(st["data_checksums"] == true);
     CHECK(st["version"] == 1);
     CHECK(last(site, "ck", "checksums").outcome == "ok");
+    // instance get follows.
+    auto get = site.cli({"--json", "instance", "get", "ck"});
+    REQUIRE(get.status == 0);
+    CHECK(json::parse(get.out)["options"]["data_checksums"] == true);
 
     // Already enabled: nothing stopped, nothing journaled.
     Inventory inv(site.settings().inventory_file());

@@ -891,6 +891,11 @@ std::pair<int, int> kill_checksums_at_each_point(const TestSite& site, bool was_
         if ((site.cli({"instance", "status", "crash"}).status == 0) != was_running)
             problem = was_running ? "not running" : "running";
         if (problem.empty() && checksums_on(site) != want) problem = "checksums not as asked";
+        if (problem.empty()) {
+            auto get = site.cli({"--json", "instance", "get", "crash"});
+            if (nlohmann::json::parse(get.out)["options"].value("data_checksums", !want) != want)
+                problem = "instance get does not say the checksums as they are";
+        }
         if (problem.empty()) problem = history_ended(site);
         CHECK(problem == "");
         if (problem.empty() && again.status == 0) ++ok;
