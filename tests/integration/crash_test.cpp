@@ -951,3 +951,62 @@ TEST_CASE("checksums killed with the server stopped: any next command on it star
             REQUIRE(run_cli(site, {"instance", "checksums", "crash", "disable"}).status == 0);
     }
 }
+
+namespace {
+
+// The pids of pg_checksums processes working on `data_dir` (their command line names it).
+std::vector<pid_t> pg_checksums_on(const fs::path& data_dir) {
+    std::vector<pid_t> pids;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+        const std::string name = entry.path().filename().string();
+        if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::ifstream in(entry.path() / "cmdline");
+        std::string cmdline((std::istreambuf_iterator<char>(in)), {});
+        if (cmdline.find("pg_checksums") != std::string::npos &&
+            cmdline.find(data_dir.string()) != std::string::npos)
+            pids.push_back(static_cast<pid_t>(std::stol(name)));
+    }
+    return pids;
+}
+
+}  // namespace
+
+TEST_CASE("checksums killed while pg_checksums runs: it dies too, the next command converges",
+          "[integration][crash][checksums]") {
+    TestSite site;
+    REQUIRE(run_cli(site, {"instance", "create", "crash"}).status == 0);
+    // Enough data for pg_checksums to take a while.
+    REQUIRE(run_cli(site, {"database", "run", "-i", "crash",
+                           "CREATE TABLE filler AS SELECT g, repeat('x', 500) AS t "
+                           "FROM generate_series(1, 300000) g"})
+                .status == 0);
+    const fs::path data = site.root() / "prefix" / "15" / "crash" / "data";
+    int killed_mid_run = 0;
+    for (int round = 0; round < 2; ++round) {
+        const bool want = !checksums_on(site);
+        const std::vector<std::string> cmd = {"instance", "checksums", "crash",
+                                              want ? "enable" : "disable"};
+        Child child = spawn_cli(site, cmd);
+        wait_for([&] { return !pg_checksums_on(data).empty(); }, 30);
+        const bool mid_run = !pg_checksums_on(data).empty();
+        kill(child.pid, SIGKILL);
+        auto ended = wait_cli(child);
+        INFO("round " << round << ": " << ended.err);
+        if (mid_run && ended.killed) ++killed_mid_run;
+        // pg_checksums dies with pgforge: nothing writes in the data directory behind the next
+        // command's back.
+        wait_for([&] { return pg_checksums_on(data).empty(); }, 10);
+        CHECK(pg_checksums_on(data).empty());
+        // Whatever was left: as before or as asked, never half; the next command starts the
+        // server and the same command again converges.
+        auto again = run_cli(site, cmd);
+        INFO("again: " << again.err);
+        CHECK(again.status == 0);
+        CHECK(site.cli({"instance", "status", "crash"}).status == 0);
+        CHECK(checksums_on(site) == want);
+        CHECK(history_ended(site) == "");
+    }
+    WARN("checksums: killed " << killed_mid_run << " of 2 times while pg_checksums ran");
+    CHECK(killed_mid_run >= 1);
+}
