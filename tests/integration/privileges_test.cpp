@@ -38,6 +38,11 @@ struct Granted {
             "REVOKE EXECUTE ON FUNCTION sales.total(integer, text) FROM PUBLIC;"
             "GRANT EXECUTE ON FUNCTION sales.total(integer, text) TO reader;"
             "GRANT CONNECT, TEMPORARY ON DATABASE app TO reader;"
+            "CREATE VIEW sales.v AS SELECT 1 AS one; GRANT SELECT ON sales.v TO reader;"
+            "CREATE DOMAIN sales.amount AS numeric; GRANT USAGE ON DOMAIN sales.amount TO writer;"
+            "CREATE TYPE sales.mood AS ENUM ('ok'); GRANT USAGE ON TYPE sales.mood TO writer;"
+            "CREATE PROCEDURE sales.p() LANGUAGE sql AS 'SELECT 1';"
+            "GRANT EXECUTE ON PROCEDURE sales.p() TO writer;"
             "ALTER DEFAULT PRIVILEGES IN SCHEMA sales GRANT SELECT ON TABLES TO reader;"
             "ALTER DEFAULT PRIVILEGES GRANT USAGE ON SEQUENCES TO writer;",
             "app");
@@ -122,6 +127,14 @@ TEST_CASE("database privileges: a table, a schema, a column, a function, default
     REQUIRE(db.size() == 1);
     CHECK(db[0]["object_name"] == "app");
     CHECK(db[0]["privileges"] == json::array({"CONNECT", "TEMPORARY"}));
+
+    CHECK(rows(p, {{"object_type", "view"}, {"object_name", "v"}, {"role", "reader"}}).size() == 1);
+    CHECK(rows(p, {{"object_type", "domain"}, {"object_name", "amount"}, {"role", "writer"}})
+              .size() == 1);
+    CHECK(rows(p, {{"object_type", "type"}, {"object_name", "mood"}, {"role", "writer"}}).size() ==
+          1);
+    CHECK(rows(p, {{"object_type", "procedure"}, {"object_name", "p()"}, {"role", "writer"}})
+              .size() == 1);
 
     const json& d = all["default_privileges"];
     auto in_schema = rows(d, {{"schema", "sales"}, {"role", "reader"}});
