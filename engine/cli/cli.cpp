@@ -53,8 +53,8 @@ void print_table(std::ostream& out, const std::vector<std::vector<std::string>>&
 }
 
 std::vector<const std::vector<CommandSpec>*> all_command_tables() {
-    return {&instance_commands(), &conf_commands(), &database_commands(), &role_commands(),
-            &plugin_commands()};
+    return {&instance_commands(), &apply_commands(),  &conf_commands(),  &database_commands(),
+            &role_commands(),     &plugin_commands(), &schema_commands()};
 }
 
 namespace {

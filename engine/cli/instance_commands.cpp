@@ -19,6 +19,7 @@
 #include "engine/inventory/inventory.hpp"
 #include "engine/operations/checksums.hpp"
 #include "engine/operations/configuration.hpp"
+#include "engine/operations/settings_view.hpp"
 #include "engine/pg/postmaster_pid.hpp"
 #include "engine/pipeline/pipeline.hpp"
 #include "engine/pipeline/plugin_calls.hpp"
@@ -108,6 +109,7 @@ void create_options(po::options_description& d) {
         ("superuser", po::value<std::string>(), "superuser role name (default postgres)")
         ("superuser-password-file", po::value<std::string>(), "file whose first line is the superuser's password")
         ("waldir", po::value<std::string>(), "WAL directory outside the data directory")
+        ("set", po::value<std::vector<std::string>>()->composing(), "NAME=VALUE: a postgresql.conf setting, checked with the server's rules (repeatable)")
         ("state", po::value<std::string>()->default_value("started"), "started or stopped");
     // clang-format on
 }
@@ -258,6 +260,8 @@ int instance_create(Invocation& inv) {
     o.superuser = inv.opt<std::string>("superuser").value_or("");
     o.superuser_password_file = inv.opt<std::string>("superuser-password-file").value_or("");
     o.waldir = inv.opt<std::string>("waldir").value_or("");
+    if (auto sets = inv.opt<std::vector<std::string>>("set"))
+        o.settings = configuration::parse_assignments(*sets);
     std::string state = *inv.opt<std::string>("state");
     if (state != "started" && state != "stopped")
         throw Error(Exit::usage, "--state must be started or stopped, not '" + state + "'");
@@ -384,9 +388,16 @@ int instance_get(Invocation& inv) {
     Instance i = instances::get(inv.ctx(), inv.arg(0, "instance name"));
     ServerStatus s = instances::status(inv.ctx(), i);
     auto fields = plugin_fields(inv.ctx(), i);
+    const auto pending = settings_view::pending_restart(inv.ctx(), i);  // nullopt: stopped
     if (inv.json) {
         json j = instance_json(i);
+        // The fields of the instance manifest (docs/apply.md), so that this output applied as
+        // it is (`instance apply -f -`) changes nothing.
+        j["state"] = s.running ? "started" : "stopped";
+        for (const char* key : {"encoding", "locale", "data_checksums", "auth_local", "auth_host"})
+            if (j["options"].contains(key)) j[key] = j["options"][key];
         j["status"] = status_json(s);
+        j["pending_restart"] = pending ? json(*pending) : json(nullptr);
         for (const auto& [plugin, key, value] : fields) j["plugins"][plugin][key] = value;
         inv.out << j.dump(2) << "\n";
         return 0;
@@ -404,6 +415,7 @@ int instance_get(Invocation& inv) {
         {"log file:", i.log_file.string()},
         {"created:", i.created_at},
         {"connect:", connect_hint(i)},
+        {"pending restart:", pending ? (*pending ? "yes" : "no") : "- (stopped)"},
     };
     for (const auto& [plugin, key, value] : fields)
         rows.push_back({plugin + " " + key + ":", value});
@@ -694,6 +706,56 @@ int instance_checksums(Invocation& inv) {
     return 0;
 }
 
+// ---- instance settings ---------------------------------------------------------------------
+
+void settings_options(po::options_description& d) {
+    // clang-format off
+    d.add_options()
+        ("changed", po::bool_switch(), "only the parameters not at their default")
+        ("pending-restart", po::bool_switch(), "only those whose new value waits for a restart");
+    // clang-format on
+}
+
+int instance_settings(Invocation& inv) {
+    Instance i = instances::get(inv.ctx(), inv.arg(0, "instance name"));
+    settings_view::Query q;
+    q.names.assign(inv.positional.begin() + 1, inv.positional.end());
+    q.changed = inv.flag("changed");
+    q.pending_restart = inv.flag("pending-restart");
+    auto view = settings_view::read(inv.ctx(), i, q);
+    auto opt = [](const std::optional<std::string>& v) { return v ? json(*v) : json(nullptr); };
+    if (inv.json) {
+        json arr = json::array();
+        for (const auto& s : view.settings)
+            arr.push_back({{"name", s.name},
+                           {"setting", s.setting},
+                           {"value", s.value},
+                           {"unit", opt(s.unit)},
+                           {"source", s.source},
+                           {"sourcefile", s.file.empty() ? json(nullptr) : json(s.file.string())},
+                           {"sourceline", s.line ? json(s.line) : json(nullptr)},
+                           {"context", s.context.empty() ? json(nullptr) : json(s.context)},
+                           {"pending_restart",
+                            s.pending_restart ? json(*s.pending_restart) : json(nullptr)}});
+        inv.out << json{{"instance", i.qualified_name()},
+                        {"running", view.running},
+                        {"note", view.note.empty() ? json(nullptr) : json(view.note)},
+                        {"settings", arr}}
+                       .dump(2)
+                << "\n";
+        return 0;
+    }
+    if (!view.note.empty()) inv.out << view.note << "\n";
+    std::vector<std::vector<std::string>> rows = {
+        {"NAME", "VALUE", "SOURCE", "FILE:LINE", "CONTEXT", "PENDING RESTART"}};
+    for (const auto& s : view.settings)
+        rows.push_back({s.name, s.value, s.source,
+                        s.file.empty() ? "" : s.file.string() + ":" + std::to_string(s.line),
+                        s.context, s.pending_restart ? (*s.pending_restart ? "yes" : "no") : "-"});
+    print_table(inv.out, rows);
+    return 0;
+}
+
 // ---- the table ------------------------------------------------------------------------------
 
 const std::vector<CommandSpec> kInstanceCommands = {
@@ -711,6 +773,9 @@ const std::vector<CommandSpec> kInstanceCommands = {
     {"instance", "status", "NAME|--all", "running (exit 0) or stopped (exit 3)", all_option,
      instance_status},
     {"instance", "get", "NAME", "what pgforge knows of an instance", no_options, instance_get},
+    {"instance", "settings", "NAME [PARAM...]",
+     "run-time settings: pg_settings when running, else the files as the server would read them",
+     settings_options, instance_settings},
     {"instance", "list", "", "instances, their state, and drift from the disk", list_options,
      instance_list},
     {"instance", "drop", "NAME", "stop an instance and remove its files and entry", no_options,

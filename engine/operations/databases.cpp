@@ -32,20 +32,6 @@ State parse_state(const std::string& text) {
     throw Error(Exit::usage, "state must be present or absent, not '" + text + "'");
 }
 
-const char* to_string(Result result) {
-    switch (result) {
-        case Result::created:
-            return "created";
-        case Result::changed:
-            return "changed";
-        case Result::dropped:
-            return "dropped";
-        case Result::unchanged:
-            break;
-    }
-    return "unchanged";
-}
-
 namespace {
 
 std::string in_instance(const Instance& i) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/core/instance.hpp"
+#include "engine/operations/change.hpp"
 #include "engine/pg/connection.hpp"
 
 namespace pgforge {
@@ -55,8 +56,8 @@ struct Database {
     bool operator==(const Database&) const = default;
 };
 
-enum class Result { created, changed, dropped, unchanged };
-const char* to_string(Result result);
+using Result = Change;
+using pgforge::to_string;
 
 struct ApplyResult {
     std::string name;

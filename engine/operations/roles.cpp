@@ -30,20 +30,6 @@ namespace fs = std::filesystem;
 
 namespace pgforge::roles {
 
-std::string_view to_string(Result r) {
-    switch (r) {
-        case Result::created:
-            return "created";
-        case Result::changed:
-            return "changed";
-        case Result::dropped:
-            return "dropped";
-        case Result::unchanged:
-            return "unchanged";
-    }
-    return "unchanged";
-}
-
 // ---- SCRAM-SHA-256 --------------------------------------------------------------------------
 namespace detail {
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "engine/core/instance.hpp"
+#include "engine/operations/change.hpp"
 
 namespace pgforge {
 class Context;
@@ -49,8 +50,8 @@ struct Role {
     bool drop_owned = false;
 };
 
-enum class Result { created, changed, dropped, unchanged };
-std::string_view to_string(Result r);
+using Result = Change;
+using pgforge::to_string;
 
 struct Outcome {
     std::string name;
