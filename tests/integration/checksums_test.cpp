@@ -72,6 +72,15 @@ TEST_CASE("checksums on a running instance: enabled and disabled, the server run
     auto get = site.cli({"--json", "instance", "get", "ck"});
     REQUIRE(get.status == 0);
     CHECK(json::parse(get.out)["options"]["data_checksums"] == true);
+    // ... so that its output applied again is unchanged (data_checksums cannot change by apply).
+    {
+        const fs::path manifest = site.root() / "ck.json";
+        std::ofstream(manifest) << get.out;
+        auto apply = site.cli({"--json", "instance", "apply", "-f", manifest.string()});
+        INFO(apply.err);
+        CHECK(apply.status == 0);
+        if (apply.status == 0) CHECK(json::parse(apply.out)["results"][0]["result"] == "unchanged");
+    }
 
     // Already enabled: nothing stopped, nothing journaled.
     Inventory inv(site.settings().inventory_file());
