@@ -1,5 +1,6 @@
 // database commands: create, alter, apply -f, get, list, drop, run, dump, dumps, restore on the
 // databases of a running instance (-i NAME). docs/databases.md describes them.
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <iostream>
@@ -11,6 +12,7 @@
 #include "engine/core/text.hpp"
 #include "engine/operations/database_manifest.hpp"
 #include "engine/operations/databases.hpp"
+#include "engine/operations/privileges.hpp"
 #include "engine/pipeline/pipeline.hpp"
 
 namespace fs = std::filesystem;
@@ -420,6 +422,74 @@ int database_restore(Invocation& inv) {
     return 0;
 }
 
+void privileges_options(po::options_description& d) {
+    instance_option(d);
+    // clang-format off
+    d.add_options()
+        ("database,d", po::value<std::vector<std::string>>(), "this database, repeatable (default: all but templates)")
+        ("role", po::value<std::vector<std::string>>(), "privileges held by this role, repeatable (PUBLIC: everyone's)");
+    // clang-format on
+}
+
+// Privileges as \dp writes them: each one, with a * when it may be granted on.
+std::string privilege_list(const std::vector<std::string>& privileges,
+                           const std::vector<std::string>& grantable) {
+    std::string out;
+    for (const auto& p : privileges) {
+        out += (out.empty() ? "" : ", ") + p;
+        if (std::find(grantable.begin(), grantable.end(), p) != grantable.end()) out += "*";
+    }
+    return out;
+}
+
+int database_privileges(Invocation& inv) {
+    Instance i = instance_of(inv);
+    auto r = privileges::report(inv.ctx(), i, strings(inv, "database"), strings(inv, "role"));
+    auto optional = [](const std::optional<std::string>& v) {
+        return v ? json(*v) : json(nullptr);
+    };
+    if (inv.json) {
+        json grants = json::array(), defaults = json::array();
+        for (const auto& g : r.grants)
+            grants.push_back({{"database", g.database},
+                              {"schema", optional(g.schema)},
+                              {"object_type", g.object_type},
+                              {"object_name", g.object_name},
+                              {"column", optional(g.column)},
+                              {"role", g.role},
+                              {"grantor", g.grantor},
+                              {"privileges", g.privileges},
+                              {"grantable", g.grantable}});
+        for (const auto& d : r.defaults)
+            defaults.push_back({{"database", d.database},
+                                {"schema", optional(d.schema)},
+                                {"owner", d.owner},
+                                {"object_type", d.object_type},
+                                {"role", d.role},
+                                {"privileges", d.privileges},
+                                {"grantable", d.grantable}});
+        inv.out << dump_json({{"privileges", grants}, {"default_privileges", defaults}}) << "\n";
+        return 0;
+    }
+    std::vector<std::vector<std::string>> rows = {
+        {"DATABASE", "SCHEMA", "OBJECT", "TYPE", "ROLE", "PRIVILEGES"}};
+    for (const auto& g : r.grants)
+        rows.push_back({escape_control(g.database), escape_control(g.schema.value_or("")),
+                        escape_control(g.object_name + (g.column ? "." + *g.column : "")),
+                        g.object_type, escape_control(g.role),
+                        privilege_list(g.privileges, g.grantable)});
+    print_table(inv.out, rows);
+    if (r.defaults.empty()) return 0;
+    inv.out << "\ndefault privileges:\n";
+    rows = {{"DATABASE", "SCHEMA", "FOR ROLE", "ON", "ROLE", "PRIVILEGES"}};
+    for (const auto& d : r.defaults)
+        rows.push_back({escape_control(d.database), escape_control(d.schema.value_or("(all)")),
+                        escape_control(d.owner), d.object_type, escape_control(d.role),
+                        privilege_list(d.privileges, d.grantable)});
+    print_table(inv.out, rows);
+    return 0;
+}
+
 const std::vector<CommandSpec> kDatabaseCommands = {
     {"database", "create", "NAME", "create a database (--owner, --tablespace, --set NAME=VALUE)",
      create_options, database_create},
@@ -438,6 +508,10 @@ const std::vector<CommandSpec> kDatabaseCommands = {
     {"database", "run", "SQL",
      "run SQL on databases at once (--database, --exclude-database; default all)", run_options,
      database_run},
+    {"database", "privileges", "[-d DB...] [--role R...]",
+     "privileges granted on databases, schemas and their objects, and default privileges, per "
+     "role",
+     privileges_options, database_privileges},
     {"database", "dump", "NAME", "pg_dump -Fc into the instance's dumps directory", dump_options,
      database_dump},
     {"database", "dumps", "[NAME...]", "the dumps of an instance", instance_option, database_dumps},

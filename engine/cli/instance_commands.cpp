@@ -17,6 +17,7 @@
 #include "engine/core/safe_fs.hpp"
 #include "engine/driver/installations.hpp"
 #include "engine/inventory/inventory.hpp"
+#include "engine/operations/checksums.hpp"
 #include "engine/operations/configuration.hpp"
 #include "engine/operations/settings_view.hpp"
 #include "engine/pg/postmaster_pid.hpp"
@@ -661,6 +662,50 @@ int instance_exec(Invocation& inv) {
     exec_replacing(cmd);
 }
 
+int instance_checksums(Invocation& inv) {
+    Instance i = instances::get(inv.ctx(), inv.arg(0, "instance name"));
+    const std::string action = inv.arg(1, "action (enable, disable or status)");
+    json j = {{"instance", i.qualified_name()}};
+    if (action == "status") {
+        auto s = checksums::status(inv.ctx(), i);
+        j["data_checksums"] = s.enabled;
+        j["version"] = s.version;
+        if (inv.json)
+            inv.out << j.dump(2) << "\n";
+        else
+            inv.out << "instance " << i.qualified_name() << ": data checksums "
+                    << (s.enabled ? "enabled (version " + std::to_string(s.version) + ")"
+                                  : std::string("disabled"))
+                    << "\n";
+        return 0;
+    }
+    if (action != "enable" && action != "disable")
+        throw Error(Exit::usage, "unknown checksums action '" + action + "'",
+                    "say enable, disable or status");
+    const bool enable = action == "enable";
+    auto out = checksums::set(inv.ctx(), i, enable);
+    inv.end_progress();
+    j["changed"] = out.changed;
+    j["data_checksums"] = out.enabled;
+    j["stopped_for_work"] = out.was_running;
+    j["running"] = instances::status(inv.ctx(), i).running;
+    auto count = [](long n) { return n < 0 ? json(nullptr) : json(n); };
+    j["files_scanned"] = count(out.files_scanned);
+    j["blocks_scanned"] = count(out.blocks_scanned);
+    j["files_written"] = count(out.files_written);
+    j["blocks_written"] = count(out.blocks_written);
+    if (inv.json) {
+        inv.out << j.dump(2) << "\n";
+    } else if (!inv.quiet) {
+        inv.out << "instance " << i.qualified_name() << ": data checksums "
+                << (!out.changed ? std::string("were already ") + (enable ? "enabled" : "disabled")
+                                 : std::string(enable ? "enabled" : "disabled"))
+                << (out.was_running ? " (the server was stopped for it, and runs again)" : "")
+                << "\n";
+    }
+    return 0;
+}
+
 // ---- instance settings ---------------------------------------------------------------------
 
 void settings_options(po::options_description& d) {
@@ -740,6 +785,10 @@ const std::vector<CommandSpec> kInstanceCommands = {
      history_options, instance_history},
     {"instance", "env", "NAME", "PGHOST, PGPORT, PGDATA, PGUSER lines to eval", no_options,
      instance_env},
+    {"instance", "checksums", "NAME enable|disable|status",
+     "data checksums: status, or turn them on or off with pg_checksums (the server stopped "
+     "for it if it runs, then started again)",
+     no_options, instance_checksums},
     {"instance", "exec", "NAME -- CMD...", "run a command with the instance's environment",
      no_options, instance_exec},
 };

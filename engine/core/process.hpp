@@ -6,7 +6,9 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace pgforge {
@@ -45,6 +47,9 @@ struct Command {
     // A "#!" script's descriptor stays open across exec (its interpreter reads /dev/fd/N); a
     // binary's is closed by the exec.
     int exec_fd = -1;
+    // When set, called with each piece of the program's standard error as it arrives (a
+    // program's progress); the pieces are kept in ProcessResult::err too.
+    std::function<void(std::string_view)> on_stderr;
 };
 
 // The safe PATH of every program unless its caller sets one.

@@ -25,6 +25,7 @@
 #include "engine/inventory/inventory.hpp"
 #include "engine/operations/configuration.hpp"
 #include "engine/operations/server.hpp"
+#include "engine/operations/stopped_scope.hpp"
 #include "engine/pg/postmaster_pid.hpp"
 #include "engine/pipeline/configure_draft.hpp"
 #include "engine/pipeline/made.hpp"
@@ -556,7 +557,7 @@ bool stop_step(Context& ctx, Pipeline& p, StopMode mode, std::optional<double> t
 const std::vector<std::string>& operation_names() {
     static const std::vector<std::string> names = {
         "create", "start",     "start --foreground",  "stop", "restart",
-        "reload", "configure", "configure --restart", "drop"};
+        "reload", "configure", "configure --restart", "drop", "checksums"};
     return names;
 }
 
@@ -695,6 +696,8 @@ std::string resume_locked(Context& ctx, const std::string& version, const std::s
                         });
                     if (stopped) became = restart_stopped_server(ctx, *i, put_back);
                 }
+            // Killed while the server was stopped for its work (stopped_scope.hpp): started again.
+            if (auto i = inv.find(version, name)) became += resume_stopped(ctx, *i, steps);
             inv.end_operation(e.id, false, exited(e) + became);
         }
     }

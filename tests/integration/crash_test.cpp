@@ -853,3 +853,160 @@ TEST_CASE(
         CHECK(c.converged == c.kills);
     }
 }
+
+namespace {
+
+// The data checksums of instance "crash" as pg_controldata reads them.
+bool checksums_on(const TestSite& site) {
+    auto r = site.cli({"--json", "instance", "checksums", "crash", "status"});
+    REQUIRE(r.status == 0);
+    return nlohmann::json::parse(r.out)["data_checksums"].get<bool>();
+}
+
+// `instance checksums crash enable|disable` (turning them the other way each round) killed at
+// each point in turn; after each kill the next command is the same one again, which must
+// succeed: the server runs again if it ran before (stopped if it was stopped), the checksums are
+// as asked, every journal entry ended. Returns the kills and how many converged.
+std::pair<int, int> kill_checksums_at_each_point(const TestSite& site, bool was_running) {
+    int kills = 0, ok = 0;
+    for (int point = 1; point < 60; ++point) {
+        const bool want = !checksums_on(site);
+        const std::vector<std::string> cmd = {"instance", "checksums", "crash",
+                                              want ? "enable" : "disable"};
+        auto killed = run_cli(site, cmd, {"PGFORGE_FAULT_KILL_AT=" + std::to_string(point)});
+        if (!killed.killed) {
+            INFO(killed.err);
+            REQUIRE(killed.status == 0);
+            CHECK(checksums_on(site) == want);
+            break;
+        }
+        ++kills;
+        INFO("killed at: " << killed.err);
+        REQUIRE(killed.signal == SIGKILL);
+        // Whole either way: as before or as asked (pg_checksums writes the control file last).
+        auto again = run_cli(site, cmd);
+        INFO("the same command again: " << again.err);
+        CHECK(again.status == 0);
+        std::string problem;
+        if ((site.cli({"instance", "status", "crash"}).status == 0) != was_running)
+            problem = was_running ? "not running" : "running";
+        if (problem.empty() && checksums_on(site) != want) problem = "checksums not as asked";
+        if (problem.empty()) {
+            auto get = site.cli({"--json", "instance", "get", "crash"});
+            if (nlohmann::json::parse(get.out)["options"].value("data_checksums", !want) != want)
+                problem = "instance get does not say the checksums as they are";
+        }
+        if (problem.empty()) problem = history_ended(site);
+        CHECK(problem == "");
+        if (problem.empty() && again.status == 0) ++ok;
+    }
+    return {kills, ok};
+}
+
+}  // namespace
+
+TEST_CASE("checksums killed at each point: the same command again converges, the server as it was",
+          "[integration][crash][fault][checksums]") {
+    if (!fault_injection_available()) return;
+    TestSite site;
+    REQUIRE(run_cli(site, {"instance", "create", "crash"}).status == 0);
+    auto [kills, ok] = kill_checksums_at_each_point(site, true);
+    WARN("checksums on a running instance: kills at " << kills << " points: " << ok
+                                                      << " converged");
+    CHECK(kills >= 12);
+    CHECK(ok == kills);
+
+    REQUIRE(run_cli(site, {"instance", "stop", "crash"}).status == 0);
+    auto [stopped_kills, stopped_ok] = kill_checksums_at_each_point(site, false);
+    WARN("checksums on a stopped instance: kills at " << stopped_kills << " points: " << stopped_ok
+                                                      << " converged");
+    CHECK(stopped_kills >= 4);
+    CHECK(stopped_ok == stopped_kills);
+}
+
+TEST_CASE("checksums killed with the server stopped: any next command on it starts it again",
+          "[integration][crash][fault][checksums]") {
+    if (!fault_injection_available()) return;
+    TestSite site;
+    REQUIRE(run_cli(site, {"instance", "create", "crash"}).status == 0);
+    for (const char* where : {"checksums:pg_checksums:before", "checksums:pg_checksums:after"}) {
+        INFO(where);
+        auto killed = run_cli(site, {"instance", "checksums", "crash", "enable"},
+                              {std::string("PGFORGE_FAULT_KILL_AT=") + where});
+        REQUIRE(killed.killed);
+        REQUIRE(site.cli({"instance", "status", "crash"}).status == 3);
+        // A command that takes the lock (here a conf set) resumes the operation first.
+        auto next = run_cli(site, {"conf", "set", "-i", "crash", "work_mem=5MB"});
+        INFO(next.err);
+        CHECK(next.status == 0);
+        CHECK(site.cli({"instance", "status", "crash"}).status == 0);
+        auto e = last_operation(site, "checksums");
+        CHECK(e.outcome == "failed");
+        CHECK_THAT(e.message, Catch::Contains("was started again"));
+        CHECK(last_operation(site, "start").outcome == "ok");
+        CHECK(history_ended(site) == "");
+        // Killed before pg_checksums ran: off; after: on. Never half.
+        CHECK(checksums_on(site) == (std::string(where).find("after") != std::string::npos));
+        if (checksums_on(site))
+            REQUIRE(run_cli(site, {"instance", "checksums", "crash", "disable"}).status == 0);
+    }
+}
+
+namespace {
+
+// The pids of pg_checksums processes working on `data_dir` (their command line names it).
+std::vector<pid_t> pg_checksums_on(const fs::path& data_dir) {
+    std::vector<pid_t> pids;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+        const std::string name = entry.path().filename().string();
+        if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::ifstream in(entry.path() / "cmdline");
+        std::string cmdline((std::istreambuf_iterator<char>(in)), {});
+        if (cmdline.find("pg_checksums") != std::string::npos &&
+            cmdline.find(data_dir.string()) != std::string::npos)
+            pids.push_back(static_cast<pid_t>(std::stol(name)));
+    }
+    return pids;
+}
+
+}  // namespace
+
+TEST_CASE("checksums killed while pg_checksums runs: it dies too, the next command converges",
+          "[integration][crash][checksums]") {
+    TestSite site;
+    REQUIRE(run_cli(site, {"instance", "create", "crash"}).status == 0);
+    // Enough data for pg_checksums to take a while.
+    REQUIRE(run_cli(site, {"database", "run", "-i", "crash",
+                           "CREATE TABLE filler AS SELECT g, repeat('x', 500) AS t "
+                           "FROM generate_series(1, 300000) g"})
+                .status == 0);
+    const fs::path data = site.root() / "prefix" / "15" / "crash" / "data";
+    int killed_mid_run = 0;
+    for (int round = 0; round < 2; ++round) {
+        const bool want = !checksums_on(site);
+        const std::vector<std::string> cmd = {"instance", "checksums", "crash",
+                                              want ? "enable" : "disable"};
+        Child child = spawn_cli(site, cmd);
+        wait_for([&] { return !pg_checksums_on(data).empty(); }, 30);
+        const bool mid_run = !pg_checksums_on(data).empty();
+        kill(child.pid, SIGKILL);
+        auto ended = wait_cli(child);
+        INFO("round " << round << ": " << ended.err);
+        if (mid_run && ended.killed) ++killed_mid_run;
+        // pg_checksums dies with pgforge: nothing writes in the data directory behind the next
+        // command's back.
+        wait_for([&] { return pg_checksums_on(data).empty(); }, 10);
+        CHECK(pg_checksums_on(data).empty());
+        // Whatever was left: as before or as asked, never half; the next command starts the
+        // server and the same command again converges.
+        auto again = run_cli(site, cmd);
+        INFO("again: " << again.err);
+        CHECK(again.status == 0);
+        CHECK(site.cli({"instance", "status", "crash"}).status == 0);
+        CHECK(checksums_on(site) == want);
+        CHECK(history_ended(site) == "");
+    }
+    WARN("checksums: killed " << killed_mid_run << " of 2 times while pg_checksums ran");
+    CHECK(killed_mid_run >= 1);
+}

@@ -205,6 +205,13 @@ TEST_CASE("every operation runs the hook points of its row in docs/plugins.md, i
               INFO(r.err);
               REQUIRE(r.status == 0);
           }}},
+        {"checksums",
+         {"checksums",
+          [&] {
+              auto r = s.cli({"instance", "checksums", n, "enable"});
+              INFO(r.err);
+              REQUIRE(r.status == 0);
+          }}},
         {"start --foreground",
          {"start --foreground",
           [&] {
@@ -238,8 +245,9 @@ TEST_CASE("every operation runs the hook points of its row in docs/plugins.md, i
         CHECK(std::find(ops.begin(), ops.end(), row) != ops.end());
     }
     // In this order each starts from the state the one before left.
-    for (const std::string op : {"create", "stop", "start", "restart", "reload", "configure",
-                                 "configure --restart", "start --foreground", "drop"}) {
+    for (const std::string op :
+         {"create", "stop", "start", "restart", "reload", "configure", "configure --restart",
+          "checksums", "start --foreground", "drop"}) {
         INFO("operation " << op);
         REQUIRE(runs.count(op));
         REQUIRE(table.count(op));

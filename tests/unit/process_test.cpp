@@ -252,6 +252,30 @@ TEST_CASE("a program holds no descriptor of pgforge's but its three streams") {
     ::close(inherited);
 }
 
+TEST_CASE("a program's standard error reaches on_stderr as it comes, and the result too") {
+    Command c;
+    // The second piece is written after the first was seen: it streams, not at the end.
+    const fs::path seen =
+        fs::temp_directory_path() / ("pgforge-stderr-" + std::to_string(getpid()));
+    c.argv = {"/bin/sh", "-c",
+              "echo one >&2; i=0; while [ ! -e " + seen.string() +
+                  " ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; echo two >&2; echo out"};
+    std::string pieces;
+    c.on_stderr = [&](std::string_view piece) {
+        pieces += piece;
+        if (pieces.find("one\n") != std::string::npos) std::ofstream(seen).flush();
+    };
+    auto r = run_process(c);
+    std::error_code ec;
+    const bool streamed = fs::exists(seen, ec);
+    fs::remove(seen, ec);
+    CHECK(r.ok());
+    CHECK(streamed);
+    CHECK(pieces == "one\ntwo\n");
+    CHECK(r.err == pieces);
+    CHECK(r.out == "out\n");
+}
+
 TEST_CASE("a large input to a program that writes before it reads does not deadlock") {
     // The program fills its output pipe before it reads a byte of its input: pgforge must read
     // while it writes. Run in a child with an alarm, so that a deadlock fails instead of hanging.

@@ -383,7 +383,7 @@ class HookContext : public Context {
   public:
     virtual HookPoint point() const = 0;
     // "create", "configure", "start", "start --foreground", "stop", "restart", "reload",
-    // "drop" (the rows of the hook sequence table in docs/plugins.md).
+    // "drop", "checksums" (the rows of the hook sequence table in docs/plugins.md).
     virtual std::string_view operation() const = 0;
     virtual const Outcome& outcome() const = 0;
     // Non-null at every pre_configure (create, configure, reload): where contributions go.
