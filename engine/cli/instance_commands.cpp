@@ -18,6 +18,7 @@
 #include "engine/driver/installations.hpp"
 #include "engine/inventory/inventory.hpp"
 #include "engine/operations/configuration.hpp"
+#include "engine/operations/plugin_options.hpp"
 #include "engine/pg/postmaster_pid.hpp"
 #include "engine/pipeline/pipeline.hpp"
 #include "engine/pipeline/plugin_calls.hpp"
@@ -107,6 +108,7 @@ void create_options(po::options_description& d) {
         ("superuser", po::value<std::string>(), "superuser role name (default postgres)")
         ("superuser-password-file", po::value<std::string>(), "file whose first line is the superuser's password")
         ("waldir", po::value<std::string>(), "WAL directory outside the data directory")
+        ("option", po::value<std::vector<std::string>>()->composing(), "PLUGIN.KEY=VALUE, an option a plugin declares, for this instance (repeatable)")
         ("state", po::value<std::string>()->default_value("started"), "started or stopped");
     // clang-format on
 }
@@ -257,6 +259,9 @@ int instance_create(Invocation& inv) {
     o.superuser = inv.opt<std::string>("superuser").value_or("");
     o.superuser_password_file = inv.opt<std::string>("superuser-password-file").value_or("");
     o.waldir = inv.opt<std::string>("waldir").value_or("");
+    if (inv.vm.count("option"))
+        for (const auto& a : inv.vm["option"].as<std::vector<std::string>>())
+            plugin_options::parse_assignment(a, o.plugin_options);
     std::string state = *inv.opt<std::string>("state");
     if (state != "started" && state != "stopped")
         throw Error(Exit::usage, "--state must be started or stopped, not '" + state + "'");
@@ -383,10 +388,27 @@ int instance_get(Invocation& inv) {
     Instance i = instances::get(inv.ctx(), inv.arg(0, "instance name"));
     ServerStatus s = instances::status(inv.ctx(), i);
     auto fields = plugin_fields(inv.ctx(), i);
+    auto options = plugin_options::values(inv.ctx(), i);
     if (inv.json) {
         json j = instance_json(i);
         j["status"] = status_json(s);
         for (const auto& [plugin, key, value] : fields) j["plugins"][plugin][key] = value;
+        // The values set (not the defaults), typed as the plugins declare them.
+        std::map<std::string, std::string> types;
+        if (!options.empty())
+            for (const auto& d : plugin_options::declared(inv.ctx()))
+                types[d.plugin + "." + d.key] = d.type;
+        j["plugin_options"] = json::object();
+        for (const auto& [plugin, keys] : options)
+            for (const auto& [key, value] : keys) {
+                const std::string type = types[plugin + "." + key];
+                json v = value;
+                if (type == "integer")
+                    v = std::stoll(value);
+                else if (type == "boolean")
+                    v = value == "true";
+                j["plugin_options"][plugin][key] = v;
+            }
         inv.out << j.dump(2) << "\n";
         return 0;
     }
@@ -404,6 +426,9 @@ int instance_get(Invocation& inv) {
         {"created:", i.created_at},
         {"connect:", connect_hint(i)},
     };
+    for (const auto& [plugin, keys] : options)
+        for (const auto& [key, value] : keys)
+            rows.push_back({"option " + plugin + "." + key + ":", value});
     for (const auto& [plugin, key, value] : fields)
         rows.push_back({plugin + " " + key + ":", value});
     print_table(inv.out, rows);

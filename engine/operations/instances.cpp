@@ -24,6 +24,7 @@
 #include "engine/core/safe_fs.hpp"
 #include "engine/inventory/inventory.hpp"
 #include "engine/operations/configuration.hpp"
+#include "engine/operations/plugin_options.hpp"
 #include "engine/operations/server.hpp"
 #include "engine/pg/postmaster_pid.hpp"
 #include "engine/pipeline/configure_draft.hpp"
@@ -203,6 +204,7 @@ Instance create(Context& ctx, const CreateOptions& o) {
     // written (the port is chosen again under the site's port lock below).
     if (std::error_code none; fs::exists(s.inventory_file(), none)) ctx.inventory();
     if (o.port != 0) choose_port(ctx, o.port, o.allow_privileged_port);
+    plugin_options::check(ctx, plugin_options::wanted_from(o.plugin_options));
 
     Instance i;
     i.name = o.name;
@@ -263,6 +265,7 @@ Instance create(Context& ctx, const CreateOptions& o) {
         i.options = opts.dump();
         p.made("inventory entry", i.qualified_name());
         inv.add(i);
+        plugin_options::store_new(ctx, i, o.plugin_options);
     });
     p.on_undo("inventory entry", [&] { inv.remove(i.version, i.name); });
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -36,6 +37,9 @@ struct CreateOptions {
     std::filesystem::path waldir;
     bool start = true;
     bool allow_privileged_port = false;  // accept a port below 1024
+    // Per-instance options of plugins (plugin -> key -> value, engine/operations/plugin_options):
+    // checked first, stored with the inventory entry, so every hook of the create sees them.
+    std::map<std::string, std::map<std::string, std::string>> plugin_options;
 };
 
 // initdb, configuration files, start (unless !start), inventory. On failure, removes exactly
