@@ -76,6 +76,22 @@ TEST_CASE("instance create --option hands the plugin its values; get shows them"
     REQUIRE(s.site.cli({"instance", "drop", "opt"}).status == 0);
 }
 
+TEST_CASE("plugin show lists the options a plugin declares", "[plugin-options]") {
+    OptionsSite s;
+    auto text = s.site.cli({"plugin", "show", "optioned"});
+    REQUIRE(text.status == 0);
+    CHECK_THAT(text.out,
+               Catch::Contains("optioned.label (string)  a label the fixture writes down") &&
+                   Catch::Contains("optioned.count (integer, default 3)  how many (default 3)"));
+    auto j = json::parse(s.site.cli({"--json", "plugin", "show", "optioned"}).out);
+    REQUIRE(j["options"].size() == 3);
+    CHECK(j["options"][1] == json{{"key", "count"},
+                                  {"type", "integer"},
+                                  {"default", "3"},
+                                  {"description", "how many (default 3)"}});
+    CHECK(j["options"][0]["default"].is_null());
+}
+
 TEST_CASE("instance create refuses a bad option naming it, and makes nothing", "[plugin-options]") {
     OptionsSite s;
     struct Case {
