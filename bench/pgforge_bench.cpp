@@ -747,6 +747,8 @@ class Benchmark {
         report.results = {create, start, stop, plugins};
         if (o_.instances > 0) report.results.push_back(list_benchmark());
         report.results.push_back(conf_set_benchmark());
+        report.results.push_back(apply_noop_benchmark());
+        report.results.push_back(apply_new_benchmark());
         if (!o_.unit_tests.empty()) report.results.push_back(pgconf_benchmark());
         return report;
     }
@@ -867,6 +869,184 @@ class Benchmark {
             expect_work_mem(raw_file, "pg_conftool set");
         }
         return set;
+    }
+
+    // ---- instance apply ----
+
+    // Fifty reload-context settings at values the server accepts.
+    static const std::vector<std::pair<std::string, std::string>>& fifty_settings() {
+        static const std::vector<std::pair<std::string, std::string>> s = {
+            {"autovacuum_naptime", "1min"},
+            {"autovacuum_vacuum_threshold", "50"},
+            {"autovacuum_analyze_threshold", "50"},
+            {"autovacuum_vacuum_scale_factor", "0.2"},
+            {"autovacuum_analyze_scale_factor", "0.1"},
+            {"autovacuum_vacuum_cost_delay", "2ms"},
+            {"autovacuum_vacuum_cost_limit", "-1"},
+            {"bgwriter_delay", "200ms"},
+            {"bgwriter_lru_maxpages", "100"},
+            {"bgwriter_lru_multiplier", "2.0"},
+            {"checkpoint_completion_target", "0.9"},
+            {"checkpoint_timeout", "5min"},
+            {"checkpoint_warning", "30s"},
+            {"commit_delay", "0"},
+            {"commit_siblings", "5"},
+            {"cpu_index_tuple_cost", "0.005"},
+            {"cpu_operator_cost", "0.0025"},
+            {"cpu_tuple_cost", "0.01"},
+            {"deadlock_timeout", "1s"},
+            {"default_statistics_target", "100"},
+            {"effective_cache_size", "4GB"},
+            {"effective_io_concurrency", "1"},
+            {"from_collapse_limit", "8"},
+            {"join_collapse_limit", "8"},
+            {"geqo_threshold", "12"},
+            {"idle_in_transaction_session_timeout", "0"},
+            {"lock_timeout", "0"},
+            {"log_autovacuum_min_duration", "-1"},
+            {"log_checkpoints", "on"},
+            {"log_connections", "off"},
+            {"log_disconnections", "off"},
+            {"log_lock_waits", "off"},
+            {"log_min_duration_statement", "-1"},
+            {"log_temp_files", "-1"},
+            {"maintenance_work_mem", "64MB"},
+            {"max_wal_size", "1GB"},
+            {"min_wal_size", "80MB"},
+            {"random_page_cost", "4"},
+            {"seq_page_cost", "1"},
+            {"statement_timeout", "0"},
+            {"temp_file_limit", "-1"},
+            {"track_activities", "on"},
+            {"track_counts", "on"},
+            {"track_io_timing", "off"},
+            {"vacuum_cost_delay", "0"},
+            {"vacuum_cost_limit", "200"},
+            {"wal_writer_delay", "200ms"},
+            {"work_mem", "4MB"},
+            {"jit", "on"},
+            {"log_statement", "none"}};
+        return s;
+    }
+
+    // A manifest of `settings` settings, `records` HBA records, and as many roles and databases.
+    static std::string manifest(const std::string& name, size_t settings, int records,
+                                int objects) {
+        std::string m = "name: " + name + "\nsettings:\n";
+        for (size_t k = 0; k < settings && k < fifty_settings().size(); ++k)
+            m += "  " + fifty_settings()[k].first + ": \"" + fifty_settings()[k].second + "\"\n";
+        m += "hba:\n";
+        for (int k = 0; k < records; ++k)
+            m += "  - \"host d" + std::to_string(k) + " r" + std::to_string(k) + " 10.0." +
+                 std::to_string(k) + ".0/24 scram-sha-256\"\n";
+        m += "roles:\n";
+        for (int k = 0; k < objects; ++k)
+            m += "  - {name: r" + std::to_string(k) + ", login: true}\n";
+        m += "databases:\n";
+        for (int k = 0; k < objects; ++k)
+            m += "  - {name: d" + std::to_string(k) + ", owner: r" + std::to_string(k) + "}\n";
+        return m;
+    }
+
+    fs::path write_file(const std::string& name, const std::string& text) const {
+        fs::path file = dir_ / "manifests" / name;
+        std::error_code ec;
+        fs::create_directories(file.parent_path(), ec);
+        std::ofstream out(file);
+        out << text;
+        if (!out.flush()) throw Failure("cannot write " + file.string());
+        return file;
+    }
+
+    // A no-op apply: the instance already is what the manifest says.
+    Result apply_noop_benchmark() {
+        Result noop{.operation = "apply no-op",
+                    .pgforge_command =
+                        "instance apply -f F, F already applied: 50 settings, 20 "
+                        "HBA records, 50 roles, 50 databases",
+                    .absolute = true,
+                    .target = 20};
+        progress("apply no-op: making the instance (50 roles, 50 databases)");
+        const fs::path file = write_file("noop.yaml", manifest("noop", 50, 20, 50));
+        runner_.run(pgforge({"apply", "-f", file.string()}));
+        // Not timed: the second apply changes nothing (checked), and warms the caches.
+        std::string out = runner_.capture(pgforge({"apply", "-f", file.string()}));
+        if (out.find("instance 15/noop: unchanged") == std::string::npos &&
+            out.find(": unchanged") == std::string::npos)
+            throw Failure("a second instance apply of the same manifest changed something:\n" +
+                          out);
+        progress("apply no-op: " + std::to_string(o_.rounds) + " rounds");
+        for (int r = 0; r < o_.rounds; ++r)
+            noop.pgforge_ms.push_back(runner_.timed({pgforge({"apply", "-f", file.string()})}));
+        runner_.run(pgforge({"drop", "noop"}));
+        return noop;
+    }
+
+    // A new instance by one apply, against create followed by the commands that do the same.
+    Result apply_new_benchmark() {
+        Result fresh{.operation = "apply new",
+                     .pgforge_command =
+                         "instance apply -f F (new instance: 5 settings, 2 HBA "
+                         "records, 2 roles, 2 databases)",
+                     .raw_command =
+                         "instance create + conf set (5) + 2 hba add + role apply + "
+                         "database apply (the same pgforge)",
+                     .target = 1.0};
+        progress("apply new: " + std::to_string(o_.rounds) + " rounds");
+        for (int r = 0; r < o_.rounds; ++r) {
+            const std::string a = "a" + std::to_string(r), c = "c" + std::to_string(r);
+            const fs::path file = write_file(a + ".yaml", manifest(a, 5, 2, 2));
+            std::string roles, dbs;
+            for (int k = 0; k < 2; ++k) {
+                roles += "- {name: r" + std::to_string(k) + ", login: true}\n";
+                dbs += "- {name: d" + std::to_string(k) + ", owner: r" + std::to_string(k) + "}\n";
+            }
+            const fs::path roles_file = write_file(c + "-roles.yaml", roles);
+            const fs::path dbs_file = write_file(c + "-dbs.yaml", dbs);
+            Argv conf_set = {
+                pgforge_.string(), "--settings", settings_.string(), "conf", "set", "-i", c};
+            for (size_t k = 0; k < 5; ++k)
+                conf_set.push_back(fifty_settings()[k].first + "=" + fifty_settings()[k].second);
+            auto hba_add = [&](int k) {
+                return Argv{pgforge_.string(),
+                            "--settings",
+                            settings_.string(),
+                            "hba",
+                            "add",
+                            "-i",
+                            c,
+                            "host",
+                            "d" + std::to_string(k),
+                            "r" + std::to_string(k),
+                            "10.0." + std::to_string(k) + ".0/24",
+                            "scram-sha-256"};
+            };
+            auto sql = [&](const char* object, const fs::path& f) {
+                return Argv{pgforge_.string(),
+                            "--settings",
+                            settings_.string(),
+                            object,
+                            "apply",
+                            "-i",
+                            c,
+                            "-f",
+                            f.string()};
+            };
+            measure(
+                r % 2 == 0, fresh,
+                [&] {
+                    return runner_.timed({pgforge({"apply", "-f", file.string()})});
+                },
+                [&] {
+                    return runner_.timed({pgforge({"create", c}), conf_set, hba_add(0), hba_add(1),
+                                          sql("role", roles_file), sql("database", dbs_file)});
+                });
+            expect_server(pgforge_data_dir(a), true, "pgforge instance apply");
+            runner_.run(pgforge({"drop", a}));
+            runner_.run(pgforge({"drop", c}));
+            check_interrupted();
+        }
+        return fresh;
     }
 
     // ---- the library's parse + set + write, timed by the unit tests ----

@@ -52,9 +52,13 @@ void print_table(std::ostream& out, const std::vector<std::vector<std::string>>&
     }
 }
 
+void print_statements(std::ostream& out, const std::vector<std::string>& statements) {
+    for (const auto& s : statements) out << "  " << escape_control(s) << ";\n";
+}
+
 std::vector<const std::vector<CommandSpec>*> all_command_tables() {
-    return {&instance_commands(), &conf_commands(), &database_commands(), &role_commands(),
-            &plugin_commands()};
+    return {&instance_commands(), &apply_commands(),  &conf_commands(),  &database_commands(),
+            &role_commands(),     &plugin_commands(), &schema_commands()};
 }
 
 namespace {

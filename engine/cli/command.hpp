@@ -91,13 +91,17 @@ struct CommandSpec {
 // ---- output helpers
 std::string shell_quote(const std::string& s);
 void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows);
+// SQL statements for `apply --diff`: each indented, ending with ';', control characters shown.
+void print_statements(std::ostream& out, const std::vector<std::string>& statements);
 
 // The command tables, one per object family.
 const std::vector<CommandSpec>& instance_commands();
+const std::vector<CommandSpec>& apply_commands();
 const std::vector<CommandSpec>& conf_commands();
 const std::vector<CommandSpec>& database_commands();
 const std::vector<CommandSpec>& role_commands();
 const std::vector<CommandSpec>& plugin_commands();
+const std::vector<CommandSpec>& schema_commands();
 // Every table, in the order help lists them.
 std::vector<const std::vector<CommandSpec>*> all_command_tables();
 

@@ -1,6 +1,8 @@
 // conf, hba and ident commands: on an instance (-i NAME) or on any file (--file PATH).
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "engine/cli/command.hpp"
@@ -285,32 +287,69 @@ int edit_auth(Invocation& inv, const char* file_name, Edit&& edit) {
     return 0;
 }
 
-conf::HbaFile read_hba(Invocation& inv) {
-    auto file = file_target(inv);
-    return conf::HbaFile::read(file ? *file : instance_target(inv).data_dir / "pg_hba.conf");
+// The file an hba or ident command reads, and its text: --file, else the one the instance's
+// server reads (hba_file / ident_file, pg_hba.conf / pg_ident.conf of the data directory by
+// default), read with the rights of whoever controls the file that names it.
+struct AuthText {
+    fs::path file;
+    std::string text;
+};
+AuthText auth_file(Invocation& inv, bool hba) {
+    if (auto file = file_target(inv)) return {*file, read_text_file(*file)};
+    auto files = conf::auth_file_paths(instance_target(inv).data_dir);
+    const fs::path& file = hba ? files.hba : files.ident;
+    return {file, conf::read_auth_file(file, hba ? files.hba_named_by : files.ident_named_by)};
 }
 
+// Every record line, as pg_hba_file_rules shows them: a line the server would refuse is listed
+// with its error (and no number: record numbers count the valid records, as hba add and remove
+// use them); exit 1 when there is one.
 int hba_list(Invocation& inv) {
-    auto records = read_hba(inv).records();
+    const auto [file, text] = auth_file(inv, true);
+    auto lines = conf::list_hba_lines(text);
+    const size_t errors = static_cast<size_t>(
+        std::count_if(lines.begin(), lines.end(), [](const auto& l) { return !l.record; }));
     if (inv.json) {
         json arr = json::array();
-        for (size_t k = 0; k < records.size(); ++k) arr.push_back(hba_json(records[k], k + 1));
+        size_t number = 0;
+        for (const auto& l : lines) {
+            json row;
+            if (l.record) {
+                row = hba_json(*l.record, ++number);
+                row["error"] = nullptr;
+            } else {
+                row = {{"number", nullptr}, {"line", l.line}, {"text", l.text}, {"error", l.error}};
+            }
+            arr.push_back(row);
+        }
         inv.out << arr.dump(2) << "\n";
-        return 0;
+    } else {
+        // An ERROR column when a line is bad: what is wrong, and the line as written.
+        std::vector<std::vector<std::string>> rows = {
+            {"#", "LINE", "TYPE", "DATABASE", "USER", "ADDRESS", "METHOD", "OPTIONS"}};
+        if (errors) rows[0].push_back("ERROR");
+        size_t number = 0;
+        for (const auto& l : lines) {
+            if (!l.record) {
+                rows.push_back({"-", std::to_string(l.line), "", "", "", "", "", "",
+                                l.error + " (" + l.text + ")"});
+                continue;
+            }
+            const auto& r = *l.record;
+            std::string options;
+            for (const auto& [key, v] : r.options)
+                options += (options.empty() ? "" : " ") + key + "=" + v;
+            rows.push_back({std::to_string(++number), std::to_string(r.line), r.type,
+                            join(r.databases), join(r.users),
+                            r.address + (r.mask.empty() ? "" : " " + r.mask), r.method, options});
+            if (errors) rows.back().push_back("");
+        }
+        print_table(inv.out, rows);
     }
-    std::vector<std::vector<std::string>> rows = {
-        {"#", "LINE", "TYPE", "DATABASE", "USER", "ADDRESS", "METHOD", "OPTIONS"}};
-    for (size_t k = 0; k < records.size(); ++k) {
-        const auto& r = records[k];
-        std::string options;
-        for (const auto& [key, v] : r.options)
-            options += (options.empty() ? "" : " ") + key + "=" + v;
-        rows.push_back({std::to_string(k + 1), std::to_string(r.line), r.type, join(r.databases),
-                        join(r.users), r.address + (r.mask.empty() ? "" : " " + r.mask), r.method,
-                        options});
-    }
-    print_table(inv.out, rows);
-    return 0;
+    if (errors == 0) return 0;
+    inv.err << escape_control(file.string()) << ": " << errors << (errors == 1 ? " line" : " lines")
+            << " the server would not load\n";
+    return static_cast<int>(Exit::failure);
 }
 
 // A record number given with --before, --after or --position: refused below 1 before anything is
@@ -380,10 +419,8 @@ int hba_remove(Invocation& inv) {
 }
 
 int ident_list(Invocation& inv) {
-    auto file = file_target(inv);
-    auto entries =
-        conf::IdentFile::read(file ? *file : instance_target(inv).data_dir / "pg_ident.conf")
-            .entries();
+    const auto [file, text] = auth_file(inv, false);
+    auto entries = conf::IdentFile::parse(text, file).entries();
     if (inv.json) {
         json arr = json::array();
         for (const auto& e : entries)

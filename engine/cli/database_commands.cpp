@@ -50,8 +50,12 @@ void alter_options(po::options_description& d) {
 
 void apply_options(po::options_description& d) {
     instance_option(d);
-    d.add_options()("file,f", po::value<std::string>(),
-                    "YAML or JSON description (one database or a list; - reads stdin)");
+    // clang-format off
+    d.add_options()
+        ("file,f", po::value<std::string>(), "YAML or JSON description (one database or a list; - reads stdin)")
+        ("check", po::bool_switch(), "say what would change and the statements that would run; change nothing")
+        ("diff", po::bool_switch(), "print the SQL (run, or with --check that would run)");
+    // clang-format on
 }
 
 void list_options(po::options_description& d) {
@@ -105,15 +109,21 @@ json result_json(const db::ApplyResult& r) {
     return {{"name", r.name}, {"result", db::to_string(r.result)}, {"statements", r.statements}};
 }
 
-int report(Invocation& inv, const std::vector<db::ApplyResult>& results, bool as_list) {
+// `diff`: each outcome's statements follow it, one per line. `check`: a last line says that
+// nothing was done.
+int report(Invocation& inv, const std::vector<db::ApplyResult>& results, bool as_list,
+           bool diff = false, bool check = false) {
     if (inv.json) {
         json arr = json::array();
         for (const auto& r : results) arr.push_back(result_json(r));
         inv.out << dump_json(as_list ? arr : arr.at(0)) << "\n";
     } else if (!inv.quiet) {
-        for (const auto& r : results)
+        for (const auto& r : results) {
             inv.out << "database " << escape_control(r.name) << ": " << db::to_string(r.result)
                     << "\n";
+            if (diff) print_statements(inv.out, r.statements);
+        }
+        if (check) inv.out << "check: nothing was changed\n";
     }
     return 0;
 }
@@ -180,6 +190,11 @@ int database_apply(Invocation& inv) {
     auto descriptions = db::read_descriptions(*file, is_list);
     Instance i = instance_of(inv);
     std::vector<db::ApplyResult> results;
+    const bool check = inv.flag("check");
+    if (check) {  // nothing is changed: nothing to journal
+        results = db::apply(inv.ctx(), i, descriptions, {.check = true});
+        return report(inv, results, is_list, inv.flag("diff"), true);
+    }
     journal_change(inv.ctx(), i, "database apply", [&] {
         results = db::apply(inv.ctx(), i, descriptions);
         std::vector<std::string> statements;
@@ -187,7 +202,7 @@ int database_apply(Invocation& inv) {
             statements.insert(statements.end(), r.statements.begin(), r.statements.end());
         return statements;
     });
-    return report(inv, results, is_list);
+    return report(inv, results, is_list, inv.flag("diff"));
 }
 
 int database_get(Invocation& inv) {

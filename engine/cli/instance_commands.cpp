@@ -19,6 +19,7 @@
 #include "engine/inventory/inventory.hpp"
 #include "engine/operations/configuration.hpp"
 #include "engine/operations/plugin_options.hpp"
+#include "engine/operations/settings_view.hpp"
 #include "engine/pg/postmaster_pid.hpp"
 #include "engine/pipeline/pipeline.hpp"
 #include "engine/pipeline/plugin_calls.hpp"
@@ -108,6 +109,7 @@ void create_options(po::options_description& d) {
         ("superuser", po::value<std::string>(), "superuser role name (default postgres)")
         ("superuser-password-file", po::value<std::string>(), "file whose first line is the superuser's password")
         ("waldir", po::value<std::string>(), "WAL directory outside the data directory")
+        ("set", po::value<std::vector<std::string>>()->composing(), "NAME=VALUE: a postgresql.conf setting, checked with the server's rules (repeatable)")
         ("option", po::value<std::vector<std::string>>()->composing(), "PLUGIN.KEY=VALUE, an option a plugin declares, for this instance (repeatable)")
         ("state", po::value<std::string>()->default_value("started"), "started or stopped");
     // clang-format on
@@ -259,6 +261,8 @@ int instance_create(Invocation& inv) {
     o.superuser = inv.opt<std::string>("superuser").value_or("");
     o.superuser_password_file = inv.opt<std::string>("superuser-password-file").value_or("");
     o.waldir = inv.opt<std::string>("waldir").value_or("");
+    if (auto sets = inv.opt<std::vector<std::string>>("set"))
+        o.settings = configuration::parse_assignments(*sets);
     if (inv.vm.count("option"))
         for (const auto& a : inv.vm["option"].as<std::vector<std::string>>())
             plugin_options::parse_assignment(a, o.plugin_options);
@@ -388,26 +392,36 @@ int instance_get(Invocation& inv) {
     Instance i = instances::get(inv.ctx(), inv.arg(0, "instance name"));
     ServerStatus s = instances::status(inv.ctx(), i);
     auto fields = plugin_fields(inv.ctx(), i);
+    const auto pending = settings_view::pending_restart(inv.ctx(), i);  // nullopt: stopped
     auto options = plugin_options::values(inv.ctx(), i);
     if (inv.json) {
         json j = instance_json(i);
+        // The fields of the instance manifest (docs/apply.md), so that this output applied as
+        // it is (`instance apply -f -`) changes nothing.
+        j["state"] = s.running ? "started" : "stopped";
+        for (const char* key : {"encoding", "locale", "data_checksums", "auth_local", "auth_host"})
+            if (j["options"].contains(key)) j[key] = j["options"][key];
         j["status"] = status_json(s);
+        j["pending_restart"] = pending ? json(*pending) : json(nullptr);
         for (const auto& [plugin, key, value] : fields) j["plugins"][plugin][key] = value;
-        // The values set (not the defaults), typed as the plugins declare them.
+        // The per-instance options set (not the defaults), as the manifest's section of each
+        // plugin, typed as the plugin declares them.
         std::map<std::string, std::string> types;
         if (!options.empty())
             for (const auto& d : plugin_options::declared(inv.ctx()))
                 types[d.plugin + "." + d.key] = d.type;
-        j["plugin_options"] = json::object();
+        const json engine_fields = j;
         for (const auto& [plugin, keys] : options)
             for (const auto& [key, value] : keys) {
+                // A plugin named like a field of the output above is left out.
+                if (engine_fields.contains(plugin)) continue;
                 const std::string type = types[plugin + "." + key];
                 json v = value;
                 if (type == "integer")
                     v = std::stoll(value);
                 else if (type == "boolean")
                     v = value == "true";
-                j["plugin_options"][plugin][key] = v;
+                j[plugin][key] = v;
             }
         inv.out << j.dump(2) << "\n";
         return 0;
@@ -425,6 +439,7 @@ int instance_get(Invocation& inv) {
         {"log file:", i.log_file.string()},
         {"created:", i.created_at},
         {"connect:", connect_hint(i)},
+        {"pending restart:", pending ? (*pending ? "yes" : "no") : "- (stopped)"},
     };
     for (const auto& [plugin, keys] : options)
         for (const auto& [key, value] : keys)
@@ -674,6 +689,56 @@ int instance_exec(Invocation& inv) {
     exec_replacing(cmd);
 }
 
+// ---- instance settings ---------------------------------------------------------------------
+
+void settings_options(po::options_description& d) {
+    // clang-format off
+    d.add_options()
+        ("changed", po::bool_switch(), "only the parameters not at their default")
+        ("pending-restart", po::bool_switch(), "only those whose new value waits for a restart");
+    // clang-format on
+}
+
+int instance_settings(Invocation& inv) {
+    Instance i = instances::get(inv.ctx(), inv.arg(0, "instance name"));
+    settings_view::Query q;
+    q.names.assign(inv.positional.begin() + 1, inv.positional.end());
+    q.changed = inv.flag("changed");
+    q.pending_restart = inv.flag("pending-restart");
+    auto view = settings_view::read(inv.ctx(), i, q);
+    auto opt = [](const std::optional<std::string>& v) { return v ? json(*v) : json(nullptr); };
+    if (inv.json) {
+        json arr = json::array();
+        for (const auto& s : view.settings)
+            arr.push_back({{"name", s.name},
+                           {"setting", s.setting},
+                           {"value", s.value},
+                           {"unit", opt(s.unit)},
+                           {"source", s.source},
+                           {"sourcefile", s.file.empty() ? json(nullptr) : json(s.file.string())},
+                           {"sourceline", s.line ? json(s.line) : json(nullptr)},
+                           {"context", s.context.empty() ? json(nullptr) : json(s.context)},
+                           {"pending_restart",
+                            s.pending_restart ? json(*s.pending_restart) : json(nullptr)}});
+        inv.out << json{{"instance", i.qualified_name()},
+                        {"running", view.running},
+                        {"note", view.note.empty() ? json(nullptr) : json(view.note)},
+                        {"settings", arr}}
+                       .dump(2)
+                << "\n";
+        return 0;
+    }
+    if (!view.note.empty()) inv.out << view.note << "\n";
+    std::vector<std::vector<std::string>> rows = {
+        {"NAME", "VALUE", "SOURCE", "FILE:LINE", "CONTEXT", "PENDING RESTART"}};
+    for (const auto& s : view.settings)
+        rows.push_back({s.name, s.value, s.source,
+                        s.file.empty() ? "" : s.file.string() + ":" + std::to_string(s.line),
+                        s.context, s.pending_restart ? (*s.pending_restart ? "yes" : "no") : "-"});
+    print_table(inv.out, rows);
+    return 0;
+}
+
 // ---- the table ------------------------------------------------------------------------------
 
 const std::vector<CommandSpec> kInstanceCommands = {
@@ -691,6 +756,9 @@ const std::vector<CommandSpec> kInstanceCommands = {
     {"instance", "status", "NAME|--all", "running (exit 0) or stopped (exit 3)", all_option,
      instance_status},
     {"instance", "get", "NAME", "what pgforge knows of an instance", no_options, instance_get},
+    {"instance", "settings", "NAME [PARAM...]",
+     "run-time settings: pg_settings when running, else the files as the server would read them",
+     settings_options, instance_settings},
     {"instance", "list", "", "instances, their state, and drift from the disk", list_options,
      instance_list},
     {"instance", "drop", "NAME", "stop an instance and remove its files and entry", no_options,

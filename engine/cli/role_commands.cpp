@@ -2,7 +2,6 @@
 // instance (-i NAME). Passwords come from a file or a terminal prompt, never from argv.
 #include <termios.h>
 #include <unistd.h>
-#include <yaml-cpp/yaml.h>
 
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -11,6 +10,7 @@
 #include "engine/cli/command.hpp"
 #include "engine/core/input.hpp"
 #include "engine/core/text.hpp"
+#include "engine/operations/role_manifest.hpp"
 #include "engine/operations/roles.hpp"
 #include "engine/pipeline/pipeline.hpp"
 
@@ -22,154 +22,32 @@ namespace {
 
 using roles::Role;
 
-// ---- the description format (YAML or JSON, which yaml-cpp reads as well) --------------------
-
-const std::vector<std::string> kKeys = {
-    "name",        "login",       "superuser",     "createdb",
-    "createrole",  "replication", "inherit",       "connection_limit",
-    "valid_until", "in_roles",    "password",      "pgpass",
-    "state",       "drop_owned",  "reassign_owned"};
-
-Error bad_description(const std::string& what, const std::string& origin) {
-    return Error(Exit::usage, origin + ": " + what,
-                 "see docs/roles.md for the format of a role description");
-}
-
-Role role_from_yaml(const YAML::Node& node, const std::string& origin) {
-    if (!node.IsMap()) throw bad_description("a role description is a mapping", origin);
-    Role r;
-    for (const auto& kv : node) {
-        std::string key = kv.first.as<std::string>();
-        if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end()) {
-            std::string best;
-            size_t best_d = 99;
-            for (const auto& k : kKeys)
-                if (size_t d = edit_distance(key, k); d < best_d) best = k, best_d = d;
-            throw Error(Exit::usage, origin + ": unknown key '" + key + "'",
-                        best_d <= 3 ? "did you mean '" + best + "'?"
-                                    : "see docs/roles.md for the keys of a role description");
-        }
-    }
-    auto scalar = [&](const char* key) -> std::optional<std::string> {
-        YAML::Node v = node[key];
-        if (!v || v.IsNull()) return std::nullopt;
-        if (!v.IsScalar()) throw bad_description(std::string(key) + " is not a scalar", origin);
-        return v.Scalar();
-    };
-    auto boolean = [&](const char* key) -> std::optional<bool> {
-        YAML::Node v = node[key];
-        if (!v || v.IsNull()) return std::nullopt;
-        bool b = false;
-        if (!v.IsScalar() || !YAML::convert<bool>::decode(v, b))
-            throw bad_description(std::string(key) + " is not true or false", origin);
-        return b;
-    };
-    auto name = scalar("name");
-    if (!name) throw bad_description("the role has no name", origin);
-    r.name = *name;
-    r.login = boolean("login");
-    r.superuser = boolean("superuser");
-    r.createdb = boolean("createdb");
-    r.createrole = boolean("createrole");
-    r.replication = boolean("replication");
-    r.inherit = boolean("inherit");
-    if (auto v = scalar("connection_limit")) {
-        try {
-            size_t used = 0;
-            r.connection_limit = std::stoi(*v, &used);
-            if (used != v->size()) throw std::invalid_argument("trailing characters");
-        } catch (const std::exception&) {
-            throw bad_description("connection_limit '" + *v + "' is not a number", origin);
-        }
-    }
-    r.valid_until = scalar("valid_until");
-    if (YAML::Node v = node["in_roles"]; v && !v.IsNull()) {
-        if (!v.IsSequence()) throw bad_description("in_roles is not a list", origin);
-        std::vector<std::string> in;
-        for (const auto& g : v) {
-            if (!g.IsScalar()) throw bad_description("in_roles holds a non-scalar", origin);
-            in.push_back(g.Scalar());
-        }
-        r.in_roles = std::move(in);
-    }
-    r.password = scalar("password");
-    r.pgpass = boolean("pgpass");
-    if (auto s = scalar("state")) {
-        if (*s == "present")
-            r.state = roles::State::present;
-        else if (*s == "absent")
-            r.state = roles::State::absent;
-        else
-            throw bad_description("state '" + *s + "' is neither present nor absent", origin);
-    }
-    r.drop_owned = boolean("drop_owned").value_or(false);
-    r.reassign_owned = scalar("reassign_owned");
-    return r;
-}
-
-json role_json(const Role& r) {
-    json in = json::array();
-    for (const auto& g : r.in_roles.value_or(std::vector<std::string>{})) in.push_back(g);
-    auto b = [](const std::optional<bool>& v) { return v ? json(*v) : json(nullptr); };
-    return {{"name", r.name},
-            {"login", b(r.login)},
-            {"superuser", b(r.superuser)},
-            {"createdb", b(r.createdb)},
-            {"createrole", b(r.createrole)},
-            {"replication", b(r.replication)},
-            {"inherit", b(r.inherit)},
-            {"connection_limit", r.connection_limit ? json(*r.connection_limit) : json(nullptr)},
-            {"valid_until", r.valid_until ? json(*r.valid_until) : json(nullptr)},
-            {"in_roles", in},
-            {"pgpass", b(r.pgpass)},
-            {"state", "present"}};
-}
-
-std::string role_yaml(const Role& r) {
-    YAML::Emitter e;
-    e << YAML::BeginMap;
-    e << YAML::Key << "name" << YAML::Value << YAML::DoubleQuoted << r.name;
-    auto b = [&](const char* key, const std::optional<bool>& v) {
-        if (v) e << YAML::Key << key << YAML::Value << *v;
-    };
-    b("login", r.login);
-    b("superuser", r.superuser);
-    b("createdb", r.createdb);
-    b("createrole", r.createrole);
-    b("replication", r.replication);
-    b("inherit", r.inherit);
-    if (r.connection_limit)
-        e << YAML::Key << "connection_limit" << YAML::Value << *r.connection_limit;
-    e << YAML::Key << "valid_until" << YAML::Value;
-    if (r.valid_until)
-        e << YAML::DoubleQuoted << *r.valid_until;
-    else
-        e << YAML::Null;
-    e << YAML::Key << "in_roles" << YAML::Value << YAML::Flow << YAML::BeginSeq;
-    for (const auto& g : r.in_roles.value_or(std::vector<std::string>{}))
-        e << YAML::DoubleQuoted << g;
-    e << YAML::EndSeq;
-    b("pgpass", r.pgpass);
-    e << YAML::Key << "state" << YAML::Value << "present";
-    e << YAML::EndMap;
-    return std::string(e.c_str()) + "\n";
-}
-
 json outcome_json(const roles::Outcome& o) {
     return {{"name", o.name},
             {"result", std::string(roles::to_string(o.result))},
             {"statements", o.statements}};
 }
 
-int report(Invocation& inv, const std::vector<roles::Outcome>& outcomes, bool as_array) {
+// `diff`: each outcome's statements follow it, one per line. `check`: a last line says that
+// nothing was done.
+int report(Invocation& inv, const std::vector<roles::Outcome>& outcomes, bool as_array,
+           bool diff = false, bool check = false) {
     if (inv.json) {
         json j = json::array();
         for (const auto& o : outcomes) j.push_back(outcome_json(o));
         inv.out << (as_array ? j : j.at(0)).dump(2) << "\n";
     } else if (!inv.quiet) {
-        for (const auto& o : outcomes)
+        for (const auto& o : outcomes) {
             inv.out << "role " << escape_control(o.name) << ": " << roles::to_string(o.result)
                     << "\n";
+            if (diff) {
+                print_statements(inv.out, o.statements);
+                if (o.pgpass_changed)
+                    inv.out << "  -- ~/.pgpass entry of role " << escape_control(o.name)
+                            << (check ? " would be written\n" : " written\n");
+            }
+        }
+        if (check) inv.out << "check: nothing was changed\n";
     }
     return 0;
 }
@@ -286,8 +164,12 @@ void alter_options(po::options_description& d) {
 void apply_options(po::options_description& d) {
     instance_option(d);
     password_options(d);
-    d.add_options()("file,f", po::value<std::string>(),
-                    "the description (YAML or JSON; - for stdin)");
+    // clang-format off
+    d.add_options()
+        ("file,f", po::value<std::string>(), "the description (YAML or JSON; - for stdin)")
+        ("check", po::bool_switch(), "say what would change and the statements that would run; change nothing")
+        ("diff", po::bool_switch(), "print the SQL (run, or with --check that would run)");
+    // clang-format on
 }
 
 void drop_options(po::options_description& d) {
@@ -398,24 +280,8 @@ int role_apply(Invocation& inv) {
                     "cannot prompt for a password while reading the description "
                     "from standard input",
                     "give --password-file F");
-    std::string text, origin = *file == "-" ? "<stdin>" : *file;
-    text = read_bounded(*file, manifest_size_limit, "manifest", Exit::usage);
-    YAML::Node doc;
-    try {
-        doc = YAML::Load(text);
-    } catch (const YAML::Exception& e) {
-        throw bad_description(e.what(), origin);
-    }
-    std::vector<Role> list;
-    bool many = doc.IsSequence();
-    try {
-        if (many)
-            for (const auto& n : doc) list.push_back(role_from_yaml(n, origin));
-        else
-            list.push_back(role_from_yaml(doc, origin));
-    } catch (const YAML::Exception& e) {
-        throw bad_description(e.what(), origin);
-    }
+    bool many = false;
+    std::vector<Role> list = roles::read_descriptions(*file, many);
     bool password_given = inv.opt<std::string>("password-file") || inv.flag("password-prompt");
     if (password_given && list.size() != 1)
         throw Error(Exit::usage, "--password-file and --password-prompt go with one role");
@@ -424,11 +290,15 @@ int role_apply(Invocation& inv) {
         for (auto& r : list) r.pgpass = true;
     Instance i = target(inv);
     std::vector<roles::Outcome> outcomes;
+    if (inv.flag("check")) {  // nothing is changed: nothing to journal
+        outcomes = roles::apply(inv.ctx(), i, list, {.check = true});
+        return report(inv, outcomes, many, inv.flag("diff"), true);
+    }
     journal_change(inv.ctx(), i, "role apply", [&] {
         outcomes = roles::apply(inv.ctx(), i, list);
         return statements_of(outcomes);
     });
-    return report(inv, outcomes, many);
+    return report(inv, outcomes, many, inv.flag("diff"));
 }
 
 int role_get(Invocation& inv) {
@@ -436,9 +306,9 @@ int role_get(Invocation& inv) {
     Instance i = target(inv);
     Role r = roles::get(inv.ctx(), i, name);
     if (inv.json)
-        inv.out << role_json(r).dump(2) << "\n";
+        inv.out << roles::description_json(r) << "\n";
     else
-        inv.out << role_yaml(r);
+        inv.out << roles::description_yaml(r);
     return 0;
 }
 
@@ -447,7 +317,7 @@ int role_list(Invocation& inv) {
     auto all = roles::ls(inv.ctx(), i);
     if (inv.json) {
         json j = json::array();
-        for (const auto& r : all) j.push_back(role_json(r));
+        for (const auto& r : all) j.push_back(json::parse(roles::description_json(r)));
         inv.out << j.dump(2) << "\n";
         return 0;
     }

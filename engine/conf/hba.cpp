@@ -636,22 +636,37 @@ HbaFile HbaFile::parse(std::string_view text, std::filesystem::path origin) {
     return file;
 }
 
-HbaReading read_hba_records(std::string_view text) {
-    HbaReading out;
+std::vector<HbaLine> list_hba_lines(std::string_view text) {
+    std::vector<HbaLine> out;
     for (LogicalLine& l : split_lines(text)) {
+        HbaLine line;
+        line.line = l.first_line;
+        line.text = l.content;
         if (l.content.find('\0') != std::string::npos) {
-            out.invalid.emplace_back(l.first_line, "NUL byte in the line");
+            line.error = "NUL byte in the line";
+            out.push_back(std::move(line));
             continue;
         }
         std::vector<Field> fields = tokenize(l.content);
         if (fields.empty()) continue;
         try {
-            HbaRecord r = hba_record(fields);
-            r.line = l.first_line;
-            out.records.push_back(std::move(r));
+            line.record = hba_record(fields);
+            line.record->line = l.first_line;
         } catch (const Invalid& e) {
-            out.invalid.emplace_back(l.first_line, e.message);
+            line.error = e.message;
         }
+        out.push_back(std::move(line));
+    }
+    return out;
+}
+
+HbaReading read_hba_records(std::string_view text) {
+    HbaReading out;
+    for (HbaLine& l : list_hba_lines(text)) {
+        if (l.record)
+            out.records.push_back(std::move(*l.record));
+        else
+            out.invalid.emplace_back(l.line, std::move(l.error));
     }
     return out;
 }

@@ -62,6 +62,18 @@ struct HbaReading {
 };
 HbaReading read_hba_records(std::string_view text);
 
+// Every record line of pg_hba.conf text in file order, as pg_hba_file_rules lists them: the
+// record, or the line as written (continuations joined) with what the server finds wrong in
+// it. Comments and blank lines are left out. Never throws for the content: the listing of a
+// file with a bad line. (HbaFile::parse, used before writing, stays strict.)
+struct HbaLine {
+    int line = 0;  // 1-based first line
+    std::string text;
+    std::optional<HbaRecord> record;
+    std::string error;  // empty when record is set
+};
+std::vector<HbaLine> list_hba_lines(std::string_view text);
+
 class HbaFile {
   public:
     // An invalid record → Error(Exit::usage) naming origin:line and what is wrong.

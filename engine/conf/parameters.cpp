@@ -7,6 +7,7 @@
 #include <cctype>
 #include <cmath>
 #include <filesystem>
+#include <set>
 #include <sstream>
 
 #include "engine/conf/pgconf.hpp"
@@ -96,12 +97,23 @@ ParameterCatalog ParameterCatalog::describe(const Installation& installation, co
     if (!r.ok())
         throw Error(Exit::failure, "postgres --describe-config failed: " + r.err,
                     "check the installation in " + installation.bindir.string());
-    return parse(r.out);
+    ParameterCatalog c = parse(r.out);
+    c.installation_ = installation;
+    c.as_ = as;
+    return c;
 }
 
 const ParameterInfo* ParameterCatalog::find(const std::string& name) const {
-    auto it = by_name_.find(to_lower(name));
-    return it == by_name_.end() ? nullptr : &it->second;
+    const std::string key = to_lower(name);
+    auto it = by_name_.find(key);
+    if (it != by_name_.end()) return &it->second;
+    if (!installation_) return nullptr;
+    auto asked = asked_.find(key);
+    if (asked == asked_.end()) {
+        ask({name});
+        asked = asked_.find(key);
+    }
+    return asked != asked_.end() && asked->second ? &*asked->second : nullptr;
 }
 
 void ParameterCatalog::check_settable(const std::string& name) const {
@@ -121,6 +133,94 @@ void ParameterCatalog::check_settable(const std::string& name) const {
     if (p->context == "internal")
         throw Error(Exit::usage, "parameter '" + p->name + "' cannot be changed",
                     "it is fixed when PostgreSQL is built or the cluster is initialised");
+}
+
+namespace {
+
+struct ServerAnswer {
+    bool ok = false;
+    std::string out, err;
+};
+
+ServerAnswer postgres_c(const Installation& installation, const OsUser& as, const fs::path& dir,
+                        const std::string& name) {
+    Command cmd;
+    cmd.as = &as;
+    cmd.argv = {installation.program("postgres").string(), "-D", dir.string(), "-C", name};
+    // Its messages are read: untranslated.
+    cmd.env = {"PGDATA", "PGOPTIONS", "LC_ALL=C", "LANG=C", "LANGUAGE"};
+    auto r = run_process(cmd);
+    return {r.ok(), r.out, r.err};
+}
+
+// The names a `postgres -C` run's messages say `pattern` of: pattern is what precedes the
+// quoted name ("unrecognized configuration parameter \"").
+std::set<std::string> named_in(const std::string& err, const std::string& pattern) {
+    std::set<std::string> out;
+    for (size_t at = 0; (at = err.find(pattern, at)) != std::string::npos;) {
+        at += pattern.size();
+        size_t end = err.find('"', at);
+        if (end == std::string::npos) break;
+        out.insert(to_lower(err.substr(at, end - at)));
+        at = end;
+    }
+    return out;
+}
+
+}  // namespace
+
+void ParameterCatalog::ask(const std::vector<std::string>& names) const {
+    if (!installation_ || !as_) return;
+    std::vector<std::string> todo;  // lowercase, each once
+    for (const auto& name : names) {
+        std::string key = to_lower(name);
+        if (key.find('.') != std::string::npos || !is_valid_name(key) || by_name_.count(key) ||
+            asked_.count(key) || std::find(todo.begin(), todo.end(), key) != todo.end())
+            continue;
+        todo.push_back(key);
+    }
+    if (todo.empty()) return;
+    // Each name set to '' in a scratch postgresql.conf: the server first checks every name
+    // (and stops there when one is unknown), then every value (a type's refusal of '' still
+    // says the name exists; an internal parameter "cannot be changed").
+    auto run = [&](const std::vector<std::string>& keys) {
+        ScratchDir dir(*as_);
+        std::string text;
+        for (const auto& key : keys) text += key + " = ''\n";
+        dir.write("postgresql.conf", text);
+        dir.hand_over();
+        ServerAnswer a = postgres_c(*installation_, *as_, dir.path(), "port");
+        if (!a.ok && a.err.find("contains errors") == std::string::npos)
+            throw Error(Exit::failure,
+                        "postgres -C of " + installation_->bindir.string() + " failed: " + a.err,
+                        "check the installation in " + installation_->bindir.string());
+        return a;
+    };
+    ServerAnswer first = run(todo);
+    const std::string unknown_pattern = "unrecognized configuration parameter \"";
+    const std::string internal_pattern = "parameter \"";
+    std::set<std::string> unknown = named_in(first.err, unknown_pattern);
+    std::vector<std::string> known;
+    for (const auto& key : todo)
+        if (!unknown.count(key)) known.push_back(key);
+    std::string values_err = first.err;
+    if (!unknown.empty() && !known.empty()) values_err = run(known).err;
+    std::set<std::string> internal;
+    for (const auto& key : named_in(values_err, internal_pattern))
+        if (values_err.find("parameter \"" + key + "\" cannot be changed") != std::string::npos)
+            internal.insert(key);
+    for (const auto& key : todo) {
+        if (unknown.count(key)) {
+            asked_[key] = std::nullopt;
+            continue;
+        }
+        ParameterInfo p;
+        p.name = key;
+        p.context = internal.count(key) ? "internal" : "";
+        p.description = "not listed by postgres --describe-config";
+        p.unlisted = true;
+        asked_[key] = std::move(p);
+    }
 }
 
 namespace {

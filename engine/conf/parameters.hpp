@@ -22,25 +22,44 @@ struct ParameterInfo {
     std::string reset_value;
     std::string min, max;
     std::string description;
+    // Not in `postgres --describe-config` (the server marks it not for the sample file, e.g.
+    // trace_sort): the installation confirmed the name; its context is unknown ("") unless it
+    // is internal.
+    bool unlisted = false;
 };
 
-// "restart" for postmaster-context parameters, "reload" for the others.
+// "restart" for postmaster-context parameters, "reload" for the others (and for an unlisted
+// parameter, whose context only a running server tells: pg_settings says what waits).
 std::string change_effect(const ParameterInfo& p);
 
 class ParameterCatalog {
   public:
     // Runs `postgres --describe-config` of the installation (as `as` when pgforge runs as root).
+    // The catalog remembers the installation: a name the list lacks is asked of it (ask()).
     static ParameterCatalog describe(const Installation& installation, const OsUser& as);
     static ParameterCatalog parse(const std::string& describe_config_output);
 
-    const ParameterInfo* find(const std::string& name) const;  // case-insensitive
+    // Case-insensitive. A name --describe-config does not list (the server leaves out those
+    // it marks not for the sample file, e.g. trace_sort, wal_consistency_checking) is asked of
+    // the installation once (see ask()) when the catalog comes from describe().
+    const ParameterInfo* find(const std::string& name) const;
     size_t size() const { return by_name_.size(); }
+    // Asks the installation about the names the list lacks (custom "prefix.name" ones aside), in
+    // one `postgres -C` run reading a scratch file that sets each of them (two runs when some
+    // are unknown: the server then stops before checking values): what it does not
+    // recognise is unknown, what it says "cannot be changed" is internal, the rest exist.
+    // Answers are kept for the catalog's life. Nothing happens for a catalog from parse().
+    void ask(const std::vector<std::string>& names) const;
     // Throws Error(Exit::usage) for a name the server does not know (with a "did you mean"),
     // or one that cannot be set in a file (internal). Custom "prefix.name" parameters pass.
     void check_settable(const std::string& name) const;
 
   private:
     std::map<std::string, ParameterInfo> by_name_;
+    // describe()'s installation, for ask(); what it answered (nullopt: unknown)
+    std::optional<Installation> installation_;
+    std::optional<OsUser> as_;
+    mutable std::map<std::string, std::optional<ParameterInfo>> asked_;
 };
 
 // Checks every value with the server's own parser: the settings are written to a scratch

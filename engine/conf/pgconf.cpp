@@ -920,4 +920,33 @@ fs::path ConfTree::file_to_edit(std::string_view name) const {
     return file;
 }
 
+AuthFiles auth_file_paths(const ConfTree& tree, const fs::path& data_dir) {
+    AuthFiles out;
+    auto resolve = [&](std::string_view name, const char* file, fs::path& path,
+                       fs::path& named_by) {
+        auto set = tree.get(name);
+        if (!set || set->value.empty()) {
+            path = (data_dir / file).lexically_normal();
+            return;
+        }
+        fs::path p(set->value);
+        path = (p.is_absolute() ? p : data_dir / p).lexically_normal();
+        named_by = set->file;
+    };
+    resolve("hba_file", "pg_hba.conf", out.hba, out.hba_named_by);
+    resolve("ident_file", "pg_ident.conf", out.ident, out.ident_named_by);
+    return out;
+}
+
+std::string read_auth_file(const fs::path& file, const fs::path& named_by) {
+    safe_fs::Control reader;
+    if (!named_by.empty()) reader = safe_fs::reader_for(named_by, safe_fs::Control{});
+    return *read_file_bytes(file, reader, false);
+}
+
+AuthFiles auth_file_paths(const fs::path& data_dir) {
+    return auth_file_paths(
+        ConfTree::load(data_dir / "postgresql.conf", data_dir / "postgresql.auto.conf"), data_dir);
+}
+
 }  // namespace pgforge::conf

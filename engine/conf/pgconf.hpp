@@ -143,4 +143,26 @@ class ConfTree {
 // parse_bool. Returns false (and leaves `out` unchanged) when `text` is none of them.
 bool parse_bool(std::string_view text, bool& out);
 
+// The pg_hba.conf and pg_ident.conf a server reads (the hba_file and ident_file settings).
+struct AuthFiles {
+    std::filesystem::path hba;
+    std::filesystem::path ident;
+    // The configuration file whose line sets each (empty: not set, the data directory's file):
+    // the file is read with the rights of whoever controls that one (read_auth_file).
+    std::filesystem::path hba_named_by;
+    std::filesystem::path ident_named_by;
+};
+// From the postgresql.conf tree of `data_dir` (with postgresql.auto.conf): each setting's value
+// where it wins, a relative path taken from the data directory (the server makes it absolute
+// from its working directory, and pgforge starts it in the data directory); unset or empty:
+// pg_hba.conf and pg_ident.conf in the data directory. Errors are ConfTree::load's.
+AuthFiles auth_file_paths(const std::filesystem::path& data_dir);
+AuthFiles auth_file_paths(const ConfTree& tree, const std::filesystem::path& data_dir);
+// The text of `file` (AuthFiles::hba or ::ident) read with the rights of whoever controls the
+// configuration file that named it (`named_by`; empty: of whoever controls `file`), as an
+// include is: a path the owner points at a file only root can read is refused, never read by
+// root.
+std::string read_auth_file(const std::filesystem::path& file,
+                           const std::filesystem::path& named_by);
+
 }  // namespace pgforge::conf

@@ -10,6 +10,7 @@
 #include "engine/conf/file_set.hpp"
 #include "engine/conf/parameters.hpp"
 #include "engine/conf/template.hpp"
+#include "engine/core/diff.hpp"
 #include "engine/core/error.hpp"
 #include "engine/core/fault.hpp"
 #include "engine/core/interrupt.hpp"
@@ -128,6 +129,7 @@ int new_port(const std::map<std::string, std::optional<std::string>>& user,
 }
 
 struct Proposal {
+    conf::AuthFiles auth;  // the pg_hba.conf and pg_ident.conf the server reads
     std::map<fs::path, conf::ConfDocument> docs;
     std::map<std::string, std::optional<std::string>> user;  // what the command sets or removes
     std::string hba;
@@ -312,8 +314,8 @@ void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outc
                         const Options& o, const conf::ConfTree* tree, bool reload = false) {
     Instance i = inst;
     const fs::path main_conf = i.data_dir / "postgresql.conf";
-    const fs::path hba_file = i.data_dir / "pg_hba.conf";
-    const fs::path ident_file = i.data_dir / "pg_ident.conf";
+    const fs::path hba_file = prop.auth.hba;
+    const fs::path ident_file = prop.auth.ident;
     conf::HbaFile hba = conf::HbaFile::parse(prop.hba, hba_file);
     conf::IdentFile ident = conf::IdentFile::parse(prop.ident, ident_file);
     ConfigureDraft draft(i, prop.docs, hba, ident, [&](const std::string& name) {
@@ -532,8 +534,11 @@ void configure_instance(Context& ctx, const Instance& inst, Proposal& prop, Outc
 
 Proposal proposal_for(const Instance& i) {
     Proposal prop;
-    prop.hba = read_text_file(i.data_dir / "pg_hba.conf");
-    prop.ident = read_text_file(i.data_dir / "pg_ident.conf");
+    // Where hba_file and ident_file say, read with the rights of whoever controls the file
+    // that names them (a path the owner points at a root-only file is refused, never read).
+    prop.auth = conf::auth_file_paths(i.data_dir);
+    prop.hba = conf::read_auth_file(prop.auth.hba, prop.auth.hba_named_by);
+    prop.ident = conf::read_auth_file(prop.auth.ident, prop.auth.ident_named_by);
     return prop;
 }
 
@@ -610,91 +615,149 @@ conf::ConfTree load(const Instance& i) {
                                 i.data_dir / "postgresql.auto.conf");
 }
 
-Outcome set(Context& ctx, const Instance& i, const std::map<std::string, std::string>& values,
-            const Options& o) {
-    auto held = instances::lock(ctx, i);
-    recover(ctx, i);
-    Cluster cluster = instances::cluster_for(ctx, i);
-    auto catalog = conf::ParameterCatalog::describe(cluster.installation, cluster.owner);
-    try {
-        for (const auto& [name, value] : values) catalog.check_settable(name);
-        conf::validate_values(cluster.installation, cluster.owner, values);
-    } catch (const Error& e) {
-        // Refused before its pipeline: journaled all the same.
-        if (!o.dry_run) journal_at_once(ctx, i, "configure", false, e.what(), {});
-        throw;
-    }
-
-    conf::ConfTree tree = load(i);
-    const fs::path auto_file = i.data_dir / "postgresql.auto.conf";
-    Outcome out;
-    Proposal prop = proposal_for(i);
-    auto& docs = prop.docs;
-    for (const auto& [name, value] : values) {
-        prop.user[name] = value;
-        Change ch;
-        ch.name = canonical_name(catalog, name);
-        ch.after = value;
-        auto effective = tree.get(name);
-        if (effective) ch.before = effective->value;
-        ch.file = tree.file_to_edit(name);
-        if (effective && effective->value == value) {
-            ch.effect = "unchanged";
-            out.changes.push_back(ch);
-            continue;
-        }
-        if (effective && effective->file == auto_file)
-            ch.note = "postgresql.auto.conf sets it too and wins (ALTER SYSTEM RESET " + ch.name +
-                      " to let this value apply)";
-        ch.effect = effect_of(catalog, name);
-        if (!docs.count(ch.file)) docs.emplace(ch.file, conf::ConfDocument::read(ch.file));
-        docs.at(ch.file).set(name, value);
-        out.changes.push_back(ch);
-    }
-    if (docs.empty() || o.dry_run) return out;
-    configure_instance(ctx, i, prop, out, o, &tree);
-    return out;
+fs::path hba_path(const Instance& i) {
+    return conf::auth_file_paths(i.data_dir).hba;
+}
+fs::path ident_path(const Instance& i) {
+    return conf::auth_file_paths(i.data_dir).ident;
 }
 
-Outcome remove(Context& ctx, const Instance& i, const std::vector<std::string>& names,
-               bool delete_lines, const Options& o) {
+Outcome configure(Context& ctx, const Instance& i, const Request& r, const Options& o) {
     auto held = instances::lock(ctx, i);
     recover(ctx, i);
-    Cluster cluster = instances::cluster_for(ctx, i);
-    auto catalog = conf::ParameterCatalog::describe(cluster.installation, cluster.owner);
-    conf::ConfTree tree = load(i);
-    const fs::path auto_file = i.data_dir / "postgresql.auto.conf";
     Outcome out;
     Proposal prop = proposal_for(i);
+    std::optional<conf::ParameterCatalog> catalog;
+    std::optional<conf::ConfTree> tree;
+    if (!r.settings.empty()) {
+        Cluster cluster = instances::cluster_for(ctx, i);
+        catalog = conf::ParameterCatalog::describe(cluster.installation, cluster.owner);
+        std::map<std::string, std::string> values;
+        for (const auto& [name, value] : r.settings)
+            if (value) values[name] = *value;
+        try {
+            for (const auto& [name, value] : values) catalog->check_settable(name);
+            conf::validate_values(cluster.installation, cluster.owner, values);
+        } catch (const Error& e) {
+            // Refused before its pipeline: journaled all the same.
+            if (!o.dry_run) journal_at_once(ctx, i, "configure", false, e.what(), {});
+            throw;
+        }
+        tree = load(i);
+    }
+    const fs::path auto_file = i.data_dir / "postgresql.auto.conf";
     auto& docs = prop.docs;
-    for (const auto& name : names) {
-        prop.user[name] = std::nullopt;
+    auto doc = [&](const fs::path& file) -> conf::ConfDocument& {
+        if (!docs.count(file)) docs.emplace(file, conf::ConfDocument::read(file));
+        return docs.at(file);
+    };
+    for (const auto& [name, value] : r.settings) {
+        prop.user[name] = value;
         Change ch;
-        ch.name = canonical_name(catalog, name);
-        auto effective = tree.get(name);
+        ch.name = canonical_name(*catalog, name);
+        auto effective = tree->get(name);
         if (effective) ch.before = effective->value;
-        ch.effect = "unchanged";
-        // Every file of the tree but postgresql.auto.conf (which ALTER SYSTEM owns).
-        for (const auto& file : tree.files()) {
-            if (file == auto_file) continue;
-            if (!docs.count(file)) docs.emplace(file, conf::ConfDocument::read(file));
-            if (docs.at(file).remove(name, delete_lines)) {
-                ch.effect = effect_of(catalog, name);
-                ch.file = file;
+        if (value) {
+            ch.after = value;
+            ch.file = tree->file_to_edit(name);
+            if (effective && effective->value == *value) {
+                ch.effect = "unchanged";
+                out.changes.push_back(ch);
+                continue;
+            }
+            if (effective && effective->file == auto_file)
+                ch.note = "postgresql.auto.conf sets it too and wins (ALTER SYSTEM RESET " +
+                          ch.name + " to let this value apply)";
+            ch.effect = effect_of(*catalog, name);
+            doc(ch.file).set(name, *value);
+        } else {
+            ch.effect = "unchanged";
+            // Every file of the tree but postgresql.auto.conf (which ALTER SYSTEM owns).
+            for (const auto& file : tree->files()) {
+                if (file == auto_file) continue;
+                if (doc(file).remove(name, r.delete_lines)) {
+                    ch.effect = effect_of(*catalog, name);
+                    ch.file = file;
+                }
             }
         }
         out.changes.push_back(ch);
     }
     // Keep only the documents that changed.
+    std::map<fs::path, std::string> before;  // the text on disk of each file that changes
     for (auto it = docs.begin(); it != docs.end();) {
-        if (it->second.print() == read_text_file(it->first))
+        std::string disk = read_text_file(it->first);
+        if (it->second.print() == disk) {
             it = docs.erase(it);
-        else
+        } else {
+            before[it->first] = std::move(disk);
             ++it;
+        }
     }
-    if (docs.empty() || o.dry_run) return out;
-    configure_instance(ctx, i, prop, out, o, &tree);
+    // pg_hba.conf and pg_ident.conf: what the edit makes of them must read back.
+    auto edit_auth = [&](auto parsed, const auto& edit, std::string& text, const fs::path& file,
+                         bool& changed) {
+        if (!edit) return;
+        edit(parsed);
+        std::string after = parsed.print();
+        if (after == text) return;
+        decltype(parsed)::parse(after, file);
+        before[file] = text;
+        text = after;
+        changed = true;
+    };
+    edit_auth(conf::HbaFile::parse(prop.hba, prop.auth.hba), r.hba, prop.hba, prop.auth.hba,
+              out.hba_changed);
+    edit_auth(conf::IdentFile::parse(prop.ident, prop.auth.ident), r.ident, prop.ident,
+              prop.auth.ident, out.ident_changed);
+    if (o.diff) {
+        // The postgresql.conf tree first, then pg_hba.conf and pg_ident.conf.
+        auto diff = [&](const fs::path& file, const std::string& after) {
+            out.diffs.push_back({file, unified_diff(before.at(file), after, "a" + file.string(),
+                                                    "b" + file.string())});
+        };
+        for (const auto& [file, d] : docs) diff(file, d.print());
+        if (out.hba_changed) diff(prop.auth.hba, prop.hba);
+        if (out.ident_changed) diff(prop.auth.ident, prop.ident);
+    }
+    if (before.empty()) {
+        // Nothing to write: the server's word on what waits for a restart among the settings
+        // named (a value written earlier without --restart is still pending).
+        if (!out.changes.empty() && !o.dry_run &&
+            ctx.driver().status(instances::cluster_for(ctx, i)).running) {
+            try {
+                pg::Connection c(i);
+                read_pending(c, out);
+                for (const auto& ch : out.changes)
+                    if (std::find(out.pending_restart_names.begin(),
+                                  out.pending_restart_names.end(),
+                                  ch.name) != out.pending_restart_names.end())
+                        out.pending_restart = true;
+            } catch (const std::exception& e) {
+                log::warn("instance " + i.qualified_name() +
+                          ": cannot ask what waits for a restart: " + e.what());
+            }
+        }
+        return out;
+    }
+    if (o.dry_run) return out;
+    configure_instance(ctx, i, prop, out, o, tree ? &*tree : nullptr);
     return out;
+}
+
+Outcome set(Context& ctx, const Instance& i, const std::map<std::string, std::string>& values,
+            const Options& o) {
+    Request r;
+    for (const auto& [name, value] : values) r.settings[name] = value;
+    return configure(ctx, i, r, o);
+}
+
+Outcome remove(Context& ctx, const Instance& i, const std::vector<std::string>& names,
+               bool delete_lines, const Options& o) {
+    Request r;
+    for (const auto& name : names) r.settings[name] = std::nullopt;
+    r.delete_lines = delete_lines;
+    return configure(ctx, i, r, o);
 }
 
 Outcome set_file(Context& ctx, const fs::path& file,
@@ -705,24 +768,40 @@ Outcome set_file(Context& ctx, const fs::path& file,
     auto catalog = conf::ParameterCatalog::describe(installation, as);
     for (const auto& [name, value] : values) catalog.check_settable(name);
     conf::validate_values(installation, as, values);
-    auto doc = conf::ConfDocument::read(file);
+    // The file and what it includes, as the server reads them: the line that wins is edited,
+    // wherever it is.
+    auto tree = conf::ConfTree::load(file);
+    std::map<fs::path, conf::ConfDocument> docs;
     Outcome out;
     for (const auto& [name, value] : values) {
         Change ch;
         ch.name = canonical_name(catalog, name);
-        ch.file = file;
+        ch.file = tree.file_to_edit(name);
         ch.after = value;
-        if (auto e = doc.get(name)) ch.before = e->value;
+        auto effective = tree.get(name);
+        if (effective) ch.before = effective->value;
         if (ch.before == ch.after) {
             ch.effect = "unchanged";
         } else {
             ch.effect = effect_of(catalog, name);
-            doc.set(name, value);
+            if (!docs.count(ch.file)) docs.emplace(ch.file, conf::ConfDocument::read(ch.file));
+            docs.at(ch.file).set(name, value);
             out.changed = true;
         }
+        if (effective && ch.file != file)
+            ch.note = "set in " + effective->file.string() + ":" + std::to_string(effective->line) +
+                      ", which " + file.string() + " includes and which wins: edited there";
         out.changes.push_back(ch);
     }
-    if (out.changed && !o.dry_run) write_like(save(file), doc.print());
+    for (auto& [path, doc] : docs) {
+        std::string text = doc.print();
+        if (o.diff) {
+            std::string disk = read_text_file(path);
+            out.diffs.push_back(
+                {path, unified_diff(disk, text, "a" + path.string(), "b" + path.string())});
+        }
+        if (!o.dry_run) write_like(save(path), text);
+    }
     if (o.dry_run) out.changed = false;
     return out;
 }
@@ -745,33 +824,6 @@ Outcome remove_file(const fs::path& file, const std::vector<std::string>& names,
     return out;
 }
 
-namespace {
-
-// Edits pg_hba.conf or pg_ident.conf through the configure pipeline.
-template <typename File>
-HbaOutcome edit_auth_file(Context& ctx, const Instance& i, const fs::path& file,
-                          const std::function<void(File&)>& edit, bool dry_run, bool is_hba) {
-    auto held = instances::lock(ctx, i);
-    recover(ctx, i);
-    Proposal prop = proposal_for(i);
-    std::string& text = is_hba ? prop.hba : prop.ident;
-    File parsed = File::parse(text, file);
-    edit(parsed);
-    std::string after = parsed.print();
-    HbaOutcome out;
-    if (after == text) return out;
-    File::parse(after, file);  // what we write must read back
-    out.changed = true;
-    if (dry_run) return out;
-    text = after;
-    Outcome result;
-    configure_instance(ctx, i, prop, result, {}, nullptr);
-    out.reloaded = result.reloaded;
-    return out;
-}
-
-}  // namespace
-
 Outcome reload(Context& ctx, const Instance& i) {
     auto held = instances::lock(ctx, i);
     recover(ctx, i);
@@ -784,13 +836,18 @@ Outcome reload(Context& ctx, const Instance& i) {
 
 HbaOutcome edit_hba(Context& ctx, const Instance& i,
                     const std::function<void(conf::HbaFile&)>& edit, bool dry_run) {
-    return edit_auth_file<conf::HbaFile>(ctx, i, i.data_dir / "pg_hba.conf", edit, dry_run, true);
+    Request r;
+    r.hba = edit;
+    auto out = configure(ctx, i, r, {.dry_run = dry_run});
+    return {out.hba_changed, out.reloaded};
 }
 
 HbaOutcome edit_ident(Context& ctx, const Instance& i,
                       const std::function<void(conf::IdentFile&)>& edit, bool dry_run) {
-    return edit_auth_file<conf::IdentFile>(ctx, i, i.data_dir / "pg_ident.conf", edit, dry_run,
-                                           false);
+    Request r;
+    r.ident = edit;
+    auto out = configure(ctx, i, r, {.dry_run = dry_run});
+    return {out.ident_changed, out.reloaded};
 }
 
 }  // namespace pgforge::configuration

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -46,12 +47,43 @@ struct Outcome {
     // The port the inventory recorded before and after (equal unless the operation moved it).
     int port_before = 0;
     int port_after = 0;
+    bool hba_changed = false;    // pg_hba.conf differs (or would, in a dry run)
+    bool ident_changed = false;  // pg_ident.conf differs (or would)
+    // With Options::diff: per file the command changes (or would), `diff -u` of it (the
+    // command's own changes; plugins' contributions are reported in `changes`).
+    struct FileDiff {
+        std::filesystem::path file;
+        std::string diff;
+    };
+    std::vector<FileDiff> diffs;
 };
 
 struct Options {
     bool restart = false;  // restart when a change needs it (and the instance runs)
     bool dry_run = false;  // check and report; write nothing
+    bool diff = false;     // fill Outcome::diffs
 };
+
+// One change of an instance's files: settings, pg_hba.conf and pg_ident.conf together, in ONE
+// configure (each file written once, checked by the server once, one reload). What `conf set`,
+// `conf remove`, `hba add/remove`, `ident add/remove` and `instance apply` do. A request that
+// changes nothing writes nothing, reloads nothing and journals nothing; on a running server it
+// still says what the server has pending a restart among the settings named.
+struct Request {
+    // A value: set (checked with the server's rules first); nullopt: removed from every file of
+    // the postgresql.conf tree but postgresql.auto.conf (commented out, or deleted).
+    std::map<std::string, std::optional<std::string>> settings;
+    bool delete_lines = false;
+    std::function<void(conf::HbaFile&)> hba;      // empty: pg_hba.conf left as it is
+    std::function<void(conf::IdentFile&)> ident;  // empty: pg_ident.conf left as it is
+};
+Outcome configure(Context& ctx, const Instance& instance, const Request& request,
+                  const Options& options = {});
+
+// The pg_hba.conf and pg_ident.conf an instance's server reads (its hba_file and ident_file
+// settings; in the data directory by default).
+std::filesystem::path hba_path(const Instance& instance);
+std::filesystem::path ident_path(const Instance& instance);
 
 // postgresql.conf of an instance
 conf::ConfTree load(const Instance& instance);

@@ -7,134 +7,126 @@
 #include "engine/core/error.hpp"
 #include "engine/core/input.hpp"
 #include "engine/core/text.hpp"
+#include "engine/operations/manifest_schema.hpp"
 
 using json = nlohmann::ordered_json;
 
 namespace pgforge::databases {
+
+namespace ms = manifest_schema;
+
+ms::Schema database_schema() {
+    auto state = [] {
+        return ms::enumeration({"present", "absent"})
+            .describe("present (the default) or absent")
+            .allow_null();
+    };
+    auto name = [](const char* what) { return ms::string().describe(what); };
+    ms::Schema schema =
+        ms::object({ms::required("name", name("the schema's name")),
+                    ms::optional("owner", name("the role that owns it").allow_null()),
+                    ms::optional("state", state())});
+    ms::Schema extension = ms::object(
+        {ms::required("name", name("the extension's name")),
+         ms::optional("schema", name("the schema it is created in").allow_null()),
+         ms::optional("version",
+                      name("its version (not given: the default one when created, and left as "
+                           "it is afterwards)")
+                          .allow_null()),
+         ms::optional("state", state())});
+    return ms::object(
+               {ms::required("name", name("the database's name")), ms::optional("state", state()),
+                ms::optional("owner", name("the role that owns it").allow_null()),
+                ms::optional(
+                    "settings",
+                    ms::map_of(ms::one_of({ms::string(), ms::number(), ms::boolean()})
+                                   .describe("a value; null resets the setting")
+                                   .allow_null())
+                        .describe("ALTER DATABASE SET: exactly these when given ({} resets all)")
+                        .allow_null()),
+                ms::optional("schemas", ms::list(ms::one_of({name("a schema's name"), schema}))
+                                            .describe("schemas (only those named are looked at)")
+                                            .allow_null()),
+                ms::optional("extensions",
+                             ms::list(ms::one_of({name("an extension's name"), extension}))
+                                 .describe("extensions (only those named are looked at)")
+                                 .allow_null()),
+                ms::optional("tablespace", name("its default tablespace").allow_null()),
+                ms::optional(
+                    "force_drop", ms::boolean()
+                                      .describe("with state absent: terminate its sessions first")
+                                      .allow_null())})
+        .describe("a database of an instance (docs/databases.md)");
+}
+
+ms::Schema descriptions_schema() {
+    return ms::one_of({database_schema(), ms::list(database_schema())})
+        .describe("one database, or a list of them (docs/databases.md)");
+}
+
 namespace {
 
-std::string where(const std::string& path, const YAML::Node& n) {
-    auto m = n.Mark();
-    if (m.is_null()) return path;
-    return path + " (line " + std::to_string(m.line + 1) + ")";
-}
+[[maybe_unused]] const bool kRegistered = [] {
+    ms::register_schema("database", descriptions_schema);
+    return true;
+}();
 
-void check_keys(const YAML::Node& n, const std::string& path,
-                std::initializer_list<const char*> known) {
-    if (!n.IsMap()) throw Error(Exit::usage, where(path, n) + " must be a mapping");
-    for (const auto& kv : n) {
-        std::string key = kv.first.IsScalar() ? kv.first.Scalar() : "?";
-        bool ok = false;
-        std::string best;
-        size_t best_d = 99;
-        for (const char* k : known) {
-            if (key == k) ok = true;
-            size_t d = edit_distance(key, k);
-            if (d < best_d) best = k, best_d = d;
-        }
-        if (!ok)
-            throw Error(Exit::usage, where(path, kv.first) + ": unknown key '" + key + "'",
-                        best_d <= 3 ? "did you mean '" + best + "'?"
-                                    : "see docs/databases.md for the format");
-    }
-}
-
-std::string text(const YAML::Node& n, const std::string& path) {
-    if (!n.IsScalar()) throw Error(Exit::usage, where(path, n) + " must be a string");
+// Not given, or null: nullopt. The node has been validated: a scalar.
+std::optional<std::string> optional_text(const YAML::Node& parent, const char* key) {
+    YAML::Node n = parent[key];
+    if (!n || n.IsNull()) return std::nullopt;
     return n.Scalar();
 }
 
-// Not given, or null: nullopt.
-std::optional<std::string> optional_text(const YAML::Node& parent, const char* key,
-                                         const std::string& path) {
-    YAML::Node n = parent[key];
-    if (!n || n.IsNull()) return std::nullopt;
-    return text(n, path + "." + key);
+State state_of(const YAML::Node& parent) {
+    auto s = optional_text(parent, "state");
+    return s ? parse_state(*s) : State::present;
 }
 
-State state_of(const YAML::Node& parent, const std::string& path) {
-    auto s = optional_text(parent, "state", path);
-    if (!s) return State::present;
-    try {
-        return parse_state(*s);
-    } catch (const Error& e) {
-        throw Error(Exit::usage, where(path + ".state", parent["state"]) + ": " + e.what());
-    }
-}
+}  // namespace
 
-Database parse_database(const YAML::Node& n, const std::string& path) {
-    check_keys(n, path,
-               {"name", "state", "owner", "settings", "schemas", "extensions", "tablespace",
-                "force_drop"});
+Database database_from_node(const YAML::Node& n) {
     Database d;
-    if (!n["name"]) throw Error(Exit::usage, where(path, n) + ": a database needs a name");
-    d.name = text(n["name"], path + ".name");
-    d.state = state_of(n, path);
-    d.owner = optional_text(n, "owner", path);
-    d.tablespace = optional_text(n, "tablespace", path);
-    if (auto f = n["force_drop"]; f && !f.IsNull()) {
-        try {
-            d.force_drop = f.as<bool>();
-        } catch (const YAML::Exception&) {
-            throw Error(Exit::usage, where(path + ".force_drop", f) + " must be true or false");
-        }
-    }
+    d.name = n["name"].Scalar();
+    d.state = state_of(n);
+    d.owner = optional_text(n, "owner");
+    d.tablespace = optional_text(n, "tablespace");
+    if (auto f = n["force_drop"]; f && !f.IsNull()) d.force_drop = f.as<bool>();
     if (auto s = n["settings"]; s && !s.IsNull()) {
-        if (!s.IsMap())
-            throw Error(Exit::usage, where(path + ".settings", s) + " must be a mapping");
         d.settings.emplace();
-        for (const auto& kv : s) {
-            std::string key = text(kv.first, path + ".settings");
-            if (kv.second.IsNull())
-                (*d.settings)[key] = std::nullopt;
-            else
-                (*d.settings)[key] = text(kv.second, path + ".settings." + key);
-        }
+        for (const auto& kv : s)
+            (*d.settings)[kv.first.Scalar()] =
+                kv.second.IsNull() ? std::nullopt : std::optional(kv.second.Scalar());
     }
     if (auto list = n["schemas"]; list && !list.IsNull()) {
-        if (!list.IsSequence())
-            throw Error(Exit::usage, where(path + ".schemas", list) + " must be a list");
-        for (size_t k = 0; k < list.size(); ++k) {
-            std::string p = path + ".schemas[" + std::to_string(k) + "]";
-            const YAML::Node& s = list[k];
+        for (const auto& s : list) {
             Schema schema;
             if (s.IsScalar()) {
                 schema.name = s.Scalar();
             } else {
-                check_keys(s, p, {"name", "owner", "state"});
-                if (!s["name"]) throw Error(Exit::usage, where(p, s) + ": a schema needs a name");
-                schema.name = text(s["name"], p + ".name");
-                schema.owner = optional_text(s, "owner", p);
-                schema.state = state_of(s, p);
+                schema.name = s["name"].Scalar();
+                schema.owner = optional_text(s, "owner");
+                schema.state = state_of(s);
             }
             d.schemas.push_back(std::move(schema));
         }
     }
     if (auto list = n["extensions"]; list && !list.IsNull()) {
-        if (!list.IsSequence())
-            throw Error(Exit::usage, where(path + ".extensions", list) + " must be a list");
-        for (size_t k = 0; k < list.size(); ++k) {
-            std::string p = path + ".extensions[" + std::to_string(k) + "]";
-            const YAML::Node& e = list[k];
+        for (const auto& e : list) {
             Extension ext;
             if (e.IsScalar()) {
                 ext.name = e.Scalar();
             } else {
-                check_keys(e, p, {"name", "schema", "version", "state"});
-                if (!e["name"])
-                    throw Error(Exit::usage, where(p, e) + ": an extension needs a name");
-                ext.name = text(e["name"], p + ".name");
-                ext.schema = optional_text(e, "schema", p);
-                ext.version = optional_text(e, "version", p);
-                ext.state = state_of(e, p);
+                ext.name = e["name"].Scalar();
+                ext.schema = optional_text(e, "schema");
+                ext.version = optional_text(e, "version");
+                ext.state = state_of(e);
             }
             d.extensions.push_back(std::move(ext));
         }
     }
     return d;
 }
-
-}  // namespace
 
 // One database (a mapping) or several (a list of mappings).
 std::vector<Database> read_descriptions(const std::string& file, bool& is_list) {
@@ -144,29 +136,14 @@ std::vector<Database> read_descriptions(const std::string& file, bool& is_list) 
 
 std::vector<Database> parse_descriptions(const std::string& content, const std::string& name,
                                          bool& is_list) {
-    YAML::Node root;
-    try {
-        root = YAML::Load(content);
-    } catch (const YAML::Exception& e) {
-        throw Error(Exit::usage, name + ": " + e.what());
-    }
+    YAML::Node root = ms::parse(content, name);
+    ms::validate(root, descriptions_schema(), name);
     std::vector<Database> out;
-    try {
-        if (root.IsSequence()) {
-            is_list = true;
-            for (size_t k = 0; k < root.size(); ++k)
-                out.push_back(parse_database(root[k], "[" + std::to_string(k) + "]"));
-        } else if (root.IsMap()) {
-            is_list = false;
-            out.push_back(parse_database(root, "database"));
-        } else {
-            throw Error(Exit::usage, name + ": expected a database (a mapping) or a list of them");
-        }
-    } catch (const YAML::Exception& e) {
-        throw Error(Exit::usage, name + ": " + e.what());
-    } catch (const Error& e) {
-        throw Error(e.code(), name + ": " + e.what(), e.hint());
-    }
+    is_list = root.IsSequence();
+    if (is_list)
+        for (const auto& n : root) out.push_back(database_from_node(n));
+    else
+        out.push_back(database_from_node(root));
     return out;
 }
 

@@ -32,20 +32,6 @@ State parse_state(const std::string& text) {
     throw Error(Exit::usage, "state must be present or absent, not '" + text + "'");
 }
 
-const char* to_string(Result result) {
-    switch (result) {
-        case Result::created:
-            return "created";
-        case Result::changed:
-            return "changed";
-        case Result::dropped:
-            return "dropped";
-        case Result::unchanged:
-            break;
-    }
-    return "unchanged";
-}
-
 namespace {
 
 std::string in_instance(const Instance& i) {
@@ -74,14 +60,21 @@ Error not_found(const Instance& i, const std::string& name) {
     throw Error(Exit::failure, message);
 }
 
-// Runs pgforge's own statements on one connection, translating the server's errors.
+// Runs pgforge's own statements on one connection, translating the server's errors. In check
+// mode, only records them.
 struct Runner {
     pg::Connection& c;
     const Instance& i;
     const std::string& db;
     std::vector<std::string>& ran;
+    bool check = false;
 
     void operator()(const std::string& sql) {
+        if (check) {
+            log::debug(in_instance(i) + ": would run " + sql);
+            ran.push_back(sql);
+            return;
+        }
         log::debug(in_instance(i) + ": " + sql);
         try {
             c.exec(sql);
@@ -279,11 +272,19 @@ void alter_cluster_level(pg::Connection& c, const Database& d, const Current& cu
     }
 }
 
-// Schemas and extensions, on a connection to the database itself.
-void apply_objects(const Instance& i, const Database& d, std::vector<std::string>& ran) {
+// Check mode: the connection refuses to change anything, should a statement reach it.
+void read_only(pg::Connection& c) {
+    c.exec("SET default_transaction_read_only = on");
+}
+
+// Schemas and extensions, on a connection to the database itself. In check mode, a database
+// still to be created (`is_new`) is compared as the copy of template1 CREATE DATABASE makes.
+void apply_objects(const Instance& i, const Database& d, std::vector<std::string>& ran, bool check,
+                   bool is_new) {
     if (d.schemas.empty() && d.extensions.empty()) return;
-    pg::Connection c(i, d.name);
-    Runner run{c, i, d.name, ran};
+    pg::Connection c(i, check && is_new ? "template1" : d.name);
+    if (check) read_only(c);
+    Runner run{c, i, d.name, ran, check};
     std::vector<std::string> schema_names, extension_names;
     for (const auto& s : d.schemas) schema_names.push_back(s.name);
     for (const auto& e : d.extensions) extension_names.push_back(e.name);
@@ -345,9 +346,25 @@ void apply_objects(const Instance& i, const Database& d, std::vector<std::string
     }
 }
 
+// Check mode: what a database would be once `d` is applied to `now` (the statements not run),
+// for a later description of the same name in the list.
+Current planned(Current now, const Database& d) {
+    if (d.owner) now.owner = *d.owner;
+    if (d.tablespace) now.tablespace = *d.tablespace;
+    if (!d.settings) return now;
+    if (d.settings->empty()) now.settings.clear();
+    for (const auto& [name, value] : *d.settings) {
+        std::erase_if(now.settings,
+                      [&](const auto& kv) { return to_lower(kv.first) == to_lower(name); });
+        if (value) now.settings.emplace_back(name, *value);
+    }
+    return now;
+}
+
 enum class Mode { apply, create, alter };
 
-std::vector<ApplyResult> apply_all(const Instance& i, const std::vector<Database>& dbs, Mode mode) {
+std::vector<ApplyResult> apply_all(const Instance& i, const std::vector<Database>& dbs, Mode mode,
+                                   bool check) {
     for (const auto& d : dbs) validate(d);
     if (dbs.empty()) return {};
     // Connected to postgres, unless postgres itself is to be dropped.
@@ -355,6 +372,7 @@ std::vector<ApplyResult> apply_all(const Instance& i, const std::vector<Database
     for (const auto& d : dbs)
         if (d.name == "postgres" && d.state == State::absent) maintenance = "template1";
     pg::Connection c(i, maintenance);
+    if (check) read_only(c);
     std::vector<std::string> names;
     for (const auto& d : dbs) names.push_back(d.name);
     auto current = inspect(c, i, names);
@@ -370,7 +388,7 @@ std::vector<ApplyResult> apply_all(const Instance& i, const std::vector<Database
                 Exit::conflict, "database " + d.name + " already exists in " + in_instance(i),
                 "change it with: pgforge database alter -i " + i.qualified_name() + " (or apply)");
         if (mode == Mode::alter && !exists) throw not_found(i, d.name);
-        Runner run{c, i, d.name, r.statements};
+        Runner run{c, i, d.name, r.statements, check};
         if (d.state == State::absent) {
             if (exists) {
                 run(drop_sql(c, d.name, d.force_drop, i));
@@ -388,15 +406,26 @@ std::vector<ApplyResult> apply_all(const Instance& i, const std::vector<Database
             settings_only.owner.reset();
             settings_only.tablespace.reset();
             alter_cluster_level(c, settings_only, fresh, run);
-            apply_objects(i, d, r.statements);
+            apply_objects(i, d, r.statements, check, true);
             r.result = Result::created;
             // What it is now, for a later description of the same name in the list.
-            current[d.name] = inspect(c, i, {d.name})[d.name];
+            if (!check) {
+                current[d.name] = inspect(c, i, {d.name})[d.name];
+            } else {
+                // As CREATE DATABASE makes it: owned by whoever runs it, in template1's
+                // tablespace.
+                Current fresh_copy;
+                fresh_copy.owner =
+                    query(c, i, d.name, "SELECT current_user").rows.at(0).at(0).value_or("");
+                fresh_copy.tablespace = inspect(c, i, {"template1"})["template1"].tablespace;
+                current[d.name] = planned(fresh_copy, d);
+            }
         } else {
             alter_cluster_level(c, d, it->second, run);
-            apply_objects(i, d, r.statements);
+            apply_objects(i, d, r.statements, check, false);
             r.result = r.statements.empty() ? Result::unchanged : Result::changed;
-            if (!r.statements.empty()) current[d.name] = inspect(c, i, {d.name})[d.name];
+            if (!r.statements.empty())
+                current[d.name] = check ? planned(it->second, d) : inspect(c, i, {d.name})[d.name];
         }
         results.push_back(std::move(r));
     }
@@ -405,25 +434,27 @@ std::vector<ApplyResult> apply_all(const Instance& i, const std::vector<Database
 
 }  // namespace
 
-ApplyResult apply(Context&, const Instance& instance, const Database& database) {
-    return apply_all(instance, {database}, Mode::apply).at(0);
+ApplyResult apply(Context&, const Instance& instance, const Database& database,
+                  const ApplyOptions& options) {
+    return apply_all(instance, {database}, Mode::apply, options.check).at(0);
 }
 
 std::vector<ApplyResult> apply(Context&, const Instance& instance,
-                               const std::vector<Database>& databases) {
-    return apply_all(instance, databases, Mode::apply);
+                               const std::vector<Database>& databases,
+                               const ApplyOptions& options) {
+    return apply_all(instance, databases, Mode::apply, options.check);
 }
 
 ApplyResult create(Context&, const Instance& instance, const Database& database) {
     Database d = database;
     d.state = State::present;
-    return apply_all(instance, {d}, Mode::create).at(0);
+    return apply_all(instance, {d}, Mode::create, false).at(0);
 }
 
 ApplyResult alter(Context&, const Instance& instance, const Database& database) {
     Database d = database;
     d.state = State::present;
-    return apply_all(instance, {d}, Mode::alter).at(0);
+    return apply_all(instance, {d}, Mode::alter, false).at(0);
 }
 
 bool exists(Context&, const Instance& instance, const std::string& name) {

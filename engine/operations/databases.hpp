@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/core/instance.hpp"
+#include "engine/operations/change.hpp"
 #include "engine/pg/connection.hpp"
 
 namespace pgforge {
@@ -55,23 +56,36 @@ struct Database {
     bool operator==(const Database&) const = default;
 };
 
-enum class Result { created, changed, dropped, unchanged };
-const char* to_string(Result result);
+using Result = Change;
+using pgforge::to_string;
 
 struct ApplyResult {
     std::string name;
     Result result = Result::unchanged;
-    std::vector<std::string> statements;  // the statements run, in order; empty when unchanged
+    // The statements run (in check mode: that would run), in order; empty when unchanged.
+    std::vector<std::string> statements;
+};
+
+struct ApplyOptions {
+    // Check mode (`apply --check`): compare as apply does and report the statements it would
+    // run, without running them. The connections are read-only (default_transaction_read_only);
+    // a database still to be created is compared as the copy of template1 it would be. What
+    // only the server finds when a statement runs (a missing owner, a value it refuses) is not
+    // found, and a list naming the same database twice compares the later schemas and
+    // extensions with what is there, not with what the earlier ones would leave.
+    bool check = false;
 };
 
 // Makes the database what `database` says: creates, alters, drops or leaves it. Re-applying
 // the same description runs no statement and reports unchanged. Throws Error(Exit::stopped)
 // when the instance is not running, Error(Exit::usage) for a malformed description.
-ApplyResult apply(Context& ctx, const Instance& instance, const Database& database);
+ApplyResult apply(Context& ctx, const Instance& instance, const Database& database,
+                  const ApplyOptions& options = {});
 // Several at once over one connection (and one more per database whose schemas or extensions
 // are named): what `database apply -f` does with a list. Stops at the first failure.
 std::vector<ApplyResult> apply(Context& ctx, const Instance& instance,
-                               const std::vector<Database>& databases);
+                               const std::vector<Database>& databases,
+                               const ApplyOptions& options = {});
 
 // As apply, but Error(Exit::conflict) when it exists already.
 ApplyResult create(Context& ctx, const Instance& instance, const Database& database);

@@ -204,6 +204,11 @@ Instance create(Context& ctx, const CreateOptions& o) {
     // written (the port is chosen again under the site's port lock below).
     if (std::error_code none; fs::exists(s.inventory_file(), none)) ctx.inventory();
     if (o.port != 0) choose_port(ctx, o.port, o.allow_privileged_port);
+    if (!o.settings.empty()) {
+        auto catalog = conf::ParameterCatalog::describe(installation, owner);
+        for (const auto& [name, value] : o.settings) catalog.check_settable(name);
+        conf::validate_values(installation, owner, o.settings);
+    }
     plugin_options::check(ctx, plugin_options::wanted_from(o.plugin_options));
 
     Instance i;
@@ -324,6 +329,18 @@ Instance create(Context& ctx, const CreateOptions& o) {
         sdk::HookPoint::pre_configure, "write configuration",
         [&] {
             if (ctx.progress) ctx.progress("writing configuration");
+            for (const auto& [name, value] : o.settings) {
+                docs.at(main_conf).set(name, value);
+                draft.user_sets(name, value);
+            }
+            if (o.hba) {
+                o.hba(hba);
+                hba = conf::HbaFile::parse(hba.print(), i.data_dir / "pg_hba.conf");
+            }
+            if (o.ident) {
+                o.ident(ident);
+                ident = conf::IdentFile::parse(ident.print(), i.data_dir / "pg_ident.conf");
+            }
             draft.apply_parameters();
             if (!draft.parameters().empty()) {
                 std::map<std::string, std::string> values;

@@ -19,6 +19,10 @@ namespace pgforge {
 
 class FileLock;
 class Pipeline;
+namespace conf {
+class HbaFile;
+class IdentFile;
+}  // namespace conf
 
 namespace instances {
 
@@ -37,6 +41,12 @@ struct CreateOptions {
     std::filesystem::path waldir;
     bool start = true;
     bool allow_privileged_port = false;  // accept a port below 1024
+    // postgresql.conf settings written at creation (checked with the server's rules before
+    // anything is made), and edits of pg_hba.conf and pg_ident.conf as the templates render
+    // them: part of the create's one configure, undone with it.
+    std::map<std::string, std::string> settings;
+    std::function<void(conf::HbaFile&)> hba;
+    std::function<void(conf::IdentFile&)> ident;
     // Per-instance options of plugins (plugin -> key -> value, engine/operations/plugin_options):
     // checked first, stored with the inventory entry, so every hook of the create sees them.
     std::map<std::string, std::map<std::string, std::string>> plugin_options;

@@ -30,20 +30,6 @@ namespace fs = std::filesystem;
 
 namespace pgforge::roles {
 
-std::string_view to_string(Result r) {
-    switch (r) {
-        case Result::created:
-            return "created";
-        case Result::changed:
-            return "changed";
-        case Result::dropped:
-            return "dropped";
-        case Result::unchanged:
-            return "unchanged";
-    }
-    return "unchanged";
-}
-
 // ---- SCRAM-SHA-256 --------------------------------------------------------------------------
 namespace detail {
 
@@ -325,8 +311,10 @@ bool pgpass_has(const Instance& i, const std::string& role) {
     return false;
 }
 
-// Adds or updates the role's entry; returns whether the file changed.
-bool pgpass_set(const Instance& i, const std::string& role, const std::string& password) {
+// Adds or updates the role's entry; returns whether the file changed (with `write` false:
+// whether it would).
+bool pgpass_set(const Instance& i, const std::string& role, const std::string& password,
+                bool write = true) {
     PgpassFile f = PgpassFile::read();
     std::string wanted =
         detail::pgpass_line({i.socket_dir.string(), std::to_string(i.port), "*", role, password});
@@ -341,11 +329,11 @@ bool pgpass_set(const Instance& i, const std::string& role, const std::string& p
         f.lines.push_back(wanted);
         changed = true;
     }
-    if (changed) f.write();
+    if (changed && write) f.write();
     return changed;
 }
 
-bool pgpass_remove(const Instance& i, const std::string& role) {
+bool pgpass_remove(const Instance& i, const std::string& role, bool write = true) {
     PgpassFile f = PgpassFile::read();
     auto before = f.lines.size();
     std::erase_if(f.lines, [&](const std::string& line) {
@@ -353,7 +341,7 @@ bool pgpass_remove(const Instance& i, const std::string& role) {
         return e && is_entry_of(*e, i, role);
     });
     if (f.lines.size() == before) return false;
-    f.write();
+    if (write) f.write();
     return true;
 }
 
@@ -613,14 +601,15 @@ std::string in_database(pg::Connection& c, const std::string& db, const std::str
     return "/* database " + label + " */ " + sql;
 }
 
-// REASSIGN OWNED / DROP OWNED in every database that takes connections, then DROP ROLE.
+// REASSIGN OWNED / DROP OWNED in every database that takes connections, then DROP ROLE. In
+// check mode, only the statements.
 std::vector<std::string> drop_role(pg::Connection& c, const Instance& i, const std::string& name,
-                                   const DropOptions& o) {
+                                   const DropOptions& o, bool check = false) {
     std::vector<std::string> shown;
     if (o.reassign_owned) {
         if (*o.reassign_owned == name)
             throw Error(Exit::usage, "cannot reassign what role " + name + " owns to itself");
-        check_roles_exist(c, i, {*o.reassign_owned});
+        if (!check) check_roles_exist(c, i, {*o.reassign_owned});
     }
     if (o.reassign_owned || o.drop_owned) {
         auto dbs = c.exec(
@@ -629,7 +618,7 @@ std::vector<std::string> drop_role(pg::Connection& c, const Instance& i, const s
         for (const auto& row : dbs.rows) {
             std::string db = row.at(0).value_or("");
             std::unique_ptr<pg::Connection> other;
-            if (db != "postgres") other = std::make_unique<pg::Connection>(i, db);
+            if (db != "postgres" && !check) other = std::make_unique<pg::Connection>(i, db);
             pg::Connection& dc = other ? *other : c;
             std::vector<std::string> sql;
             if (o.reassign_owned)
@@ -638,13 +627,18 @@ std::vector<std::string> drop_role(pg::Connection& c, const Instance& i, const s
             sql.push_back("DROP OWNED BY " + dc.quote_identifier(name));
             for (const auto& s : sql) {
                 std::string label = in_database(dc, db, s);
+                shown.push_back(label);
+                if (check) continue;
                 log::info("role " + name + ": " + label);
                 dc.exec(s);
-                shown.push_back(label);
             }
         }
     }
     std::string sql = "DROP ROLE " + c.quote_identifier(name);
+    if (check) {
+        shown.push_back(sql);
+        return shown;
+    }
     log::info("role " + name + ": " + sql);
     try {
         c.exec(sql);
@@ -661,7 +655,10 @@ std::vector<std::string> drop_role(pg::Connection& c, const Instance& i, const s
 
 class Session {
   public:
-    explicit Session(const Instance& i) : instance_(i), conn_(i) {}
+    Session(const Instance& i, bool check) : instance_(i), conn_(i), check_(check) {
+        // Check mode: should a statement reach the server, it refuses to change anything.
+        if (check_) conn_.exec("SET default_transaction_read_only = on");
+    }
 
     // Applies the roles in order. The state of every role is read in one query up front and
     // trusted until something is changed; after that, each role's state is read afresh.
@@ -688,11 +685,15 @@ class Session {
         out.name = wanted.name;
         if (wanted.state == State::absent) {
             if (cur) {
+                // (drop_role looks in the catalog itself, where check mode's plans are not.)
+                if (check_ && wanted.reassign_owned) roles_exist({*wanted.reassign_owned});
                 out.statements = drop_role(conn_, instance_, wanted.name,
-                                           {wanted.reassign_owned, wanted.drop_owned});
+                                           {wanted.reassign_owned, wanted.drop_owned}, check_);
                 out.result = Result::dropped;
+                planned_.erase(wanted.name);
+                dropped_.insert(wanted.name);
             }
-            if (pgpass_remove(instance_, wanted.name)) {
+            if (pgpass_remove(instance_, wanted.name, !check_)) {
                 out.pgpass_changed = true;
                 if (out.result == Result::unchanged) out.result = Result::changed;
             }
@@ -707,9 +708,10 @@ class Session {
         std::vector<Statement> statements;
         std::string q = conn_.quote_identifier(wanted.name);
         auto password_clause = [&](Statement& s) {
+            s.shown += " PASSWORD '***'";
+            if (check_) return;  // never run: the password is not even hashed
             std::string v = conn_.encrypt_password(*wanted.password, wanted.name);
             s.run += " PASSWORD " + conn_.quote_literal(v);
-            s.shown += " PASSWORD '***'";
             OPENSSL_cleanse(v.data(), v.size());
         };
         if (!cur) {
@@ -723,7 +725,7 @@ class Session {
             }
             if (wanted.in_roles && !wanted.in_roles->empty()) {
                 std::set<std::string> unique(wanted.in_roles->begin(), wanted.in_roles->end());
-                check_roles_exist(conn_, instance_, {unique.begin(), unique.end()});
+                roles_exist({unique.begin(), unique.end()});
                 std::string list;
                 for (const auto& g : unique)
                     list += (list.empty() ? "" : ", ") + conn_.quote_identifier(g);
@@ -732,6 +734,8 @@ class Session {
             }
             statements.push_back(std::move(s));
             out.result = Result::created;
+            planned_.insert(wanted.name);
+            dropped_.erase(wanted.name);
         } else {
             std::string o = attribute_options(wanted, &cur->role);
             if (wanted.valid_until && !cur->valid_until_same)
@@ -753,7 +757,7 @@ class Session {
                                     std::back_inserter(grant));
                 std::set_difference(have.begin(), have.end(), want.begin(), want.end(),
                                     std::back_inserter(revoke));
-                check_roles_exist(conn_, instance_, grant);
+                roles_exist(grant);
                 auto list = [&](const std::vector<std::string>& names) {
                     std::string l;
                     for (const auto& g : names)
@@ -771,7 +775,7 @@ class Session {
             }
             if (!statements.empty()) out.result = Result::changed;
         }
-        run_all(conn_, statements, wanted.name);
+        if (!check_) run_all(conn_, statements, wanted.name);
         for (auto& s : statements) {
             OPENSSL_cleanse(s.run.data(), s.run.size());
             out.statements.push_back(std::move(s.shown));
@@ -780,13 +784,15 @@ class Session {
         if (wanted.pgpass) {
             bool changed = false;
             if (!*wanted.pgpass)
-                changed = pgpass_remove(instance_, wanted.name);
+                changed = pgpass_remove(instance_, wanted.name, !check_);
             else if (wanted.password)
-                changed = pgpass_set(instance_, wanted.name, *wanted.password);
-            if (changed) {
+                changed = pgpass_set(instance_, wanted.name, *wanted.password, !check_);
+            if (changed && !check_) {
                 log::info("role " + wanted.name + ": " +
                           (*wanted.pgpass ? "wrote its entry in " : "removed its entry from ") +
                           pgpass_file().string());
+            }
+            if (changed) {
                 out.pgpass_changed = true;
                 if (out.result == Result::unchanged) out.result = Result::changed;
             }
@@ -796,25 +802,41 @@ class Session {
     }
 
   private:
+    // check_roles_exist, where in check mode the roles created earlier in the list exist and
+    // those dropped earlier do not.
+    void roles_exist(const std::vector<std::string>& names) {
+        std::vector<std::string> look;
+        for (const auto& n : names) {
+            if (planned_.count(n)) continue;
+            if (dropped_.count(n)) throw role_not_found(instance_, n);
+            look.push_back(n);
+        }
+        check_roles_exist(conn_, instance_, look);
+    }
+
     const Instance& instance_;
     pg::Connection conn_;
+    bool check_ = false;
+    // In check mode: roles the statements so far would create, and drop.
+    std::set<std::string> planned_, dropped_;
 };
 
 }  // namespace
 
 // ---- the API --------------------------------------------------------------------------------
 
-Outcome apply(Context&, const Instance& instance, const Role& role) {
+Outcome apply(Context&, const Instance& instance, const Role& role, const ApplyOptions& options) {
     validate(role);
-    Session s(instance);
+    Session s(instance, options.check);
     return s.apply_all({role}).at(0);
 }
 
-std::vector<Outcome> apply(Context&, const Instance& instance, const std::vector<Role>& roles) {
+std::vector<Outcome> apply(Context&, const Instance& instance, const std::vector<Role>& roles,
+                           const ApplyOptions& options) {
     for (const auto& r : roles) validate(r);
     std::vector<Outcome> out;
     if (roles.empty()) return out;
-    Session s(instance);
+    Session s(instance, options.check);
     return s.apply_all(roles);
 }
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "engine/core/instance.hpp"
+#include "engine/operations/change.hpp"
 
 namespace pgforge {
 class Context;
@@ -49,24 +50,38 @@ struct Role {
     bool drop_owned = false;
 };
 
-enum class Result { created, changed, dropped, unchanged };
-std::string_view to_string(Result r);
+using Result = Change;
+using pgforge::to_string;
 
 struct Outcome {
     std::string name;
     Result result = Result::unchanged;
-    // The statements run, in order, with any password verifier shown as '***'. Statements run in
+    // The statements run (in check mode: that would run), in order, with any password verifier
+    // shown as '***'. Statements run in
     // another database than postgres begin with a comment naming it. Empty when unchanged.
     std::vector<std::string> statements;
-    bool pgpass_changed = false;  // ~/.pgpass was written (counts as a change)
+    bool pgpass_changed = false;  // ~/.pgpass was (would be) written (counts as a change)
+};
+
+struct ApplyOptions {
+    // Check mode (`apply --check`): compare as apply does and report the statements it would
+    // run (a password that would change shows as '***', as always; it is not even hashed) and
+    // whether ~/.pgpass would be written, without running or writing anything. The connection
+    // is read-only (default_transaction_read_only). A role created earlier in the list counts
+    // as existing for in_roles; what only the server finds when a statement runs (objects still
+    // depending on a role to drop) is not found, and a list naming the same role twice compares
+    // the later one with what is there.
+    bool check = false;
 };
 
 // Makes the role as described. Throws Error(Exit::usage) for a bad description,
 // Error(Exit::not_found) when a role named in in_roles or reassign_owned does not exist.
 // Several statements on the instance run in one transaction.
-Outcome apply(Context& ctx, const Instance& instance, const Role& role);
+Outcome apply(Context& ctx, const Instance& instance, const Role& role,
+              const ApplyOptions& options = {});
 // The same for several roles over one connection, in order; stops at the first error.
-std::vector<Outcome> apply(Context& ctx, const Instance& instance, const std::vector<Role>& roles);
+std::vector<Outcome> apply(Context& ctx, const Instance& instance, const std::vector<Role>& roles,
+                           const ApplyOptions& options = {});
 
 bool exists(Context& ctx, const Instance& instance, const std::string& name);
 // Every attribute filled in, pgpass from ~/.pgpass, no password. Error(Exit::not_found) when

@@ -1,5 +1,6 @@
 #include "engine/pipeline/hba_records.hpp"
 
+#include "engine/conf/pgconf.hpp"
 #include "engine/core/error.hpp"
 
 namespace pgforge {
@@ -58,8 +59,10 @@ conf::HbaRecord from_sdk(const sdk::HbaRecord& r) {
 bool InstanceHbaReader::read_hba(std::vector<sdk::HbaRecord>& records,
                                  std::vector<sdk::HbaProblem>& problems, std::string& error) {
     try {
+        // The file hba_file names, read with the rights of whoever controls the file naming it.
+        auto files = conf::auth_file_paths(instance_.data_dir);
         conf::HbaReading read =
-            conf::read_hba_records(read_text_file(instance_.data_dir / "pg_hba.conf"));
+            conf::read_hba_records(conf::read_auth_file(files.hba, files.hba_named_by));
         for (const auto& r : read.records) records.push_back(to_sdk(r));
         for (const auto& [line, message] : read.invalid) problems.push_back({line, message});
         return true;

@@ -8,6 +8,7 @@
 
 #include "engine/conf/template.hpp"
 #include "engine/core/error.hpp"
+#include "engine/operations/configuration.hpp"
 #include "engine/operations/instances.hpp"
 #include "engine/pg/connection.hpp"
 #include "tests/support/test_site.hpp"
@@ -97,6 +98,12 @@ TEST_CASE("a restart parameter is reported pending, and applied with --restart",
                   "SELECT pending_restart::text FROM pg_settings WHERE name = 'max_connections'") ==
         "true");
 
+    // Setting the value again writes nothing, and still says what the server has pending.
+    auto again = r.site.cli({"conf", "set", "-i", "conf", "max_connections=42", "--json"});
+    REQUIRE(again.status == 0);
+    CHECK(again.out.find("\"changed\": false") != std::string::npos);
+    CHECK(again.out.find("\"pending_restart\": true") != std::string::npos);
+
     auto restarted = r.site.cli({"conf", "set", "-i", "conf", "max_connections=43", "--restart"});
     REQUIRE(restarted.status == 0);
     CHECK(restarted.out.find("15/conf restarted") != std::string::npos);
@@ -145,6 +152,57 @@ TEST_CASE("conf set on any file un-comments the sample's default in place", "[in
     CHECK(after.find("\nwork_mem = 64MB") != std::string::npos);
     CHECK(after.find("#work_mem = 4MB") == std::string::npos);
     CHECK(after.size() == before.size());  // "#work_mem = 4MB" -> "work_mem = 64MB"
+}
+
+TEST_CASE("conf set on a file edits the line that wins, in the file it includes",
+          "[integration][conf]") {
+    TestSite site;
+    fs::path file = site.root() / "main.conf";
+    fs::path included = site.root() / "tuning.conf";
+    { std::ofstream(file) << "work_mem = 2MB\ninclude 'tuning.conf'\n"; }
+    { std::ofstream(included) << "work_mem = 9MB\n"; }
+    auto out = site.cli({"conf", "set", "--file", file.string(), "work_mem=16MB", "--json"});
+    REQUIRE(out.status == 0);
+    CHECK(out.out.find("\"before\": \"9MB\"") != std::string::npos);
+    CHECK(out.out.find("which wins: edited there") != std::string::npos);
+    CHECK(read_text_file(included) == "work_mem = 16MB\n");
+    CHECK(read_text_file(file) == "work_mem = 2MB\ninclude 'tuning.conf'\n");
+}
+
+TEST_CASE("settings and pg_hba.conf change in one configure, with a diff of each file",
+          "[integration][conf][hba]") {
+    Running r;
+    Context ctx(r.site.settings());
+    configuration::Request req;
+    req.settings["work_mem"] = "12MB";
+    req.hba = [](conf::HbaFile& f) {
+        auto wanted = conf::HbaRecord::parse_fields({"host", "all", "all", "127.0.0.2/32", "md5"});
+        for (const auto& r : f.records())
+            if (r.same_as(wanted)) return;
+        f.insert(f.records().size(), wanted);
+    };
+    std::string conf_before = read_text_file(r.instance.data_dir / "postgresql.conf");
+    auto dry = configuration::configure(ctx, r.instance, req, {.dry_run = true, .diff = true});
+    CHECK(dry.hba_changed);
+    REQUIRE(dry.diffs.size() == 2);
+    CHECK(dry.diffs.at(0).diff.find("+work_mem = 12MB") != std::string::npos);
+    CHECK(dry.diffs.at(1).diff.find("127.0.0.2/32") != std::string::npos);
+    CHECK(dry.diffs.at(1).diff.find("\n+host") != std::string::npos);
+    CHECK(read_text_file(r.instance.data_dir / "postgresql.conf") == conf_before);
+    CHECK(show(r.instance, "work_mem") == "4MB");
+
+    auto out = configuration::configure(ctx, r.instance, req);
+    CHECK(out.reloaded);
+    CHECK(show(r.instance, "work_mem") == "12MB");
+    CHECK(query_one(r.instance,
+                    "SELECT count(*) FROM pg_hba_file_rules WHERE address = "
+                    "'127.0.0.2'") == "1");
+    // One configure in the journal for both.
+    auto history = r.site.cli({"instance", "history", "conf", "--json"});
+    CHECK(history.out.find("\"configure\"") != std::string::npos);
+    auto again = configuration::configure(ctx, r.instance, req, {.diff = true});
+    CHECK_FALSE(again.changed);
+    CHECK(again.diffs.empty());
 }
 
 TEST_CASE("hba add on a running instance is what the server reads", "[integration][hba]") {

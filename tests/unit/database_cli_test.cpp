@@ -42,18 +42,23 @@ TEST_CASE("apply -f refuses a malformed description before touching any instance
         const char* message;
     };
     std::vector<Case> cases = {
-        {"name: app\nowenr: alice\n", "unknown key 'owenr'"},
-        {"name: app\nstate: gone\n", "state must be present or absent, not 'gone'"},
-        {"owner: alice\n", "a database needs a name"},
-        {"name: app\nsettings: [a, b]\n", "settings (line 2) must be a mapping"},
-        {"name: app\nschemas: {a: b}\n", "schemas (line 2) must be a list"},
-        {"name: app\nschemas: [{name: s, ownr: x}]\n", "unknown key 'ownr'"},
-        {"name: app\nextensions: [{schema: s}]\n", "an extension needs a name"},
-        {"name: app\nforce_drop: maybe\n", "force_drop (line 2) must be true or false"},
-        {"name: [a]\n", "database.name (line 1) must be a string"},
-        {"just text\n", "expected a database (a mapping) or a list of them"},
-        {"{\"name\": \"app\", \"settings\": {\"work_mem\": \"1MB\"},, }", "test.yaml"},
-        {"- name: ok\n- name: app\n  tablespace: {x: 1}\n", "[1].tablespace (line 3) must be"},
+        {"name: app\nowenr: alice\n", "test.yaml:2:1: unknown key 'owenr'"},
+        {"name: app\nstate: gone\n", "test.yaml:2:8: state: expected one of present, absent"},
+        {"owner: alice\n", "test.yaml:1:1: 'name' is required"},
+        {"name: app\nsettings: [a, b]\n", "test.yaml:2:11: settings: expected a mapping"},
+        {"name: app\nsettings: {a: [b]}\n",
+         "test.yaml:2:15: settings.a: expected a string, a number or true or false"},
+        {"name: app\nschemas: {a: b}\n", "test.yaml:2:10: schemas: expected a list"},
+        {"name: app\nschemas: [{name: s, ownr: x}]\n",
+         "test.yaml:2:21: schemas[0]: unknown key 'ownr'"},
+        {"name: app\nextensions: [{schema: s}]\n",
+         "test.yaml:2:14: extensions[0]: 'name' is required"},
+        {"name: app\nforce_drop: maybe\n", "test.yaml:2:13: force_drop: expected true or false"},
+        {"name: [a]\n", "test.yaml:1:7: name: expected a string"},
+        {"just text\n", "test.yaml:1:1: expected a mapping or a list"},
+        {"{\"name\": \"app\", \"settings\": {\"work_mem\": \"1MB\"}", "test.yaml:1:"},
+        {"- name: ok\n- name: app\n  tablespace: {x: 1}\n",
+         "test.yaml:3:15: [1].tablespace: expected a string"},
     };
     for (const auto& c : cases) {
         INFO(c.content);

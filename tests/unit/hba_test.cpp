@@ -548,3 +548,36 @@ TEST_CASE("ident remove drops the entries matching every name given", "[unit][hb
     CHECK(f.remove(std::nullopt, std::nullopt, std::nullopt) == 2);
     CHECK(f.entries().empty());
 }
+
+TEST_CASE("list_hba_lines lists every record line, the bad ones with what is wrong",
+          "[unit][hba]") {
+    const std::string text =
+        "# comment\n"
+        "local all all peer\n"
+        "\n"
+        "host all all 10.0.0.0/33 md5\n"
+        "host all app 127.0.0.1/32 \\\n"
+        "     scram-sha-256\n"
+        "hots all all all md5\n"
+        "local all all trust\n";
+    auto lines = pgforge::conf::list_hba_lines(text);
+    REQUIRE(lines.size() == 5);
+    CHECK(lines[0].line == 2);
+    REQUIRE(lines[0].record);
+    CHECK(lines[0].record->method == "peer");
+    CHECK(lines[0].error.empty());
+    CHECK(lines[1].line == 4);
+    CHECK_FALSE(lines[1].record);
+    CHECK(lines[1].text == "host all all 10.0.0.0/33 md5");
+    CHECK_THAT(lines[1].error, Catch::Contains("invalid CIDR mask"));
+    REQUIRE(lines[2].record);
+    CHECK(lines[2].line == 5);
+    CHECK(lines[2].record->method == "scram-sha-256");
+    CHECK_FALSE(lines[3].record);
+    CHECK_THAT(lines[3].error, Catch::Contains("unknown connection type \"hots\""));
+    REQUIRE(lines[4].record);
+    CHECK(lines[4].line == 8);
+    // The strict parse used before writing still refuses the file.
+    CHECK_THAT(error_of([&] { HbaFile::parse(text, "/x/pg_hba.conf"); }),
+               Catch::Contains("/x/pg_hba.conf:4:"));
+}

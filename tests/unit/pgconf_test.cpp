@@ -622,3 +622,34 @@ TEST_CASE("parse + set + write of a 10,000-line file", "[.bench]") {
     WARN("10,000-line parse + 3 sets + print + write_file_atomically: median "
          << median << " ms, best " << ms.front() << " ms (" << text.size() << " bytes)");
 }
+
+TEST_CASE("auth_file_paths follows hba_file and ident_file as the server does", "[unit][conf]") {
+    using pgforge::conf::auth_file_paths;
+    TempDir dir;
+    const fs::path data = dir / "data";
+    fs::create_directories(data / "conf.d");
+    SECTION("unset: the files of the data directory") {
+        write_text(data / "postgresql.conf", "port = 5433\n");
+        auto files = auth_file_paths(data);
+        CHECK(files.hba == data / "pg_hba.conf");
+        CHECK(files.ident == data / "pg_ident.conf");
+    }
+    SECTION("absolute paths as written; relative ones from the data directory") {
+        write_text(data / "postgresql.conf",
+                   "hba_file = '/etc/pg/hba.conf'\ninclude = 'conf.d/auth.conf'\n");
+        // A relative path in an included file is still the data directory's, not the file's.
+        write_text(data / "conf.d" / "auth.conf", "ident_file = 'conf.d/../auth/ident.conf'\n");
+        auto files = auth_file_paths(data);
+        CHECK(files.hba == fs::path("/etc/pg/hba.conf"));
+        CHECK(files.ident == data / "auth" / "ident.conf");
+    }
+    SECTION("the winning line counts, postgresql.auto.conf last; an empty value is unset") {
+        write_text(data / "postgresql.conf",
+                   "hba_file = 'a.conf'\nhba_file = 'b.conf'\n"
+                   "ident_file = ''\n");
+        write_text(data / "postgresql.auto.conf", "hba_file = 'c.conf'\n");
+        auto files = auth_file_paths(data);
+        CHECK(files.hba == data / "c.conf");
+        CHECK(files.ident == data / "pg_ident.conf");
+    }
+}

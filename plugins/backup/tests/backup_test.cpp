@@ -195,7 +195,7 @@ TEST_CASE("instance create --option backup.stanza=prod gives the instance that s
     CHECK(contains(read_text(i.base_dir / "backup" / "pgbackrest.conf"), "[prod]"));
     CHECK(fs::exists(s.repository("prod") / "archive" / "prod"));
     auto get = json::parse(s.cli({"--json", "instance", "get", "opt"}).out);
-    CHECK(get["plugin_options"] == json{{"backup", {{"stanza", "prod"}}}});
+    CHECK(get["backup"] == json{{"stanza", "prod"}});
     CHECK(get["plugins"]["backup"]["stanza"] == "prod");
 }
 
