@@ -77,6 +77,47 @@ TEST_CASE("instance create --option hands the plugin its values; get shows them"
     REQUIRE(s.site.cli({"instance", "drop", "opt"}).status == 0);
 }
 
+TEST_CASE("instance apply: a plugin's section sets its options, get | apply is unchanged",
+          "[plugin-options]") {
+    OptionsSite s;
+    const fs::path file = s.site.root() / "opt.yaml";
+    auto apply = [&](const std::string& yaml) {
+        std::ofstream(file, std::ios::trunc) << yaml;
+        auto r = s.site.cli({"--json", "instance", "apply", "-f", file.string()});
+        INFO(r.err);
+        REQUIRE(r.status == 0);
+        return json::parse(r.out).at("results").at(0);
+    };
+    auto made = apply("name: ap\noptioned: {label: one, count: 4}\n");
+    CHECK(made["result"] == "created");
+    CHECK(read_text(s.written("ap")) == "count=4\nlabel=one\n");
+
+    auto changed = apply("name: ap\noptioned: {label: two, count: null}\n");
+    CHECK(changed["result"] == "changed");
+    CHECK(changed["changes"] == json::parse(R"([
+        {"field": "optioned.count", "before": "4", "after": null},
+        {"field": "optioned.label", "before": "one", "after": "two"}])"));
+    // The configure after the store handed the plugin the new values (count back to default).
+    CHECK(read_text(s.written("ap")) == "count=3\nlabel=two\n");
+
+    auto again = apply("name: ap\noptioned: {label: two}\n");
+    CHECK(again["result"] == "unchanged");
+
+    auto get = s.site.cli({"--json", "instance", "get", "ap"});
+    REQUIRE(get.status == 0);
+    std::ofstream(file, std::ios::trunc) << get.out;
+    auto round = s.site.cli({"--json", "instance", "apply", "-f", file.string()});
+    INFO(round.err);
+    REQUIRE(round.status == 0);
+    CHECK(json::parse(round.out)["results"][0]["result"] == "unchanged");
+
+    std::ofstream(file, std::ios::trunc) << "name: ap\noptioned: {count: x}\n";
+    auto bad = s.site.cli({"--json", "instance", "apply", "-f", file.string()});
+    CHECK(bad.status == 2);
+    CHECK_THAT(bad.err, Catch::Contains("plugin option optioned.count: 'x' is not an integer"));
+    REQUIRE(s.site.cli({"instance", "drop", "ap"}).status == 0);
+}
+
 TEST_CASE("plugin show lists the options a plugin declares", "[plugin-options]") {
     OptionsSite s;
     auto text = s.site.cli({"plugin", "show", "optioned"});
