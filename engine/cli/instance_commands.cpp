@@ -19,6 +19,7 @@
 #include "engine/inventory/inventory.hpp"
 #include "engine/operations/checksums.hpp"
 #include "engine/operations/configuration.hpp"
+#include "engine/operations/plugin_options.hpp"
 #include "engine/operations/settings_view.hpp"
 #include "engine/pg/postmaster_pid.hpp"
 #include "engine/pipeline/pipeline.hpp"
@@ -110,6 +111,7 @@ void create_options(po::options_description& d) {
         ("superuser-password-file", po::value<std::string>(), "file whose first line is the superuser's password")
         ("waldir", po::value<std::string>(), "WAL directory outside the data directory")
         ("set", po::value<std::vector<std::string>>()->composing(), "NAME=VALUE: a postgresql.conf setting, checked with the server's rules (repeatable)")
+        ("option", po::value<std::vector<std::string>>()->composing(), "PLUGIN.KEY=VALUE, an option a plugin declares, for this instance (repeatable)")
         ("state", po::value<std::string>()->default_value("started"), "started or stopped");
     // clang-format on
 }
@@ -262,6 +264,9 @@ int instance_create(Invocation& inv) {
     o.waldir = inv.opt<std::string>("waldir").value_or("");
     if (auto sets = inv.opt<std::vector<std::string>>("set"))
         o.settings = configuration::parse_assignments(*sets);
+    if (inv.vm.count("option"))
+        for (const auto& a : inv.vm["option"].as<std::vector<std::string>>())
+            plugin_options::parse_assignment(a, o.plugin_options);
     std::string state = *inv.opt<std::string>("state");
     if (state != "started" && state != "stopped")
         throw Error(Exit::usage, "--state must be started or stopped, not '" + state + "'");
@@ -389,6 +394,7 @@ int instance_get(Invocation& inv) {
     ServerStatus s = instances::status(inv.ctx(), i);
     auto fields = plugin_fields(inv.ctx(), i);
     const auto pending = settings_view::pending_restart(inv.ctx(), i);  // nullopt: stopped
+    auto options = plugin_options::values(inv.ctx(), i);
     if (inv.json) {
         json j = instance_json(i);
         // The fields of the instance manifest (docs/apply.md), so that this output applied as
@@ -399,6 +405,25 @@ int instance_get(Invocation& inv) {
         j["status"] = status_json(s);
         j["pending_restart"] = pending ? json(*pending) : json(nullptr);
         for (const auto& [plugin, key, value] : fields) j["plugins"][plugin][key] = value;
+        // The per-instance options set (not the defaults), as the manifest's section of each
+        // plugin, typed as the plugin declares them.
+        std::map<std::string, std::string> types;
+        if (!options.empty())
+            for (const auto& d : plugin_options::declared(inv.ctx()))
+                types[d.plugin + "." + d.key] = d.type;
+        const json engine_fields = j;
+        for (const auto& [plugin, keys] : options)
+            for (const auto& [key, value] : keys) {
+                // A plugin named like a field of the output above is left out.
+                if (engine_fields.contains(plugin)) continue;
+                const std::string type = types[plugin + "." + key];
+                json v = value;
+                if (type == "integer")
+                    v = std::stoll(value);
+                else if (type == "boolean")
+                    v = value == "true";
+                j[plugin][key] = v;
+            }
         inv.out << j.dump(2) << "\n";
         return 0;
     }
@@ -417,6 +442,9 @@ int instance_get(Invocation& inv) {
         {"connect:", connect_hint(i)},
         {"pending restart:", pending ? (*pending ? "yes" : "no") : "- (stopped)"},
     };
+    for (const auto& [plugin, keys] : options)
+        for (const auto& [key, value] : keys)
+            rows.push_back({"option " + plugin + "." + key + ":", value});
     for (const auto& [plugin, key, value] : fields)
         rows.push_back({plugin + " " + key + ":", value});
     print_table(inv.out, rows);

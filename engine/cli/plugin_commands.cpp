@@ -30,6 +30,12 @@ json record_json(const PluginRecord& r, LoadedPlugin* loaded) {
         order[sdk::to_string(point)] = {{"after", o.after}, {"before", o.before}};
     json families = json::object();
     for (const auto& [family, summary] : m.families) families[family] = summary;
+    json options = json::array();
+    for (const auto& o : m.options)
+        options.push_back({{"key", o.key},
+                           {"type", o.type},
+                           {"default", o.default_value ? json(*o.default_value) : json()},
+                           {"description", o.description}});
     json j = {{"name", m.name},
               {"version", loaded ? loaded->version() : m.version},
               {"sdk", std::to_string(m.sdk_major) + "." + std::to_string(m.sdk_minor)},
@@ -42,6 +48,7 @@ json record_json(const PluginRecord& r, LoadedPlugin* loaded) {
               {"hooks", hooks},
               {"order", order},
               {"commands", families},
+              {"options", options},
               {"error", r.error}};
     if (loaded) {
         json cmds = json::array();
@@ -117,6 +124,10 @@ int plugin_show(Invocation& inv) {
         for (const auto& c : j["command_list"])
             rows.push_back({"command:", "pgforge " + c["command"].get<std::string>() + "  " +
                                             c["summary"].get<std::string>()});
+    for (const auto& o : r->manifest.options)
+        rows.push_back({"option:", name + "." + o.key + " (" + o.type +
+                                       (o.default_value ? ", default " + *o.default_value : "") +
+                                       ")" + (o.description.empty() ? "" : "  " + o.description)});
     auto section = inv.ctx().settings().sections.find(name);
     if (section != inv.ctx().settings().sections.end())
         for (const auto& [k, v] : section->second)

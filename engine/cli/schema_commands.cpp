@@ -4,6 +4,7 @@
 // are linked in (database_manifest.cpp and role_manifest.cpp are, by `database apply` and
 // `role apply`); this prints what is registered.
 #include "engine/cli/command.hpp"
+#include "engine/operations/apply.hpp"
 #include "engine/operations/manifest_schema.hpp"
 
 namespace pgforge::cli {
@@ -23,8 +24,13 @@ int print_schema(Invocation& inv, const std::string& name) {
     return 0;
 }
 
+// The instance manifest has a section per enabled plugin that declares per-instance options.
 int schema_instance(Invocation& inv) {
-    return print_schema(inv, "instance");
+    if (!inv.positional.empty())
+        throw Error(Exit::usage, "unexpected '" + inv.positional[0] + "'",
+                    "pgforge schema instance takes no argument");
+    inv.out << instances::manifest_json_schema(instances::plugin_sections(inv.ctx())) << "\n";
+    return 0;
 }
 int schema_database(Invocation& inv) {
     return print_schema(inv, "database");

@@ -26,7 +26,7 @@ namespace {
 
 // Each entry is applied once, in order; PRAGMA user_version counts how many have been.
 // Never edit an entry that has shipped: add a new one.
-constexpr std::array<const char*, 4> migrations = {
+constexpr std::array<const char*, 5> migrations = {
     // 1: instances and the journal of operations.
     R"sql(
 CREATE TABLE instances (
@@ -86,6 +86,18 @@ CREATE TABLE journal_steps (
     R"sql(
 ALTER TABLE journal ADD COLUMN process TEXT NOT NULL DEFAULT '';
 CREATE INDEX journal_unfinished ON journal (instance) WHERE ended_at = '';
+)sql",
+    // 5: per-instance options of plugins (SDK 1.2), set by the user, gone with the instance.
+    R"sql(
+CREATE TABLE plugin_options (
+    version TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    plugin  TEXT NOT NULL,
+    key     TEXT NOT NULL,
+    value   TEXT NOT NULL,
+    PRIMARY KEY (version, name, plugin, key),
+    FOREIGN KEY (version, name) REFERENCES instances (version, name) ON DELETE CASCADE
+);
 )sql",
 };
 
@@ -778,6 +790,42 @@ void Inventory::set_plugin_state(const Instance& instance, const std::string& pl
                         "?3, ?4) ON CONFLICT (version, name, plugin) DO UPDATE SET config = ?4");
     statement.bind(1, instance.version).bind(2, instance.name).bind(3, plugin).bind(4, json);
     statement.step();
+}
+
+Inventory::PluginOptions Inventory::plugin_options(const Instance& instance) const {
+    Statement statement(db_,
+                        "SELECT plugin, key, value FROM plugin_options WHERE version = ?1 AND "
+                        "name = ?2 ORDER BY plugin, key");
+    statement.bind(1, instance.version).bind(2, instance.name);
+    PluginOptions out;
+    while (statement.step()) out[statement.text(0)][statement.text(1)] = statement.text(2);
+    return out;
+}
+
+void Inventory::set_plugin_options(const Instance& instance, const PluginOptionChanges& changes,
+                                   std::int64_t end_operation_id,
+                                   const std::vector<JournalStep>& steps) {
+    in_transaction(db_, [&] {
+        Statement set(db_,
+                      "INSERT INTO plugin_options (version, name, plugin, key, value) VALUES (?1, "
+                      "?2, ?3, ?4, ?5) ON CONFLICT (version, name, plugin, key) DO UPDATE SET "
+                      "value = ?5");
+        Statement unset(db_,
+                        "DELETE FROM plugin_options WHERE version = ?1 AND name = ?2 AND "
+                        "plugin = ?3 AND key = ?4");
+        for (const auto& [plugin, keys] : changes)
+            for (const auto& [key, value] : keys) {
+                Statement& s = value ? set : unset;
+                s.reset();
+                s.bind(1, instance.version).bind(2, instance.name).bind(3, plugin).bind(4, key);
+                if (value) s.bind(5, *value);
+                s.step();
+            }
+        if (end_operation_id != 0) {
+            insert_steps(end_operation_id, steps);
+            end_operation(end_operation_id, true, {});
+        }
+    });
 }
 
 std::vector<int> Inventory::plugin_ports() const {

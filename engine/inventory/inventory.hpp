@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -101,6 +102,18 @@ class Inventory {
     std::string plugin_state(const Instance& instance, const std::string& plugin) const;
     void set_plugin_state(const Instance& instance, const std::string& plugin,
                           const std::string& json);
+    // The per-instance options of plugins (SDK 1.2, pgforge/options.hpp) as set for the
+    // instance: plugin -> key -> value; gone with the instance. Only the library writes them,
+    // never a plugin.
+    using PluginOptions = std::map<std::string, std::map<std::string, std::string>>;
+    using PluginOptionChanges =
+        std::map<std::string, std::map<std::string, std::optional<std::string>>>;
+    PluginOptions plugin_options(const Instance& instance) const;
+    // Sets each plugin.key to its value, or removes it (nullopt), in one transaction; with an
+    // operation id, that operation is ended "ok" with `steps` in the same transaction.
+    void set_plugin_options(const Instance& instance, const PluginOptionChanges& changes,
+                            std::int64_t end_operation_id = 0,
+                            const std::vector<JournalStep>& steps = {});
     // Ports plugins reserved (the "port" key of their states, and "port" of each helper under
     // their "helpers" key).
     std::vector<int> plugin_ports() const;

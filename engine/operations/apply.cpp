@@ -4,6 +4,7 @@
 
 #include "engine/core/error.hpp"
 #include "engine/inventory/inventory.hpp"
+#include "engine/operations/plugin_options.hpp"
 #include "engine/pipeline/pipeline.hpp"
 
 namespace fs = std::filesystem;
@@ -200,6 +201,14 @@ Applied create_from(Context& ctx, const Manifest& m, const ApplyOptions& o) {
                 c.settings[name] = *value;
                 out.changes.push_back({"settings." + name, std::nullopt, *value});
             }
+    // Plugins' per-instance options, checked before anything is made.
+    plugin_options::check(ctx, m.plugin_options);
+    for (const auto& [plugin, keys] : m.plugin_options)
+        for (const auto& [key, value] : keys)
+            if (value) {
+                c.plugin_options[plugin][key] = *value;
+                out.changes.push_back({plugin + "." + key, std::nullopt, *value});
+            }
     // The records' changes are those the edits make of the templates' files.
     std::vector<FieldChange> auth_changes;
     const auto own = own_record(m.superuser.value_or(ctx.settings().superuser),
@@ -227,8 +236,14 @@ Applied create_from(Context& ctx, const Manifest& m, const ApplyOptions& o) {
 
 }  // namespace
 
-std::vector<std::string> plugin_sections(Context&) {
-    return {};
+std::vector<PluginSection> plugin_sections(Context& ctx) {
+    std::vector<PluginSection> out;
+    if (!ctx.plugins_wanted()) return out;
+    for (const auto& d : plugin_options::declared(ctx)) {
+        if (out.empty() || out.back().plugin != d.plugin) out.push_back({d.plugin, {}});
+        out.back().keys.push_back({d.key, d.type, d.description});
+    }
+    return out;
 }
 
 Applied apply(Context& ctx, const Manifest& m, const ApplyOptions& o) {
@@ -274,12 +289,21 @@ Applied apply(Context& ctx, const Manifest& m, const ApplyOptions& o) {
         req.ident = [&](conf::IdentFile& f) {
             edit_ident(f, *m.ident, m.ident_mode, auth_changes);
         };
+    // Plugins' per-instance options: stored first, so that the configure below hands the plugins
+    // their new values at pre_configure.
+    plugin_options::check(ctx, m.plugin_options);
+    const auto option_changes = plugin_options::plan(ctx, i, m.plugin_options);
+    if (!o.check && !option_changes.empty()) plugin_options::store(ctx, i, m.plugin_options);
+    // Their new values reach the plugins through one configure, even when no file of the
+    // manifest's own changes.
+    req.run_hooks = !option_changes.empty();
     const bool was_running = running(i);
     configuration::Options copts;
     copts.dry_run = o.check;
     copts.diff = o.diff;
     copts.restart = m.restart_on_changes && m.state == WantedState::started;
-    if (!req.settings.empty() || req.hba || req.ident) {
+    for (const auto& ch : option_changes) out.changes.push_back({ch.field, ch.before, ch.after});
+    if (!req.settings.empty() || req.hba || req.ident || req.run_hooks) {
         auto outcome = configuration::configure(ctx, i, req, copts);
         for (const auto& ch : outcome.changes) {
             if (ch.effect == "unchanged") continue;

@@ -41,7 +41,7 @@ struct ApplyOptions {
 };
 
 // The plugins whose per-instance options a manifest may set (a section named after each).
-std::vector<std::string> plugin_sections(Context& ctx);
+std::vector<PluginSection> plugin_sections(Context& ctx);
 
 // Throws Error as the operations it runs do; what was applied before the failure stays (each
 // operation is whole or undone on its own), and the error says which part failed.

@@ -734,7 +734,7 @@ Outcome configure(Context& ctx, const Instance& i, const Request& r, const Optio
         if (out.hba_changed) diff(prop.auth.hba, prop.hba);
         if (out.ident_changed) diff(prop.auth.ident, prop.ident);
     }
-    if (before.empty()) {
+    if (before.empty() && !r.run_hooks) {
         // Nothing to write: the server's word on what waits for a restart among the settings
         // named (a value written earlier without --restart is still pending).
         if (!out.changes.empty() && !o.dry_run && instances::running(i)) {

@@ -76,6 +76,9 @@ struct Request {
     bool delete_lines = false;
     std::function<void(conf::HbaFile&)> hba;      // empty: pg_hba.conf left as it is
     std::function<void(conf::IdentFile&)> ident;  // empty: pg_ident.conf left as it is
+    // Run the configure pipeline even when the request changes no file of its own, so that
+    // plugins re-apply their contributions (their per-instance options changed, say).
+    bool run_hooks = false;
 };
 Outcome configure(Context& ctx, const Instance& instance, const Request& request,
                   const Options& options = {});

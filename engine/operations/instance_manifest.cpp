@@ -36,7 +36,7 @@ ms::Schema scalar_value() {
     return ms::one_of({ms::string(), ms::number(), ms::boolean()});
 }
 
-ms::Schema instance_schema(const std::vector<std::string>& plugin_sections) {
+ms::Schema instance_schema(const std::vector<PluginSection>& plugin_sections) {
     auto text = [](const char* what) { return ms::string().describe(what); };
     auto mode = [](const char* what) {
         return ms::enumeration({"present", "exact"})
@@ -100,14 +100,25 @@ ms::Schema instance_schema(const std::vector<std::string>& plugin_sections) {
     });
     for (const char* key : kReadOnly)
         schema.add(key, ms::any().describe("read only (instance get): not looked at"));
-    for (const auto& plugin : plugin_sections)
-        if (!schema.field(plugin))
-            schema.add(plugin, ms::map_of(ms::Schema(scalar_value()).allow_null())
-                                   .describe("options of the " + plugin + " plugin"));
+    for (const auto& section : plugin_sections) {
+        if (schema.field(section.plugin)) continue;
+        std::vector<ms::Field> keys;
+        for (const auto& k : section.keys) {
+            ms::Schema value = k.type == "integer"   ? ms::integer()
+                               : k.type == "boolean" ? ms::boolean()
+                                                     : ms::string();
+            keys.push_back(ms::optional(
+                k.name, value.describe(k.description + " (null: the plugin's default)")
+                            .allow_null()));
+        }
+        schema.add(section.plugin, ms::object(std::move(keys))
+                                       .describe("per-instance options of the " +
+                                                 section.plugin + " plugin"));
+    }
     return schema.describe("an instance (docs/apply.md)");
 }
 
-ms::Schema file_schema(const std::vector<std::string>& plugin_sections) {
+ms::Schema file_schema(const std::vector<PluginSection>& plugin_sections) {
     ms::Schema one = instance_schema(plugin_sections);
     return ms::one_of({one, ms::list(one)}).describe("one instance, or a list of them");
 }
@@ -175,7 +186,7 @@ ListMode mode_of(const YAML::Node& parent, const char* key) {
 }
 
 Manifest manifest_of(const YAML::Node& n, const std::string& source, const std::string& path,
-                     const std::vector<std::string>& plugin_sections) {
+                     const std::vector<PluginSection>& plugin_sections) {
     auto where = [&](const std::string& sub, const YAML::Node& node) {
         auto mark = node.Mark();
         std::string at = source;
@@ -225,24 +236,28 @@ Manifest manifest_of(const YAML::Node& n, const std::string& source, const std::
         for (const auto& r : list) m.roles.push_back(roles::role_from_node(r));
     if (auto list = n["databases"]; list && !list.IsNull())
         for (const auto& d : list) m.databases.push_back(databases::database_from_node(d));
-    for (const auto& plugin : plugin_sections)
-        if (auto section = n[plugin]; section && !section.IsNull())
+    for (const auto& s : plugin_sections)
+        if (auto section = n[s.plugin]; section && !section.IsNull())
             for (const auto& kv : section)
-                m.plugin_options[plugin][kv.first.Scalar()] =
+                m.plugin_options[s.plugin][kv.first.Scalar()] =
                     kv.second.IsNull() ? std::nullopt : std::optional(kv.second.Scalar());
     return m;
 }
 
 }  // namespace
 
+std::string manifest_json_schema(const std::vector<PluginSection>& plugin_sections) {
+    return ms::json_schema(file_schema(plugin_sections), "pgforge instance manifest");
+}
+
 std::vector<Manifest> read_manifests(const std::string& file,
-                                     const std::vector<std::string>& plugin_sections) {
+                                     const std::vector<PluginSection>& plugin_sections) {
     const std::string content = read_bounded(file, manifest_size_limit, "manifest");
     return parse_manifests(content, file == "-" ? "standard input" : file, plugin_sections);
 }
 
 std::vector<Manifest> parse_manifests(const std::string& content, const std::string& source,
-                                      const std::vector<std::string>& plugin_sections) {
+                                      const std::vector<PluginSection>& plugin_sections) {
     YAML::Node root = ms::parse(content, source);
     ms::validate(root, file_schema(plugin_sections), source);
     std::vector<Manifest> out;

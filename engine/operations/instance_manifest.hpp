@@ -51,13 +51,25 @@ struct Manifest {
     std::map<std::string, std::map<std::string, std::optional<std::string>>> plugin_options;
 };
 
+// The section of a plugin that declares per-instance options: its keys and their types
+// ("string", "integer", "boolean").
+struct PluginSection {
+    std::string plugin;
+    struct Key {
+        std::string name, type, description;
+    };
+    std::vector<Key> keys;
+};
+
 // One manifest (a mapping) or several (a list) from `file` ("-": standard input), at most
 // manifest_size_limit bytes, checked against the schema before anything is done: errors name
-// the file, line, column and the path of the bad value. `plugin_sections`: the names of the
-// plugins whose options a manifest may set (their sections are checked by the caller).
+// the file, line, column and the path of the bad value. `plugin_sections`: the plugins whose
+// options a manifest may set, a section named after each.
 std::vector<Manifest> read_manifests(const std::string& file,
-                                     const std::vector<std::string>& plugin_sections = {});
+                                     const std::vector<PluginSection>& plugin_sections = {});
 std::vector<Manifest> parse_manifests(const std::string& content, const std::string& source,
-                                      const std::vector<std::string>& plugin_sections = {});
+                                      const std::vector<PluginSection>& plugin_sections = {});
+// The JSON Schema of a manifest file (`pgforge schema instance`), with those sections.
+std::string manifest_json_schema(const std::vector<PluginSection>& plugin_sections);
 
 }  // namespace pgforge::instances

@@ -24,6 +24,7 @@
 #include "engine/core/safe_fs.hpp"
 #include "engine/inventory/inventory.hpp"
 #include "engine/operations/configuration.hpp"
+#include "engine/operations/plugin_options.hpp"
 #include "engine/operations/server.hpp"
 #include "engine/operations/stopped_scope.hpp"
 #include "engine/pg/postmaster_pid.hpp"
@@ -209,6 +210,7 @@ Instance create(Context& ctx, const CreateOptions& o) {
         for (const auto& [name, value] : o.settings) catalog.check_settable(name);
         conf::validate_values(installation, owner, o.settings);
     }
+    plugin_options::check(ctx, plugin_options::wanted_from(o.plugin_options));
 
     Instance i;
     i.name = o.name;
@@ -269,6 +271,7 @@ Instance create(Context& ctx, const CreateOptions& o) {
         i.options = opts.dump();
         p.made("inventory entry", i.qualified_name());
         inv.add(i);
+        plugin_options::store_new(ctx, i, o.plugin_options);
     });
     p.on_undo("inventory entry", [&] { inv.remove(i.version, i.name); });
 

@@ -47,6 +47,9 @@ struct CreateOptions {
     std::map<std::string, std::string> settings;
     std::function<void(conf::HbaFile&)> hba;
     std::function<void(conf::IdentFile&)> ident;
+    // Per-instance options of plugins (plugin -> key -> value, engine/operations/plugin_options):
+    // checked first, stored with the inventory entry, so every hook of the create sees them.
+    std::map<std::string, std::map<std::string, std::string>> plugin_options;
 };
 
 // initdb, configuration files, start (unless !start), inventory. On failure, removes exactly

@@ -28,6 +28,7 @@
 #include "engine/pipeline/helpers.hpp"
 #include "engine/pipeline/pipeline.hpp"
 #include "engine/pipeline/plugin_host.hpp"
+#include "pgforge/options.hpp"
 #include "pgforge/steps.hpp"
 
 namespace fs = std::filesystem;
@@ -59,6 +60,23 @@ class EngineInfoImpl final : public sdk::EngineInfo {
 };
 
 const pgforge_host host{sizeof(pgforge_host), &find_offered_interface};
+
+// A plugin's options for one instance (SDK 1.2): the values set, else the manifest's defaults;
+// only the keys the manifest declares.
+class InstanceOptionsImpl final : public sdk::InstanceOptions {
+  public:
+    explicit InstanceOptionsImpl(std::map<std::string, std::string> values)
+        : values_(std::move(values)) {}
+    std::optional<std::string> option(std::string_view key) const override {
+        auto it = values_.find(std::string(key));
+        if (it == values_.end()) return std::nullopt;
+        return it->second;
+    }
+    std::map<std::string, std::string> options() const override { return values_; }
+
+  private:
+    std::map<std::string, std::string> values_;
+};
 
 }  // namespace
 
@@ -169,6 +187,22 @@ class PluginCall : public Base {
                 helpers_ = std::make_unique<HelperSupervisor>(std::move(scope));
             }
             return offer<sdk::Helpers>(name, version, helpers_.get());
+        }
+        if (engine_instance_ && name == sdk::InstanceOptions::interface_name) {
+            if (!options_) {
+                std::map<std::string, std::string> values;
+                if (LoadedPlugin* p = ctx_.plugins().find(plugin_)) {
+                    auto set = ctx_.inventory().plugin_options(*engine_instance_)[plugin_];
+                    for (const ManifestOption& o : p->manifest().options) {
+                        if (auto v = set.find(o.key); v != set.end())
+                            values[o.key] = v->second;
+                        else if (o.default_value)
+                            values[o.key] = *o.default_value;
+                    }
+                }
+                options_ = std::make_unique<InstanceOptionsImpl>(std::move(values));
+            }
+            return offer<sdk::InstanceOptions>(name, version, options_.get());
         }
         return common_interface(name, version);
     }
@@ -420,7 +454,8 @@ class PluginCall : public Base {
     std::optional<InstanceHbaReader> hba_reader_;
     OsUser owner_;
     mutable std::unique_ptr<pg::Connection> connection_;
-    std::unique_ptr<HelperSupervisor> helpers_;  // made on the first find<sdk::Helpers>
+    std::unique_ptr<HelperSupervisor> helpers_;     // made on the first find<sdk::Helpers>
+    std::unique_ptr<InstanceOptionsImpl> options_;  // made on the first find<sdk::InstanceOptions>
     OfferedInterfaces offered_;
 };
 

@@ -126,6 +126,93 @@ std::map<sdk::HookPoint, DeclaredHook> parse_declared_hooks(const std::string& t
     return out;
 }
 
+std::string check_option_value(const std::string& type, const std::string& value,
+                               std::string& normalized) {
+    if (type == "integer") {
+        size_t at = value.size() > 1 && (value[0] == '-' || value[0] == '+') ? 1 : 0;
+        bool digits = at < value.size() && value.size() <= 20 &&
+                      std::all_of(value.begin() + at, value.end(),
+                                  [](char c) { return c >= '0' && c <= '9'; });
+        try {
+            if (!digits) throw std::invalid_argument(value);
+            normalized = std::to_string(std::stoll(value));
+        } catch (const std::logic_error&) {
+            return "'" + value + "' is not an integer";
+        }
+        return {};
+    }
+    if (type == "boolean") {
+        std::string v;
+        for (char c : value) v += char(std::tolower(static_cast<unsigned char>(c)));
+        if (v == "true" || v == "on" || v == "yes" || v == "1")
+            normalized = "true";
+        else if (v == "false" || v == "off" || v == "no" || v == "0")
+            normalized = "false";
+        else
+            return "'" + value + "' is not a boolean (true or false)";
+        return {};
+    }
+    if (type == "string") {
+        if (value.empty()) return "the value is empty";
+        if (value.size() > 1024) return "the value is longer than 1024 characters";
+        if (std::any_of(value.begin(), value.end(),
+                        [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
+            return "the value has a control character";
+        normalized = value;
+        return {};
+    }
+    return "the type '" + type + "' is not string, integer or boolean";
+}
+
+const ManifestOption* PluginManifest::option(const std::string& key) const {
+    for (const ManifestOption& o : options)
+        if (o.key == key) return &o;
+    return nullptr;
+}
+
+namespace {
+
+std::string trim(const std::string& s) {
+    auto b = s.find_first_not_of(" \t");
+    if (b == std::string::npos) return {};
+    return s.substr(b, s.find_last_not_of(" \t") - b + 1);
+}
+
+// "type[=default]: description", the value of a key of a manifest's [options].
+ManifestOption parse_option(const std::string& key, const std::string& value,
+                            const std::string& where) {
+    const std::string hint = "write " + key +
+                             " = TYPE[=DEFAULT]: DESCRIPTION (TYPE: string, integer or boolean), "
+                             "or pgforge_add_plugin(... OPTIONS \"" +
+                             key + "=TYPE[=DEFAULT]:DESCRIPTION\")";
+    if (key.empty() || !(key[0] >= 'a' && key[0] <= 'z') ||
+        !std::all_of(key.begin(), key.end(), [](char c) {
+            return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+        }))
+        throw Error(Exit::usage, where + ": option '" + key + "' is not a valid key",
+                    "an option's key is a-z, 0-9 and _, starting with a letter");
+    ManifestOption o;
+    o.key = key;
+    auto colon = value.find(':');
+    std::string head = value.substr(0, colon);
+    if (colon != std::string::npos) o.description = trim(value.substr(colon + 1));
+    auto eq = head.find('=');
+    o.type = trim(head.substr(0, eq));
+    if (o.type != "string" && o.type != "integer" && o.type != "boolean")
+        throw Error(Exit::usage, where + ": option " + key + ": unknown type '" + o.type + "'",
+                    hint);
+    if (eq != std::string::npos) {
+        std::string normalized;
+        std::string value_default = trim(head.substr(eq + 1));
+        if (auto why = check_option_value(o.type, value_default, normalized); !why.empty())
+            throw Error(Exit::usage, where + ": option " + key + ": its default: " + why, hint);
+        o.default_value = normalized;
+    }
+    return o;
+}
+
+}  // namespace
+
 PluginManifest read_plugin_manifest(const fs::path& file) {
     std::string why;
     auto opened = safe_fs::open_trusted(file, false, why);
@@ -188,10 +275,15 @@ PluginManifest read_plugin_manifest(const fs::path& file) {
                     throw Error(Exit::usage, where + ": unknown step '" + key + "'",
                                 "a plugin can provide the steps start and stop");
                 m.steps[key] = value;
+            } else if (section == "options") {
+                if (m.option(key))
+                    throw Error(Exit::usage, where + ": option " + key + " is there twice",
+                                "declare each option once");
+                m.options.push_back(parse_option(key, value, where));
             } else {
                 throw Error(Exit::usage, where + ": unknown key '" + o.string_key + "'",
                             "keys are name, version, sdk, library, summary, [hooks], [commands], "
-                            "[steps]");
+                            "[steps], [options]");
             }
         }
         po::variables_map vm;

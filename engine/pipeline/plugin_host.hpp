@@ -44,6 +44,25 @@ std::string hook_text(int priority, const HookOrder& order);
 //   backup = Backups with pgBackRest   (CLI families the plugin adds)
 //   [steps]
 //   start = Patroni starts the server  (steps the plugin provides: start, stop; pgforge/steps.hpp)
+//   [options]
+//   stanza = string: the pgBackRest stanza   (per-instance options, SDK 1.2: key = type[=default]:
+//   port = integer=9187: the exporter's port  description; types string, integer, boolean)
+
+// One per-instance option a plugin declares (pgforge/options.hpp).
+struct ManifestOption {
+    std::string key;
+    std::string type;  // "string", "integer", "boolean"
+    std::string description;
+    std::optional<std::string> default_value;  // normalized (check_option_value)
+    bool operator==(const ManifestOption&) const = default;
+};
+
+// Whether `value` is a value of an option of `type`: empty when it is, with `normalized` the value
+// as it is stored and handed to the plugin (integers in decimal, booleans "true"/"false"), else
+// why not ("'x' is not an integer"). Strings are 1 to 1024 characters without control characters.
+std::string check_option_value(const std::string& type, const std::string& value,
+                               std::string& normalized);
+
 struct PluginManifest {
     std::filesystem::path file;
     std::string name;
@@ -56,6 +75,9 @@ struct PluginManifest {
     std::map<sdk::HookPoint, HookOrder> order;    // only the points that have constraints
     std::map<std::string, std::string> families;  // CLI family -> summary
     std::map<std::string, std::string> steps;     // "start"/"stop" -> summary
+    std::vector<ManifestOption> options;          // in the manifest's order
+
+    const ManifestOption* option(const std::string& key) const;
 };
 
 // Throws Error(Exit::usage) naming the file and the key at fault, or Error(Exit::failure) when

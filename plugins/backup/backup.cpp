@@ -19,6 +19,7 @@
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <pgforge/options.hpp>
 #include <pgforge/plugin.hpp>
 #include <sstream>
 #include <thread>
@@ -600,11 +601,23 @@ class Backup final : public Plugin {
         Configuration* c = ctx.configuration();
         if (!c) return Result::proceed();  // a reload: nothing to contribute
         const Instance& i = *ctx.instance();
-        // The stanza and the repository are chosen once, at the first configure, and kept.
+        // The stanza and the repository are chosen once, at the first configure, and kept: the
+        // instance's option backup.stanza (SDK 1.2), else [backup] stanza.VERSION/NAME, else
+        // VERSION-NAME.
+        std::optional<std::string> wanted;
+        if (auto* options = find<InstanceOptions>(ctx)) wanted = options->option("stanza");
         auto stanza = ctx.state("stanza");
+        if (stanza && wanted && *wanted != *stanza)
+            return Result::refuse("instance " + i.qualified_name() + " has the stanza '" + *stanza +
+                                  "' since its first configure, not '" + *wanted +
+                                  "': a stanza is not renamed (its repository and archive are "
+                                  "under that name); set the option backup.stanza back to '" +
+                                  *stanza + "', or remove it");
         if (!stanza) {
             auto chosen = o.stanzas.find(i.qualified_name());
-            stanza = chosen != o.stanzas.end() ? chosen->second : i.version() + "-" + i.name();
+            stanza = wanted                      ? *wanted
+                     : chosen != o.stanzas.end() ? chosen->second
+                                                 : i.version() + "-" + i.name();
             if (!valid_stanza(*stanza))
                 return Result::refuse("stanza '" + *stanza + "' of instance " + i.qualified_name() +
                                       " is not a valid stanza name");

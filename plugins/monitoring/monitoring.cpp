@@ -18,6 +18,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <pgforge/helpers.hpp>
+#include <pgforge/options.hpp>
 #include <pgforge/plugin.hpp>
 #include <sstream>
 
@@ -342,6 +343,38 @@ std::string login_gaps(Context& ctx, const Options& o) {
            i.qualified_name() + " adds them, or by hand:" + fixes;
 }
 
+// The ports the exporter's reservation may take: the instance's option monitoring.port (SDK 1.2)
+// alone when it is set, else [monitoring] port_min..port_max. {0, 0} with `error` for an option
+// that is not a port.
+std::pair<int, int> port_range(Context& ctx, const Options& o, std::string& error) {
+    InstanceOptions* options = find<InstanceOptions>(ctx);
+    auto fixed = options ? options->option("port") : std::nullopt;
+    if (!fixed) return {o.port_min, o.port_max};
+    long n = 0;
+    try {
+        n = std::stol(*fixed);
+    } catch (const std::exception&) {
+    }
+    if (n < 1024 || n > 65535) {
+        error = "the option monitoring.port of instance " + ctx.instance()->qualified_name() +
+                " is '" + *fixed + "', not a port between 1024 and 65535: set another";
+        return {0, 0};
+    }
+    return {int(n), int(n)};
+}
+
+// Why no port was reserved in `range`, and what to do.
+std::string no_port(Context& ctx, const Options& o, const Instance& i) {
+    InstanceOptions* options = find<InstanceOptions>(ctx);
+    if (auto fixed = options ? options->option("port") : std::nullopt)
+        return "port " + *fixed + " (the option monitoring.port of " + i.qualified_name() +
+               ") is reserved by another instance's exporter or plugin: choose another port with "
+               "the option, or remove it";
+    return "no free port between " + std::to_string(o.port_min) + " and " +
+           std::to_string(o.port_max) + " for the exporter of " + i.qualified_name() +
+           ": widen [monitoring] port_min/port_max in the settings file";
+}
+
 // Makes the exporter of a running instance run with the current configuration: started when it
 // does not run, restarted when its configuration changed (or `restart`), else left alone.
 Result ensure_exporter(Context& ctx, const Options& o, bool restart) {
@@ -357,12 +390,11 @@ Result ensure_exporter(Context& ctx, const Options& o, bool restart) {
     if (auto gaps = login_gaps(ctx, o); !gaps.empty()) ctx.log(LogLevel::warning, gaps);
     // The reservation, within the current range (one outside it, after the range changed, is
     // given back and another one taken).
-    int port = h->reserve_port(helper, o.port_min, o.port_max);
-    if (port == 0)
-        return Result::refuse("no free port between " + std::to_string(o.port_min) + " and " +
-                              std::to_string(o.port_max) + " for the exporter of " +
-                              i.qualified_name() +
-                              ": widen [monitoring] port_min/port_max in the settings file");
+    std::string port_error;
+    auto range = port_range(ctx, o, port_error);
+    if (!port_error.empty()) return Result::refuse(port_error);
+    int port = h->reserve_port(helper, range.first, range.second);
+    if (port == 0) return Result::refuse(no_port(ctx, o, i));
     HelperSpec spec = spec_for(o, i, port);
     HelperStatus now = h->status(helper);
     if (now.running && !restart && now.config_hash == h->hash(spec)) return Result::proceed();
@@ -568,6 +600,14 @@ class Monitoring final : public Plugin {
             return 2;
         }
         const Instance& i = *ctx.instance();
+        if (InstanceOptions* options = find<InstanceOptions>(ctx);
+            new_port && options && options->option("port")) {
+            ctx.err("monitoring: the exporter of " + i.qualified_name() + " listens on port " +
+                    *options->option("port") +
+                    ", the option monitoring.port: --new-port does not move it; set another "
+                    "port with the option (or remove it)\n");
+            return 2;
+        }
         if (auto why = stop_exporter(ctx, o); !why.empty()) {
             ctx.err("monitoring: " + why + "\n");
             return 1;

@@ -2,6 +2,7 @@
 #                    VERSION version SUMMARY text
 #                    [HOOKS point:priority[:after=PLUGIN,...][:before=PLUGIN,...] ...]
 #                    [COMMANDS family=summary ...] [STEPS step=summary ...]
+#                    [OPTIONS key=type[=default]:description ...]
 #                    [OUTPUT_DIRECTORY dir] [INSTALL_DESTINATION dir | NO_INSTALL])
 #
 # A loadable pgforge plugin: a MODULE library NAME.so built against pgforge::sdk with hidden
@@ -21,13 +22,17 @@
 # HOOKS: one item per hook point the plugin handles, "post_start:950:after=backup" (priority 950,
 # and after the handler of plugin backup at post_start when backup is loaded); COMMANDS: the CLI
 # families it adds, "backup=Backups of an instance"; STEPS: the steps it provides in place of the
-# engine's driver (pgforge/steps.hpp), "start=Patroni starts the server", "stop=...".
+# engine's driver (pgforge/steps.hpp), "start=Patroni starts the server", "stop=...";
+# OPTIONS (SDK 1.2): the per-instance options it accepts (pgforge/options.hpp), each a key
+# (a-z, 0-9, _), a type (string, integer, boolean), maybe a default, and a one-line description:
+# "stanza=string:the pgBackRest stanza", "port=integer=9187:the exporter's port".
 #
 # Without VERSION (SDK 1.0): the hand-written manifest NAME.plugin beside the sources (or MANIFEST
 # file) is copied next to the library, and nothing is defined for the sources.
 function(pgforge_add_plugin name)
   cmake_parse_arguments(PLUGIN "NO_INSTALL"
-    "MANIFEST;OUTPUT_DIRECTORY;INSTALL_DESTINATION;VERSION;SUMMARY" "SOURCES;HOOKS;COMMANDS;STEPS"
+    "MANIFEST;OUTPUT_DIRECTORY;INSTALL_DESTINATION;VERSION;SUMMARY"
+    "SOURCES;HOOKS;COMMANDS;STEPS;OPTIONS"
     ${ARGN})
   set(sources ${PLUGIN_SOURCES} ${PLUGIN_UNPARSED_ARGUMENTS})
   if(NOT sources)
@@ -59,11 +64,12 @@ function(pgforge_add_plugin name)
         "(VERSION generates the manifest)")
     endif()
     _pgforge_plugin_manifest(${name} "${PLUGIN_VERSION}" "${PLUGIN_SUMMARY}" "${PLUGIN_HOOKS}"
-      "${PLUGIN_COMMANDS}" "${PLUGIN_STEPS}" ${PLUGIN_OUTPUT_DIRECTORY}/${name}.plugin)
+      "${PLUGIN_COMMANDS}" "${PLUGIN_STEPS}" "${PLUGIN_OPTIONS}"
+      ${PLUGIN_OUTPUT_DIRECTORY}/${name}.plugin)
   else()
-    if(PLUGIN_HOOKS OR PLUGIN_COMMANDS OR PLUGIN_STEPS OR PLUGIN_SUMMARY)
-      message(FATAL_ERROR "pgforge_add_plugin(${name}): HOOKS, COMMANDS, STEPS and SUMMARY need "
-        "VERSION")
+    if(PLUGIN_HOOKS OR PLUGIN_COMMANDS OR PLUGIN_STEPS OR PLUGIN_OPTIONS OR PLUGIN_SUMMARY)
+      message(FATAL_ERROR "pgforge_add_plugin(${name}): HOOKS, COMMANDS, STEPS, OPTIONS and "
+        "SUMMARY need VERSION")
     endif()
     if(NOT PLUGIN_MANIFEST)
       set(PLUGIN_MANIFEST ${CMAKE_CURRENT_SOURCE_DIR}/${name}.plugin)
@@ -83,7 +89,7 @@ endfunction()
 
 # The manifest `file` of plugin `name` and the definitions its sources see, from the arguments of
 # pgforge_add_plugin; every mistake is a configure error naming the plugin and the item.
-function(_pgforge_plugin_manifest name version summary hooks commands steps file)
+function(_pgforge_plugin_manifest name version summary hooks commands steps options file)
   set(where "pgforge_add_plugin(${name})")
   if(NOT name MATCHES "^[a-z0-9_-]+$")
     message(FATAL_ERROR "${where}: a plugin name is 1 to 63 characters of a-z, 0-9, _ and -")
@@ -145,6 +151,42 @@ function(_pgforge_plugin_manifest name version summary hooks commands steps file
   if(steps_ini)
     set(steps_ini "\n[steps]\n${steps_ini}")
   endif()
+  set(options_ini "")
+  set(option_keys "")
+  foreach(option IN LISTS options)
+    if(NOT option MATCHES "^([a-z][a-z0-9_]*)=([a-z]+)(=([^:#\n\r]*))?:([^#\n\r]*)$")
+      message(FATAL_ERROR "${where}: OPTIONS item '${option}' is not "
+        "key=type[=default]:description (a key of a-z, 0-9 and _; no # in the description)")
+    endif()
+    set(key ${CMAKE_MATCH_1})
+    set(type ${CMAKE_MATCH_2})
+    set(has_default "${CMAKE_MATCH_3}")
+    set(default "${CMAKE_MATCH_4}")
+    string(STRIP "${CMAKE_MATCH_5}" description)
+    if(NOT type MATCHES "^(string|integer|boolean)$")
+      message(FATAL_ERROR "${where}: option ${key}: unknown type '${type}' (one of: string, "
+        "integer, boolean)")
+    endif()
+    if(key IN_LIST option_keys)
+      message(FATAL_ERROR "${where}: option ${key} is listed twice")
+    endif()
+    list(APPEND option_keys ${key})
+    if(has_default)
+      if(type STREQUAL "integer" AND NOT default MATCHES "^-?[0-9]+$")
+        message(FATAL_ERROR "${where}: option ${key}: default '${default}' is not an integer")
+      elseif(type STREQUAL "boolean" AND NOT default MATCHES "^(true|false)$")
+        message(FATAL_ERROR "${where}: option ${key}: default '${default}' is not true or false")
+      elseif(default STREQUAL "")
+        message(FATAL_ERROR "${where}: option ${key}: an empty default (leave it out)")
+      endif()
+      string(APPEND options_ini "${key} = ${type}=${default}: ${description}\n")
+    else()
+      string(APPEND options_ini "${key} = ${type}: ${description}\n")
+    endif()
+  endforeach()
+  if(options_ini)
+    set(options_ini "\n[options]\n${options_ini}")
+  endif()
   file(GENERATE OUTPUT ${file} CONTENT
 "# Generated by pgforge_add_plugin() from the plugin's CMakeLists.txt: change it there.
 name = ${name}
@@ -156,7 +198,7 @@ summary = ${summary}
 [hooks]
 ${hooks_ini}
 [commands]
-${commands_ini}${steps_ini}")
+${commands_ini}${steps_ini}${options_ini}")
   # The definitions, on a target of their own that a unit test compiling the plugin's sources
   # links too (target_link_libraries(my_test PRIVATE NAME_declaration)).
   add_library(${name}_declaration INTERFACE)

@@ -6,6 +6,9 @@
 // wrong line. The report goes to the file named by the setting `report`, and to the command's
 // output.
 #include <pgforge/plugin.hpp>
+#if PGFORGE_SDK_VERSION_MINOR >= 2
+#include <pgforge/options.hpp>
+#endif
 #include <sstream>
 #include <string>
 
@@ -134,6 +137,14 @@ class Abi final : public Plugin {
                              " sdk " + std::to_string(engine->sdk_major()) + "." +
                              std::to_string(engine->sdk_minor())
                        : "none")
+            << "\n";
+#endif
+#if PGFORGE_SDK_VERSION_MINOR >= 2
+        auto* options = find<InstanceOptions>(ctx);
+        out << "hook find InstanceOptions "
+            << (options ? "tone " + options->option("tone").value_or("unset") + ", " +
+                              std::to_string(options->options().size()) + " option(s)"
+                        : "none")
             << "\n";
 #endif
         ctx.on_undo("abi marker", [](Context& undo) {

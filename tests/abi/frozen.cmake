@@ -10,7 +10,14 @@ set(released
   "sdk-1.1/pgforge/plugin.hpp 07ab5319f1b713982c2242a74b27bc2bd2b8154bf53176b2d66d74941f1dd180"
   "sdk-1.1/pgforge/hba.hpp 1422c32b9a2a01a2c0e9c81bcf4247cab7f8d7b54d201c23b402052135eba7cb"
   "sdk-1.1/pgforge/steps.hpp d5687f6dccb275c6f329ce1a0d44f97a4f64674ded623f83cd9d1cf17f9c9041"
-  "sdk-1.1/pgforge/helpers.hpp 7c647e038f44452a959ede63403543d1f49337957ed262c8822598dbce65c9eb")
+  "sdk-1.1/pgforge/helpers.hpp 7c647e038f44452a959ede63403543d1f49337957ed262c8822598dbce65c9eb"
+  # SDK 1.2 as released: per-instance options (the manifest's [options], InstanceOptions).
+  "sdk-1.2/pgforge/descriptor.h 1360da3f856344fcca75f0e7c11e22106d028f081d64b29508f47e7b318882df"
+  "sdk-1.2/pgforge/plugin.hpp ded35bbdb8522b30f67c9eb6d5f7407a84306c4857bba89bbd3d5b80666806f4"
+  "sdk-1.2/pgforge/hba.hpp 1422c32b9a2a01a2c0e9c81bcf4247cab7f8d7b54d201c23b402052135eba7cb"
+  "sdk-1.2/pgforge/steps.hpp d5687f6dccb275c6f329ce1a0d44f97a4f64674ded623f83cd9d1cf17f9c9041"
+  "sdk-1.2/pgforge/helpers.hpp 7c647e038f44452a959ede63403543d1f49337957ed262c8822598dbce65c9eb"
+  "sdk-1.2/pgforge/options.hpp 2daed7e1f612f7483db4f8a5e44c1f27bbb8c0fa84e53a02e725f0ba1cc79ab7")
 set(failed "")
 foreach(entry IN LISTS released)
   string(REPLACE " " ";" parts "${entry}")

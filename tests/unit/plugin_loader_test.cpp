@@ -67,17 +67,17 @@ TEST_CASE("a good plugin loads: manifest, descriptor, object, hooks") {
 TEST_CASE("a plugin built for another SDK major version is refused naming both versions") {
     std::string e = load_error("bad_major");
     CHECK_THAT(e, Catch::Contains("bad_major.so was built for pgforge SDK 2.0, this pgforge has "
-                                  "SDK 1.1 (the major versions must be equal)"));
+                                  "SDK 1.2 (the major versions must be equal)"));
 }
 
 TEST_CASE("a plugin needing a newer SDK minor version is refused") {
     CHECK_THAT(load_error("newer_minor"),
-               Catch::Contains("needs pgforge SDK 1.2, newer than this pgforge's SDK 1.1"));
+               Catch::Contains("needs pgforge SDK 1.3, newer than this pgforge's SDK 1.2"));
 }
 
 TEST_CASE("a descriptor smaller than the SDK's is refused before anything is called") {
     CHECK_THAT(load_error("bad_size"),
-               Catch::Contains("its descriptor is 12 bytes, SDK 1.1 needs at least 56"));
+               Catch::Contains("its descriptor is 12 bytes, SDK 1.2 needs at least 56"));
 }
 
 TEST_CASE("a library without the descriptor symbol is refused") {

@@ -183,6 +183,22 @@ TEST_CASE("a stanza named in the settings is used, and wal_level logical from el
     CHECK(std::stol(one(i, "SELECT archived_count FROM pg_stat_archiver")) > 0);
 }
 
+TEST_CASE("instance create --option backup.stanza=prod gives the instance that stanza",
+          "[integration][backup]") {
+    // The option comes before the site's stanza.VERSION/NAME.
+    BackupSite s("stanza.15/opt = from.settings\n");
+    auto r = s.cli({"instance", "create", "opt", "--option", "backup.stanza=prod"});
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    Instance i = s.get("opt");
+    CHECK(contains(one(i, "SHOW archive_command"), "--stanza=prod "));
+    CHECK(contains(read_text(i.base_dir / "backup" / "pgbackrest.conf"), "[prod]"));
+    CHECK(fs::exists(s.repository("prod") / "archive" / "prod"));
+    auto get = json::parse(s.cli({"--json", "instance", "get", "opt"}).out);
+    CHECK(get["backup"] == json{{"stanza", "prod"}});
+    CHECK(get["plugins"]["backup"]["stanza"] == "prod");
+}
+
 TEST_CASE("bad settings of the backup plugin leave it out with a message naming the key",
           "[integration][backup]") {
     for (const auto& [line, key] : std::vector<std::pair<std::string, std::string>>{

@@ -103,6 +103,49 @@ TEST_CASE("configure turns archiving on through the instance's own pgBackRest fi
     }
 }
 
+TEST_CASE("the instance's option backup.stanza (SDK 1.2) names the stanza, before the settings",
+          "[unit][backup]") {
+    auto plugin = testing::create_plugin();
+    testing::FakeHookContext ctx(sdk::HookPoint::pre_configure, "create");
+    settings(ctx);
+    ctx.settings_values["stanza.15/main"] = "from-settings";
+    ctx.instance_options.values["stanza"] = "prod";
+    REQUIRE_FALSE(plugin->setup(ctx).refused());
+    REQUIRE_FALSE(plugin->on_hook(ctx).refused());
+    CHECK(ctx.state_values.at("stanza") == "prod");
+    CHECK(ctx.state_values.at("repository") == "/srv/backups/prod");
+    CHECK_THAT(ctx.fake_configuration.parameters_set.at("archive_command"),
+               Contains("--stanza=prod archive-push"));
+
+    SECTION("an engine without options (SDK 1.1): the settings decide") {
+        testing::FakeHookContext old(sdk::HookPoint::pre_configure, "create");
+        settings(old);
+        old.settings_values["stanza.15/main"] = "from-settings";
+        old.instance_options.values["stanza"] = "prod";
+        old.withhold<sdk::InstanceOptions>();
+        REQUIRE_FALSE(plugin->on_hook(old).refused());
+        CHECK(old.state_values.at("stanza") == "from-settings");
+    }
+    SECTION("the same option later: kept; another stanza: refused, naming both") {
+        testing::FakeHookContext later(sdk::HookPoint::pre_configure, "configure");
+        settings(later);
+        later.state_values = ctx.state_values;
+        later.instance_options.values["stanza"] = "prod";
+        REQUIRE_FALSE(plugin->on_hook(later).refused());
+        later.instance_options.values["stanza"] = "other";
+        auto r = plugin->on_hook(later);
+        REQUIRE(r.refused());
+        CHECK_THAT(r.message, Contains("has the stanza 'prod'") && Contains("not 'other'"));
+        CHECK(later.state_values.at("stanza") == "prod");
+    }
+    SECTION("an invalid stanza is refused") {
+        testing::FakeHookContext bad(sdk::HookPoint::pre_configure, "create");
+        settings(bad);
+        bad.instance_options.values["stanza"] = "a/b";
+        CHECK_THAT(plugin->on_hook(bad).message, Contains("stanza 'a/b'"));
+    }
+}
+
 TEST_CASE("bad settings leave the plugin out with a message naming the key", "[unit][backup]") {
     auto plugin = testing::create_plugin();
     auto refusal = [&](const std::string& key, const std::string& value) {

@@ -276,6 +276,31 @@ TEST_CASE(
     CHECK(m.status("mon").at("configuration_current") == true);
 }
 
+TEST_CASE(
+    "the option monitoring.port puts the exporter on that port; another instance cannot "
+    "take it",
+    "[integration][monitoring]") {
+    MonitoredSite m;
+    const int fixed = m.port_max - 3;
+    auto r = m.cli(
+        {"instance", "create", "fixed", "--option", "monitoring.port=" + std::to_string(fixed)});
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    CHECK(m.status("fixed").at("port") == fixed);
+    CHECK(get_metrics(fixed).find("\npg_up 1\n") != std::string::npos);
+    auto moved = m.cli({"monitoring", "restart", "-i", "fixed", "--new-port"});
+    CHECK(moved.status == 2);
+    CHECK_THAT(moved.err, Catch::Contains("the option monitoring.port"));
+
+    auto clash = m.cli(
+        {"instance", "create", "clash", "--option", "monitoring.port=" + std::to_string(fixed)});
+    CHECK(clash.status != 0);
+    CHECK_THAT(clash.err, Catch::Contains("port " + std::to_string(fixed) +
+                                          " (the option monitoring.port of 15/clash) is reserved"));
+    CHECK(m.cli({"instance", "get", "clash"}).status == 4);
+    REQUIRE(m.cli({"instance", "drop", "fixed"}).status == 0);
+}
+
 TEST_CASE("drop stops the exporter and removes its files, role and port reservation",
           "[integration][monitoring]") {
     MonitoredSite m;

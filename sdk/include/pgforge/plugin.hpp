@@ -24,9 +24,9 @@
 //     that can do without T checks and does without.
 //   - The C descriptor and the engine's host table (descriptor.h) only grow at their end,
 //     struct_size telling what each side knows.
-//   - A minor version adds interfaces (1.1: find<T> and EngineInfo). tests/abi keeps a frozen
-//     copy of the headers of each released minor version and builds a plugin against each: a
-//     layout change fails a test.
+//   - A minor version adds interfaces (1.1: find<T> and EngineInfo; 1.2: InstanceOptions in
+//     pgforge/options.hpp). tests/abi keeps a frozen copy of the headers of each released minor
+//     version and builds a plugin against each: a layout change fails a test.
 //
 // No exception crosses the boundary. The engine's methods return values and never throw; the
 // engine wraps every call into a plugin in a catch-all, and a throw becomes a refusal that

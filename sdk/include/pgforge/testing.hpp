@@ -14,7 +14,8 @@
 //
 // Every method of the 1.0 interfaces is implemented, and every call is recorded in a public
 // member that a test reads (and may set beforehand). The fakes also answer sdk::find<T> for the
-// versioned interfaces of this SDK (sdk::EngineInfo, and pgforge/hba.hpp's): the kit installs
+// versioned interfaces of this SDK (sdk::EngineInfo, pgforge/hba.hpp's, pgforge/helpers.hpp's
+// and, with an instance, pgforge/options.hpp's sdk::InstanceOptions): the kit installs
 // its own host table (install_host()) in place of the engine's; withhold<T>() makes one answer
 // nullptr, as an engine that lacks it would.
 //
@@ -43,6 +44,7 @@
 
 #include "pgforge/hba.hpp"
 #include "pgforge/helpers.hpp"
+#include "pgforge/options.hpp"
 #include "pgforge/plugin.hpp"
 
 namespace pgforge::testing {
@@ -233,6 +235,20 @@ class Offers {
 
   private:
     std::set<std::string> withheld_;
+};
+
+// The instance's options (SDK 1.2) as the engine hands them: set `values` to what the user set
+// for the instance and the defaults the plugin's manifest declares (the engine merges them).
+class FakeInstanceOptions final : public sdk::InstanceOptions {
+  public:
+    std::map<std::string, std::string> values;
+
+    std::optional<std::string> option(std::string_view key) const override {
+        auto it = values.find(std::string(key));
+        if (it == values.end()) return std::nullopt;
+        return it->second;
+    }
+    std::map<std::string, std::string> options() const override { return values; }
 };
 
 // ---------------------------------------------------------------- instance
@@ -436,6 +452,8 @@ class BasicFakeContext : public Base, public sdk::HbaFileReader, public Offers {
     std::string hba_read_error;  // read_hba fails with it when set
     FakeEngineInfo engine_info;  // what sdk::find<sdk::EngineInfo> gives
     FakeHelpers helpers;         // what sdk::find<sdk::Helpers> gives (with an instance)
+    // What sdk::find<sdk::InstanceOptions> gives (with an instance): instance_options.values.
+    FakeInstanceOptions instance_options;
 
     // Programs: the first script whose argv prefix matches answers (see script_run); without
     // one, on_run if set, else exit 0 with no output.
@@ -607,6 +625,9 @@ class BasicFakeContext : public Base, public sdk::HbaFileReader, public Offers {
                   if (!has_instance) return nullptr;
                   if (void* h = this->template answer<sdk::Helpers>(&helpers, name, version))
                       return h;
+                  if (void* o = this->template answer<sdk::InstanceOptions>(&instance_options, name,
+                                                                            version))
+                      return o;
                   return this->template answer<sdk::HbaFileReader>(this, name, version);
               }) {
         install_host();
