@@ -142,6 +142,11 @@ ServerStatus PostgresDriver::status(const Cluster& c) {
     return s;
 }
 
+bool PostgresDriver::running(const Cluster& c) {
+    auto pid = read_postmaster_pid(c.instance.data_dir);
+    return pid && process_exists(pid->pid);
+}
+
 void prepare_server_directories(const Cluster& c) {
     check_run_directory(c.instance);
     make_owned_directory(c.instance.socket_dir, c.owner, fs::perms(0755));

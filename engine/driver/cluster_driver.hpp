@@ -62,6 +62,8 @@ class ClusterDriver {
     virtual bool stop(const Cluster& cluster, StopMode mode, double timeout) = 0;
     virtual void reload(const Cluster& cluster) = 0;
     virtual ServerStatus status(const Cluster& cluster) = 0;
+    // Whether the server runs, without asking it anything (status() also pings it).
+    virtual bool running(const Cluster& cluster) { return status(cluster).running; }
     // Runs the server in the foreground, replacing this process.
     [[noreturn]] virtual void run_foreground(const Cluster& cluster) = 0;
 };
@@ -75,6 +77,7 @@ class PostgresDriver : public ClusterDriver {
     bool stop(const Cluster& cluster, StopMode mode, double timeout) override;
     void reload(const Cluster& cluster) override;
     ServerStatus status(const Cluster& cluster) override;
+    bool running(const Cluster& cluster) override;  // postmaster.pid names a live process
     [[noreturn]] void run_foreground(const Cluster& cluster) override;
 };
 

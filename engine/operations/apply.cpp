@@ -267,7 +267,7 @@ Applied apply(Context& ctx, const Manifest& m, const ApplyOptions& o) {
     out.name = i.qualified_name();
     if (m.state == WantedState::absent) {
         out.result = ApplyResult::dropped;
-        out.changes.push_back({"state", running(i) ? "started" : "stopped", "absent"});
+        out.changes.push_back({"state", running(ctx, i) ? "started" : "stopped", "absent"});
         if (!o.check) drop(ctx, i);
         return out;
     }
@@ -297,7 +297,7 @@ Applied apply(Context& ctx, const Manifest& m, const ApplyOptions& o) {
     // Their new values reach the plugins through one configure, even when no file of the
     // manifest's own changes.
     req.run_hooks = !option_changes.empty();
-    const bool was_running = running(i);
+    const bool was_running = running(ctx, i);
     configuration::Options copts;
     copts.dry_run = o.check;
     copts.diff = o.diff;

@@ -737,7 +737,7 @@ Outcome configure(Context& ctx, const Instance& i, const Request& r, const Optio
     if (before.empty() && !r.run_hooks) {
         // Nothing to write: the server's word on what waits for a restart among the settings
         // named (a value written earlier without --restart is still pending).
-        if (!out.changes.empty() && !o.dry_run && instances::running(i)) {
+        if (!out.changes.empty() && !o.dry_run && instances::running(ctx, i)) {
             try {
                 pg::Connection c(i);
                 read_pending(c, out);

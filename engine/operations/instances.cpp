@@ -503,9 +503,9 @@ ServerStatus status(Context& ctx, const Instance& i) {
     return ctx.driver().status(c);
 }
 
-bool running(const Instance& i) {
-    auto pid = read_postmaster_pid(i.data_dir);
-    return pid && process_exists(pid->pid);
+bool running(Context& ctx, const Instance& i) {
+    Cluster c{i, {}, {}};
+    return ctx.driver().running(c);
 }
 
 namespace {

@@ -96,9 +96,9 @@ void resume_all(Context& ctx);
 Cluster cluster_for(Context& ctx, const Instance& instance);
 
 ServerStatus status(Context& ctx, const Instance& instance);
-// Whether the instance's postmaster.pid names a live process: status() without the connection
-// attempt (a server still starting counts as running).
-bool running(const Instance& instance);
+// Whether the server runs: status() without the connection attempt (the driver's word; for
+// PostgreSQL, postmaster.pid names a live process, a server still starting included).
+bool running(Context& ctx, const Instance& instance);
 bool start(Context& ctx, const Instance& instance, std::optional<double> timeout = {});
 bool stop(Context& ctx, const Instance& instance, StopMode mode = StopMode::fast,
           std::optional<double> timeout = {});

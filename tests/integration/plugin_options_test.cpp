@@ -114,7 +114,12 @@ TEST_CASE("instance apply: a plugin's section sets its options, get | apply is u
     std::ofstream(file, std::ios::trunc) << "name: ap\noptioned: {count: x}\n";
     auto bad = s.site.cli({"--json", "instance", "apply", "-f", file.string()});
     CHECK(bad.status == 2);
-    CHECK_THAT(bad.err, Catch::Contains("plugin option optioned.count: 'x' is not an integer"));
+    // The section is typed by the plugin's declaration: refused with its place, before anything.
+    CHECK_THAT(bad.err, Catch::Contains("opt.yaml:2:19: optioned.count: expected an integer"));
+    std::ofstream(file, std::ios::trunc) << "name: ap\noptioned: {cuont: 1}\n";
+    auto unknown = s.site.cli({"--json", "instance", "apply", "-f", file.string()});
+    CHECK(unknown.status == 2);
+    CHECK_THAT(unknown.err, Catch::Contains("optioned.cuont"));
     REQUIRE(s.site.cli({"instance", "drop", "ap"}).status == 0);
 }
 

@@ -132,6 +132,8 @@ TEST_CASE("the file on disk is read as records, and each line the server refuses
         std::ofstream(dir.path() / "pg_hba.conf") << kFile << "host all all 10.0.0.0/8 peer\n"
                                                   << "include other.conf\n"
                                                   << "local all all trust\n";
+        // No hba_file: the data directory's pg_hba.conf.
+        std::ofstream(dir.path() / "postgresql.conf") << "port = 5432\n";
     }
     InstanceHbaReader reader(i);
     sdk::HbaFileReader& file = reader;
