@@ -119,7 +119,7 @@ TEST_CASE("instance apply: a plugin's section sets its options, get | apply is u
     std::ofstream(file, std::ios::trunc) << "name: ap\noptioned: {cuont: 1}\n";
     auto unknown = s.site.cli({"--json", "instance", "apply", "-f", file.string()});
     CHECK(unknown.status == 2);
-    CHECK_THAT(unknown.err, Catch::Contains("optioned.cuont"));
+    CHECK_THAT(unknown.err, Catch::Contains("optioned: unknown key 'cuont'"));
     REQUIRE(s.site.cli({"instance", "drop", "ap"}).status == 0);
 }
 
