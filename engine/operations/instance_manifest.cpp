@@ -108,12 +108,12 @@ ms::Schema instance_schema(const std::vector<PluginSection>& plugin_sections) {
                                : k.type == "boolean" ? ms::boolean()
                                                      : ms::string();
             keys.push_back(ms::optional(
-                k.name, value.describe(k.description + " (null: the plugin's default)")
-                            .allow_null()));
+                k.name,
+                value.describe(k.description + " (null: the plugin's default)").allow_null()));
         }
-        schema.add(section.plugin, ms::object(std::move(keys))
-                                       .describe("per-instance options of the " +
-                                                 section.plugin + " plugin"));
+        schema.add(section.plugin,
+                   ms::object(std::move(keys))
+                       .describe("per-instance options of the " + section.plugin + " plugin"));
     }
     return schema.describe("an instance (docs/apply.md)");
 }

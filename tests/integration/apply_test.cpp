@@ -212,6 +212,29 @@ TEST_CASE("instance apply makes an instance, and applying it again changes nothi
     }
 }
 
+TEST_CASE(
+    "instance create --set writes settings at creation; schema instance describes the manifest",
+    "[integration][apply]") {
+    TestSite site;
+    auto bad = site.cli({"instance", "create", "c", "--set", "wrok_mem=1MB"});
+    CHECK(bad.status == static_cast<int>(Exit::usage));
+    CHECK(bad.err.find("did you mean 'work_mem'") != std::string::npos);
+    CHECK_FALSE(fs::exists(site.root() / "prefix" / "15" / "c"));
+    auto made = site.cli({"instance", "create", "c", "--set", "work_mem=9MB"});
+    REQUIRE(made.status == 0);
+    Context ctx(site.settings());
+    CHECK(query_one(instances::get(ctx, "c"), "SELECT current_setting('work_mem')") == "9MB");
+
+    auto schema = site.cli({"schema", "instance"});
+    REQUIRE(schema.status == 0);
+    auto j = json::parse(schema.out);
+    CHECK(j["title"] == "pgforge instance manifest");
+    const auto& one = j["oneOf"][0];
+    CHECK(one["properties"].contains("restart_on_changes"));
+    CHECK(one["properties"]["databases"]["items"]["properties"].contains("owner"));
+    CHECK(one["required"] == json::array({"name"}));
+}
+
 TEST_CASE("a bad manifest is refused before anything is done, naming the bad value",
           "[integration][apply]") {
     Applying a;

@@ -823,6 +823,25 @@ TEST_CASE("hba add killed at each point: the same hba add again converges",
     CHECK(c.converged == c.kills);
 }
 
+TEST_CASE("instance apply killed at each point: the same apply again converges",
+          "[integration][crash][fault][configure][apply]") {
+    if (!fault_injection_available()) return;
+    ConfigureSite s;
+    // Each round a new setting value and a new record: one configure of both files.
+    auto apply = [&](int round) {
+        const fs::path file = s.site.root() / "apply.yaml";
+        std::ofstream(file, std::ios::trunc)
+            << "name: crash\nsettings:\n  work_mem: " << 4096 + round << "kB\nhba:\n  - \"host all "
+            << "all 10." << round << ".0.0/16 scram-sha-256\"\n";
+        return std::vector<std::string>{"instance", "apply", "-f", file.string()};
+    };
+    auto c = kill_configure_at_each_point(s, apply, false, Then::same);
+    WARN("instance apply: kills at " << c.kills << " points: " << c.converged << " converged ("
+                                     << c.put_back << " with the set half way)");
+    CHECK(c.kills >= 14);
+    CHECK(c.converged == c.kills);
+}
+
 TEST_CASE("hba add of a record the server refuses, killed at each point: it fails cleanly again",
           "[integration][crash][fault][configure]") {
     if (!fault_injection_available()) return;
