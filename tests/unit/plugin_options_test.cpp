@@ -237,7 +237,7 @@ TEST_CASE("create refuses a bad option before it makes anything", "[options]") {
     CHECK(ctx.inventory().journal().empty());
 }
 
-TEST_CASE("--option is PLUGIN.KEY=VALUE", "[options]") {
+TEST_CASE("instance create's --option is PLUGIN.KEY=VALUE", "[options]") {
     plugin_options::Values v;
     plugin_options::parse_assignment("backup.stanza=a=b", v);
     CHECK(v.at("backup").at("stanza") == "a=b");
