@@ -205,6 +205,27 @@ TEST_CASE("instance apply makes an instance, and applying it again changes nothi
         auto again = a.apply(exact);
         CHECK(json::parse(again.out)["results"][0]["result"] == "unchanged");
     }
+    SECTION("a new port: pending on the running server, or taken by a restart when allowed") {
+        const int port = a.site.port_min() + 37;
+        std::string moved = "name: app\nport: " + std::to_string(port) + "\n";
+        auto out = a.apply(moved);
+        INFO(out.err);
+        REQUIRE(out.status == 0);
+        j = json::parse(out.out)["results"][0];
+        CHECK(j["changes"][0]["field"] == "port");
+        CHECK(j["changes"][0]["after"] == std::to_string(port));
+        CHECK(j["pending_restart"] == true);
+        CHECK(a.instance("app").port == i.port);  // the server still listens on the old one
+        auto restarted = a.apply(moved + "restart_on_changes: true\n");
+        INFO(restarted.err);
+        REQUIRE(restarted.status == 0);
+        CHECK(json::parse(restarted.out)["results"][0]["restarted"] == true);
+        Instance now = a.instance("app");
+        CHECK(now.port == port);
+        CHECK(query_one(now, "SELECT current_setting('port')") == std::to_string(port));
+        auto again = a.apply(moved + "restart_on_changes: true\n");
+        CHECK(json::parse(again.out)["results"][0]["result"] == "unchanged");
+    }
     SECTION("a creation option that differs is refused, naming it") {
         auto out = a.apply("name: app\nencoding: LATIN1\n");
         CHECK(out.status == static_cast<int>(Exit::usage));
