@@ -5,6 +5,7 @@
 #include "engine/core/error.hpp"
 #include "engine/inventory/inventory.hpp"
 #include "engine/operations/plugin_options.hpp"
+#include "engine/pg/connection.hpp"
 #include "engine/pipeline/pipeline.hpp"
 
 namespace fs = std::filesystem;
@@ -137,13 +138,13 @@ void check_creation_options(const Instance& i, const Manifest& m) {
 // Roles and databases, as `role apply` and `database apply` do them, in a check without running
 // a statement.
 void apply_sql_objects(Context& ctx, const Instance& i, const Manifest& m, bool check,
-                       Applied& out) {
+                       pg::Connection* session, Applied& out) {
     if (!m.roles.empty()) {
         if (check)
-            out.roles = roles::apply(ctx, i, m.roles, {.check = true});
+            out.roles = roles::apply(ctx, i, m.roles, {.check = true, .connection = session});
         else
             journal_change(ctx, i, "role apply", [&] {
-                out.roles = roles::apply(ctx, i, m.roles);
+                out.roles = roles::apply(ctx, i, m.roles, {.connection = session});
                 std::vector<std::string> all;
                 for (const auto& r : out.roles)
                     all.insert(all.end(), r.statements.begin(), r.statements.end());
@@ -152,10 +153,11 @@ void apply_sql_objects(Context& ctx, const Instance& i, const Manifest& m, bool 
     }
     if (!m.databases.empty()) {
         if (check)
-            out.databases = databases::apply(ctx, i, m.databases, {.check = true});
+            out.databases =
+                databases::apply(ctx, i, m.databases, {.check = true, .connection = session});
         else
             journal_change(ctx, i, "database apply", [&] {
-                out.databases = databases::apply(ctx, i, m.databases);
+                out.databases = databases::apply(ctx, i, m.databases, {.connection = session});
                 std::vector<std::string> all;
                 for (const auto& d : out.databases)
                     all.insert(all.end(), d.statements.begin(), d.statements.end());
@@ -230,7 +232,7 @@ Applied create_from(Context& ctx, const Manifest& m, const ApplyOptions& o) {
     Instance i = create(ctx, c);
     out.name = i.qualified_name();
     out.changes.insert(out.changes.end(), auth_changes.begin(), auth_changes.end());
-    if (m.state == WantedState::started) apply_sql_objects(ctx, i, m, false, out);
+    if (m.state == WantedState::started) apply_sql_objects(ctx, i, m, false, nullptr, out);
     return out;
 }
 
@@ -298,13 +300,18 @@ Applied apply(Context& ctx, const Manifest& m, const ApplyOptions& o) {
     // manifest's own changes.
     req.run_hooks = !option_changes.empty();
     const bool was_running = running(ctx, i);
+    // One session to the server for every part that asks it something (what waits for a
+    // restart, roles, databases), opened when first needed; a restart ends it.
+    std::optional<pg::Connection> session;
     configuration::Options copts;
     copts.dry_run = o.check;
     copts.diff = o.diff;
     copts.restart = m.restart_on_changes && m.state == WantedState::started;
+    if (was_running && !o.check && !req.settings.empty()) copts.connection = &session.emplace(i);
     for (const auto& ch : option_changes) out.changes.push_back({ch.field, ch.before, ch.after});
     if (!req.settings.empty() || req.hba || req.ident || req.run_hooks) {
         auto outcome = configuration::configure(ctx, i, req, copts);
+        if (outcome.restarted) session.reset();
         for (const auto& ch : outcome.changes) {
             if (ch.effect == "unchanged") continue;
             std::string field = ch.name == "port" && m.port ? "port" : "settings." + ch.name;
@@ -326,6 +333,7 @@ Applied apply(Context& ctx, const Manifest& m, const ApplyOptions& o) {
         // not restart) is applied now that the manifest lets the instance restart.
         if (!o.check && copts.restart && was_running && outcome.pending_restart &&
             !outcome.restarted) {
+            session.reset();
             restart(ctx, i);
             out.restarted = true;
             out.pending_restart = false;
@@ -338,13 +346,17 @@ Applied apply(Context& ctx, const Manifest& m, const ApplyOptions& o) {
         if (!o.check) start(ctx, i);
     } else if (m.state == WantedState::stopped && was_running) {
         out.changes.push_back({"state", "started", "stopped"});
+        session.reset();
         if (!o.check) stop(ctx, i);
     }
     if (m.state == WantedState::started) {
-        if (o.check && !was_running)
+        if (o.check && !was_running) {
             pending_sql_objects(m, out);
-        else
-            apply_sql_objects(ctx, get(ctx, i.qualified_name()), m, o.check, out);
+        } else if (!m.roles.empty() || !m.databases.empty()) {
+            const Instance now = get(ctx, i.qualified_name());  // its port may have moved
+            if (!session || now.port != i.port) session.emplace(now);
+            apply_sql_objects(ctx, now, m, o.check, &*session, out);
+        }
     }
     if (!out.changes.empty() || any_sql_change(out)) out.result = ApplyResult::changed;
     // One row in the journal for the apply itself, whatever it did.

@@ -739,7 +739,8 @@ Outcome configure(Context& ctx, const Instance& i, const Request& r, const Optio
         // named (a value written earlier without --restart is still pending).
         if (!out.changes.empty() && !o.dry_run && instances::running(ctx, i)) {
             try {
-                pg::Connection c(i);
+                std::optional<pg::Connection> own;
+                pg::Connection& c = o.connection ? *o.connection : own.emplace(i);
                 read_pending(c, out);
                 for (const auto& ch : out.changes)
                     if (std::find(out.pending_restart_names.begin(),

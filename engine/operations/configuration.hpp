@@ -15,6 +15,10 @@
 #include "engine/conf/pgconf.hpp"
 #include "engine/operations/instances.hpp"
 
+namespace pgforge::pg {
+class Connection;
+}
+
 namespace pgforge::configuration {
 
 struct Change {
@@ -62,6 +66,9 @@ struct Options {
     bool restart = false;  // restart when a change needs it (and the instance runs)
     bool dry_run = false;  // check and report; write nothing
     bool diff = false;     // fill Outcome::diffs
+    // A session to the running instance for what a request that changes nothing asks the
+    // server (what waits for a restart), instead of opening one; it stays open.
+    pg::Connection* connection = nullptr;
 };
 
 // One change of an instance's files: settings, pg_hba.conf and pg_ident.conf together, in ONE

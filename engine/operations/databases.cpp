@@ -364,14 +364,15 @@ Current planned(Current now, const Database& d) {
 enum class Mode { apply, create, alter };
 
 std::vector<ApplyResult> apply_all(const Instance& i, const std::vector<Database>& dbs, Mode mode,
-                                   bool check) {
+                                   bool check, pg::Connection* shared = nullptr) {
     for (const auto& d : dbs) validate(d);
     if (dbs.empty()) return {};
     // Connected to postgres, unless postgres itself is to be dropped.
     std::string maintenance = "postgres";
     for (const auto& d : dbs)
         if (d.name == "postgres" && d.state == State::absent) maintenance = "template1";
-    pg::Connection c(i, maintenance);
+    std::optional<pg::Connection> own;
+    pg::Connection& c = shared && maintenance == "postgres" ? *shared : own.emplace(i, maintenance);
     if (check) read_only(c);
     std::vector<std::string> names;
     for (const auto& d : dbs) names.push_back(d.name);
@@ -436,13 +437,13 @@ std::vector<ApplyResult> apply_all(const Instance& i, const std::vector<Database
 
 ApplyResult apply(Context&, const Instance& instance, const Database& database,
                   const ApplyOptions& options) {
-    return apply_all(instance, {database}, Mode::apply, options.check).at(0);
+    return apply_all(instance, {database}, Mode::apply, options.check, options.connection).at(0);
 }
 
 std::vector<ApplyResult> apply(Context&, const Instance& instance,
                                const std::vector<Database>& databases,
                                const ApplyOptions& options) {
-    return apply_all(instance, databases, Mode::apply, options.check);
+    return apply_all(instance, databases, Mode::apply, options.check, options.connection);
 }
 
 ApplyResult create(Context&, const Instance& instance, const Database& database) {

@@ -74,6 +74,9 @@ struct ApplyOptions {
     // found, and a list naming the same database twice compares the later schemas and
     // extensions with what is there, not with what the earlier ones would leave.
     bool check = false;
+    // A session to the instance's postgres database to use instead of opening one (instance
+    // apply shares one between its parts); it stays open.
+    pg::Connection* connection = nullptr;
 };
 
 // Makes the database what `database` says: creates, alters, drops or leaves it. Re-applying

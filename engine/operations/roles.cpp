@@ -655,7 +655,8 @@ std::vector<std::string> drop_role(pg::Connection& c, const Instance& i, const s
 
 class Session {
   public:
-    Session(const Instance& i, bool check) : instance_(i), conn_(i), check_(check) {
+    Session(const Instance& i, bool check, pg::Connection* shared = nullptr)
+        : instance_(i), conn_(shared ? *shared : own_.emplace(i)), check_(check) {
         // Check mode: should a statement reach the server, it refuses to change anything.
         if (check_) conn_.exec("SET default_transaction_read_only = on");
     }
@@ -815,7 +816,8 @@ class Session {
     }
 
     const Instance& instance_;
-    pg::Connection conn_;
+    std::optional<pg::Connection> own_;  // when no session is shared
+    pg::Connection& conn_;
     bool check_ = false;
     // In check mode: roles the statements so far would create, and drop.
     std::set<std::string> planned_, dropped_;
@@ -836,7 +838,7 @@ std::vector<Outcome> apply(Context&, const Instance& instance, const std::vector
     for (const auto& r : roles) validate(r);
     std::vector<Outcome> out;
     if (roles.empty()) return out;
-    Session s(instance, options.check);
+    Session s(instance, options.check, options.connection);
     return s.apply_all(roles);
 }
 

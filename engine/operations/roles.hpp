@@ -16,6 +16,7 @@
 
 #include "engine/core/instance.hpp"
 #include "engine/operations/change.hpp"
+#include "engine/pg/connection.hpp"
 
 namespace pgforge {
 class Context;
@@ -72,6 +73,9 @@ struct ApplyOptions {
     // depending on a role to drop) is not found, and a list naming the same role twice compares
     // the later one with what is there.
     bool check = false;
+    // A session to the instance's postgres database to use instead of opening one (instance
+    // apply shares one between its parts); it stays open.
+    pg::Connection* connection = nullptr;
 };
 
 // Makes the role as described. Throws Error(Exit::usage) for a bad description,
