@@ -2,7 +2,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/conf/parameters.hpp"
 #include "engine/core/error.hpp"
+#include "engine/core/process.hpp"
+#include "engine/driver/installations.hpp"
 #include "engine/inventory/inventory.hpp"
 #include "engine/operations/plugin_options.hpp"
 #include "engine/pg/connection.hpp"
@@ -225,7 +228,18 @@ Applied create_from(Context& ctx, const Manifest& m, const ApplyOptions& o) {
         if (m.ident)
             for (const auto& e : *m.ident)
                 out.changes.push_back({"ident", std::nullopt, e.to_line()});
-        out.name = (m.version ? *m.version : std::string("?")) + "/" + m.name;
+        // What the create would check first, checked now: the installation, the settings
+        // (with the server's rules) and the port, so that a check fails where the run would.
+        Installation installation = select_installation(ctx.settings(), c.version);
+        out.name = installation.major() + "/" + m.name;
+        if (!c.settings.empty()) {
+            OsUser owner = lookup_os_user(running_as_root() ? m.owner.value_or(ctx.settings().owner)
+                                                            : current_user_name());
+            auto catalog = conf::ParameterCatalog::describe(installation, owner);
+            for (const auto& [name, value] : c.settings) catalog.check_settable(name);
+            conf::validate_values(installation, owner, c.settings);
+        }
+        if (c.port != 0) check_port_available(ctx, c.port, nullptr, "choose another port");
         pending_sql_objects(m, out);
         return out;
     }

@@ -272,6 +272,18 @@ TEST_CASE("a bad manifest is refused before anything is done, naming the bad val
         {"name: x\nhba: [\"host all all 10.0.0.0/8 nosuchmethod\"]\n", "hba[0]"},
         {"name: x\nsettings: {wrok_mem: 1MB}\n", "wrok_mem"},
     };
+    // A check of a new instance says what the create would, and fails where it would.
+    auto checked = a.apply("name: x\nsettings: {work_mem: 2MB}\n", {"--check"});
+    REQUIRE(checked.status == 0);
+    CHECK(json::parse(checked.out)["results"][0]["name"] == "15/x");
+    CHECK(json::parse(checked.out)["results"][0]["result"] == "created");
+    auto refused = a.apply("name: x\nsettings: {wrok_mem: 2MB}\n", {"--check"});
+    CHECK(refused.status == static_cast<int>(Exit::usage));
+    CHECK(refused.err.find("did you mean 'work_mem'") != std::string::npos);
+    {
+        Context ctx(a.site.settings());
+        CHECK_FALSE(instances::exists(ctx, "x"));
+    }
     for (const auto& c : cases) {
         auto out = a.apply(c.yaml);
         INFO(c.yaml << "\n=> " << out.err);
