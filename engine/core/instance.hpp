@@ -19,6 +19,13 @@ struct Instance {
     std::string superuser;   // database superuser role
     std::string created_at;  // ISO 8601 UTC
     std::string options;     // JSON object: the options `create` was given (no secrets)
+    // Replication and lineage (docs/replication.md).
+    std::string role = "primary";  // "primary", "standby", or "diverged": a primary whose
+                                   // standby was promoted, until `instance rebuild`
+    std::string upstream;  // a standby's primary: "15/main" when managed here, else its conninfo
+                           // (never a password); a diverged instance: the promoted one
+    std::string slot;      // the physical replication slot a standby streams from ("": none)
+    std::string upgraded_from;  // "15/old": the instance `instance upgrade` made this one from
 
     std::string qualified_name() const { return version + "/" + name; }
 };

@@ -26,7 +26,7 @@ namespace {
 
 // Each entry is applied once, in order; PRAGMA user_version counts how many have been.
 // Never edit an entry that has shipped: add a new one.
-constexpr std::array<const char*, 5> migrations = {
+constexpr std::array<const char*, 6> migrations = {
     // 1: instances and the journal of operations.
     R"sql(
 CREATE TABLE instances (
@@ -98,6 +98,13 @@ CREATE TABLE plugin_options (
     PRIMARY KEY (version, name, plugin, key),
     FOREIGN KEY (version, name) REFERENCES instances (version, name) ON DELETE CASCADE
 );
+)sql",
+    // 6: replication and lineage: a standby's role, upstream and slot; what an upgrade came from.
+    R"sql(
+ALTER TABLE instances ADD COLUMN role TEXT NOT NULL DEFAULT 'primary';
+ALTER TABLE instances ADD COLUMN upstream TEXT NOT NULL DEFAULT '';
+ALTER TABLE instances ADD COLUMN slot TEXT NOT NULL DEFAULT '';
+ALTER TABLE instances ADD COLUMN upgraded_from TEXT NOT NULL DEFAULT '';
 )sql",
 };
 
@@ -269,7 +276,7 @@ int user_version(sqlite3* db) {
 
 constexpr const char* instance_columns =
     "version, name, base_dir, data_dir, wal_dir, socket_dir, log_file, port, owner, superuser, "
-    "created_at, options";
+    "created_at, options, role, upstream, slot, upgraded_from";
 
 // Binds the fields in the order of instance_columns, starting at parameter 1.
 void bind_instance(Statement& statement, const Instance& instance) {
@@ -284,7 +291,11 @@ void bind_instance(Statement& statement, const Instance& instance) {
         .bind(9, instance.owner)
         .bind(10, instance.superuser)
         .bind(11, instance.created_at)
-        .bind(12, instance.options);
+        .bind(12, instance.options)
+        .bind(13, instance.role)
+        .bind(14, instance.upstream)
+        .bind(15, instance.slot)
+        .bind(16, instance.upgraded_from);
 }
 
 Instance read_instance(const Statement& statement) {
@@ -301,6 +312,10 @@ Instance read_instance(const Statement& statement) {
     instance.superuser = statement.text(9);
     instance.created_at = statement.text(10);
     instance.options = statement.text(11);
+    instance.role = statement.text(12);
+    instance.upstream = statement.text(13);
+    instance.slot = statement.text(14);
+    instance.upgraded_from = statement.text(15);
     return instance;
 }
 
@@ -583,8 +598,10 @@ void Inventory::migrate() {
 }
 
 void Inventory::add(const Instance& instance) {
-    Statement statement(db_, std::string("INSERT INTO instances (") + instance_columns +
-                                 ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+    Statement statement(
+        db_, std::string("INSERT INTO instances (") + instance_columns +
+                 ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
+                 "?15, ?16)");
     bind_instance(statement, instance);
     const int rc = statement.step_code();
     if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
@@ -599,7 +616,8 @@ void Inventory::update(const Instance& instance) {
     Statement statement(db_,
                         "UPDATE instances SET base_dir = ?3, data_dir = ?4, wal_dir = ?5, "
                         "socket_dir = ?6, log_file = ?7, port = ?8, owner = ?9, superuser = ?10, "
-                        "created_at = ?11, options = ?12 WHERE version = ?1 AND name = ?2");
+                        "created_at = ?11, options = ?12, role = ?13, upstream = ?14, slot = ?15, "
+                        "upgraded_from = ?16 WHERE version = ?1 AND name = ?2");
     bind_instance(statement, instance);
     statement.step();
     if (sqlite3_changes(db_) == 0) {
