@@ -20,6 +20,7 @@
 #include "engine/operations/checksums.hpp"
 #include "engine/operations/configuration.hpp"
 #include "engine/operations/plugin_options.hpp"
+#include "engine/operations/replication_view.hpp"
 #include "engine/operations/settings_view.hpp"
 #include "engine/pg/postmaster_pid.hpp"
 #include "engine/pipeline/pipeline.hpp"
@@ -67,7 +68,93 @@ json instance_json(const Instance& i) {
             {"socket_dir", i.socket_dir.string()},
             {"log_file", i.log_file.string()},
             {"created_at", i.created_at},
-            {"options", options.is_discarded() ? json::object() : options}};
+            {"options", options.is_discarded() ? json::object() : options},
+            {"role", i.role},
+            {"upstream", i.upstream.empty() ? json(nullptr) : json(i.upstream)},
+            {"slot", i.slot.empty() ? json(nullptr) : json(i.slot)},
+            {"upgraded_from", i.upgraded_from.empty() ? json(nullptr) : json(i.upgraded_from)}};
+}
+
+json optional_json(const std::optional<std::string>& v) {
+    return v ? json(*v) : json(nullptr);
+}
+
+template <typename T>
+json optional_json(const std::optional<T>& v) {
+    return v ? json(*v) : json(nullptr);
+}
+
+// The replication view (docs/replication.md, "Seeing it").
+json replication_json(const replication_view::View& v) {
+    json j = {{"role", v.role},
+              {"upstream", v.upstream.empty() ? json(nullptr) : json(v.upstream)},
+              {"slot", v.slot.empty() ? json(nullptr) : json(v.slot)},
+              {"in_recovery", optional_json(v.in_recovery)}};
+    if (v.role == "standby" || v.in_recovery.value_or(false)) {
+        j["streaming"] = v.streaming;
+        j["receiver_status"] = v.receiver_status.empty() ? json(nullptr) : json(v.receiver_status);
+        j["sender"] = v.sender.empty() ? json(nullptr) : json(v.sender);
+        j["receive_lsn"] = optional_json(v.receive_lsn);
+        j["replay_lsn"] = optional_json(v.replay_lsn);
+        j["lag_bytes"] = optional_json(v.lag_bytes);
+        j["lag_seconds"] = optional_json(v.lag_seconds);
+        j["last_message_at"] = optional_json(v.last_message);
+        j["last_replayed_transaction_at"] = optional_json(v.last_replayed_transaction);
+        j["not_streaming_since"] = v.streaming || v.not_streaming_since.empty()
+                                       ? json(nullptr)
+                                       : json(v.not_streaming_since);
+    }
+    json standbys = json::array();
+    for (const auto& d : v.standbys)
+        standbys.push_back({{"instance", d.instance.empty() ? json(nullptr) : json(d.instance)},
+                            {"application_name", d.application_name},
+                            {"client", d.client},
+                            {"state", d.state},
+                            {"sync_state", d.sync_state},
+                            {"slot", d.slot.empty() ? json(nullptr) : json(d.slot)},
+                            {"sent_lsn", optional_json(d.sent_lsn)},
+                            {"flush_lsn", optional_json(d.flush_lsn)},
+                            {"replay_lsn", optional_json(d.replay_lsn)},
+                            {"lag_bytes", optional_json(d.lag_bytes)},
+                            {"replay_lag_seconds", optional_json(d.replay_lag_seconds)}});
+    j["standbys"] = standbys;
+    json missing = json::array();
+    for (const auto& m : v.missing)
+        missing.push_back(
+            {{"instance", m.instance}, {"slot", m.slot.empty() ? json(nullptr) : json(m.slot)}});
+    j["standbys_not_connected"] = missing;
+    json slots = json::array();
+    for (const auto& s : v.slots)
+        slots.push_back({{"name", s.name},
+                         {"active", s.active},
+                         {"retained_bytes", optional_json(s.retained_bytes)}});
+    j["slots"] = slots;
+    j["note"] = v.note.empty() ? json(nullptr) : json(v.note);
+    return j;
+}
+
+// Text rows of the replication view for `instance get`.
+void replication_rows(const replication_view::View& v,
+                      std::vector<std::vector<std::string>>& rows) {
+    rows.push_back({"role:", v.role});
+    if (!v.upstream.empty()) rows.push_back({"upstream:", v.upstream});
+    if (!v.slot.empty()) rows.push_back({"slot:", v.slot});
+    if (std::string line = replication_view::summary(v); !line.empty())
+        rows.push_back({"replication:", line});
+    for (const auto& d : v.standbys)
+        rows.push_back(
+            {"standby:",
+             (d.instance.empty() ? d.application_name + " (" + d.client + ")" : d.instance) + " " +
+                 d.state + ", replay " + d.replay_lsn.value_or("-") + ", lag " +
+                 (d.lag_bytes ? std::to_string(*d.lag_bytes) : "?") + " bytes" +
+                 (d.slot.empty() ? "" : ", slot " + d.slot)});
+    for (const auto& m : v.missing) rows.push_back({"standby:", m.instance + " not connected"});
+    for (const auto& s : v.slots)
+        if (!s.active)
+            rows.push_back({"slot " + s.name + ":",
+                            "inactive, keeps " +
+                                (s.retained_bytes ? std::to_string(*s.retained_bytes) : "?") +
+                                " bytes of WAL"});
 }
 
 std::string connect_hint(const Instance& i) {
@@ -376,12 +463,16 @@ int instance_status(Invocation& inv) {
     json arr = json::array();
     int rc = for_each_instance(inv, [&](const Instance& i) {
         ServerStatus s = instances::status(inv.ctx(), i);
+        const auto view = replication_view::observe(inv.ctx(), i);
         if (inv.json) {
             json j = {{"instance", i.qualified_name()}};
             j.update(status_json(s));
+            j["replication"] = replication_json(view);
             arr.push_back(j);
         } else if (!inv.quiet) {
             inv.out << describe_status(i, s) << "\n";
+            if (std::string line = replication_view::summary(view); !line.empty())
+                inv.out << "  " << escape_control(line) << "\n";
         }
         return s.running ? 0 : static_cast<int>(Exit::stopped);
     });
@@ -395,8 +486,10 @@ int instance_get(Invocation& inv) {
     auto fields = plugin_fields(inv.ctx(), i);
     const auto pending = settings_view::pending_restart(inv.ctx(), i);  // nullopt: stopped
     auto options = plugin_options::values(inv.ctx(), i);
+    const auto view = replication_view::observe(inv.ctx(), i);
     if (inv.json) {
         json j = instance_json(i);
+        j["replication"] = replication_json(view);
         // The fields of the instance manifest (docs/apply.md), so that this output applied as
         // it is (`instance apply -f -`) changes nothing.
         j["state"] = s.running ? "started" : "stopped";
@@ -442,6 +535,8 @@ int instance_get(Invocation& inv) {
         {"connect:", connect_hint(i)},
         {"pending restart:", pending ? (*pending ? "yes" : "no") : "- (stopped)"},
     };
+    if (!i.upgraded_from.empty()) rows.push_back({"upgraded from:", i.upgraded_from});
+    replication_rows(view, rows);
     for (const auto& [plugin, keys] : options)
         for (const auto& [key, value] : keys)
             rows.push_back({"option " + plugin + "." + key + ":", value});
@@ -538,11 +633,13 @@ int instance_list(Invocation& inv) {
         return 0;
     }
     std::vector<std::vector<std::string>> rows = {
-        {"NAME", "VERSION", "PORT", "STATUS", "OWNER", "DATA DIRECTORY", "DRIFT"}};
+        {"NAME", "VERSION", "PORT", "STATUS", "ROLE", "OWNER", "DATA DIRECTORY", "DRIFT"}};
     for (const auto& item : items) {
         const Instance& i = item.instance;
+        std::string role = i.role.empty() ? "-" : i.role;
+        if (!i.upstream.empty()) role += (i.role == "diverged" ? " from " : " of ") + i.upstream;
         rows.push_back({i.name, i.version, i.port ? std::to_string(i.port) : "-",
-                        item.status.running ? "running" : "stopped",
+                        item.status.running ? "running" : "stopped", role,
                         i.owner.empty() ? "-" : i.owner, i.data_dir.string(), item.drift});
     }
     print_table(inv.out, rows);

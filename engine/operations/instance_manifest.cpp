@@ -28,9 +28,10 @@ namespace {
 
 // What `instance get --json` prints besides the manifest's fields: accepted (so that its output
 // can be applied as it is) and not looked at.
-const char* const kReadOnly[] = {"qualified_name", "data_dir",       "wal_dir", "socket_dir",
-                                 "log_file",       "created_at",     "options", "status",
-                                 "plugins",        "pending_restart"};
+const char* const kReadOnly[] = {"qualified_name", "data_dir",        "wal_dir",    "socket_dir",
+                                 "log_file",       "created_at",      "options",    "status",
+                                 "plugins",        "pending_restart", "role",       "upstream",
+                                 "slot",           "upgraded_from",   "replication"};
 
 ms::Schema scalar_value() {
     return ms::one_of({ms::string(), ms::number(), ms::boolean()});
