@@ -1,0 +1,71 @@
+// Physical replication between instances (docs/replication.md): a standby made from a primary
+// (`instance create NAME --standby-for PRIMARY`), the primary prepared for it (replication role,
+// pg_hba.conf record, physical slot), the standby's own configuration (primary_conninfo reading
+// its password from a passfile, primary_slot_name, standby.signal), and the waits and checks the
+// other replication operations (promote, rebuild, drop) share.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/operations/instances.hpp"
+
+namespace pgforge {
+class Pipeline;
+}
+
+namespace pgforge::replication {
+
+// Where a standby streams from: an instance of this machine ("15/main", "main"), or a conninfo
+// for another host ("host=db1 port=5432", or a postgresql:// URI). A password in it is refused:
+// passwords come from a file.
+struct Upstream {
+    std::optional<Instance> local;  // managed here
+    std::string host;               // what the standby connects to
+    int port = 0;
+    std::string user;  // the replication role
+    // Remaining conninfo keywords of a remote upstream (sslmode=...), kept as given.
+    std::vector<std::pair<std::string, std::string>> extra;
+    // What the inventory records: "15/main", or the conninfo without any password.
+    std::string display() const;
+};
+
+// Parses PRIMARY of --standby-for. Error(Exit::usage) for a conninfo with a password or a
+// malformed one; Error(Exit::not_found) for an instance name that is not inventoried.
+Upstream resolve_upstream(Context& ctx, const std::string& text, const std::string& role);
+
+struct StandbyOptions {
+    std::string upstream;  // --standby-for
+    std::string role;      // --replication-role; empty: "replicator"
+    std::string slot;      // --slot; empty: the standby's name (a local primary), none (remote)
+    std::filesystem::path password_file;  // --password-file: the replication role's password
+};
+
+// The file, in the standby's base directory, that primary_conninfo names as its passfile.
+std::filesystem::path passfile_of(const Instance& standby);
+
+// The primary_conninfo of a standby streaming from `upstream` (host, port, user, passfile,
+// application_name; never a password).
+std::string primary_conninfo(const Instance& standby, const Upstream& upstream);
+
+// Drops physical slot `slot` on `primary` when it runs and has it; a warning when it cannot.
+void drop_slot(Context& ctx, const Instance& primary, const std::string& slot);
+
+// Waits until the standby's WAL receiver streams (pg_stat_wal_receiver), up to `timeout`
+// seconds; Error(Exit::failure) with the log's last lines when it does not.
+void wait_streaming(Context& ctx, const Instance& standby, double timeout);
+
+// The inventoried instances whose upstream is `primary` (its standbys and the instances
+// diverged from it).
+std::vector<Instance> standbys_of(Context& ctx, const Instance& primary);
+
+// Gives an existing data directory (a base backup, a rewound old primary) the configuration of
+// a standby of `upstream`: the passfile (0600, the owner's) holding `password` when given,
+// primary_conninfo and primary_slot_name in postgresql.conf, standby.signal. Steps of `p`.
+void configure_as_standby(Context& ctx, Pipeline& p, const Cluster& standby,
+                          const Upstream& upstream, const std::string& slot,
+                          const std::optional<std::string>& password);
+
+}  // namespace pgforge::replication
