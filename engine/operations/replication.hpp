@@ -6,6 +6,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -61,11 +62,21 @@ void wait_streaming(Context& ctx, const Instance& standby, double timeout);
 // diverged from it).
 std::vector<Instance> standbys_of(Context& ctx, const Instance& primary);
 
-// Gives an existing data directory (a base backup, a rewound old primary) the configuration of
-// a standby of `upstream`: the passfile (0600, the owner's) holding `password` when given,
-// primary_conninfo and primary_slot_name in postgresql.conf, standby.signal. Steps of `p`.
-void configure_as_standby(Context& ctx, Pipeline& p, const Cluster& standby,
-                          const Upstream& upstream, const std::string& slot,
-                          const std::optional<std::string>& password);
+// Gives a data directory that came from the upstream (a base backup, a rewound old primary) what
+// a standby of `upstream` needs besides its settings: the passfile (0600, the owner's) holding
+// `password` when given (else the passfile is left as it is), and standby.signal. Returns the
+// settings its postgresql.conf must have (primary_conninfo, primary_slot_name), which the caller
+// writes with the rest of its configuration (the create's one configure; see standby_create).
+std::map<std::string, std::string> configure_as_standby(const Cluster& standby,
+                                                        const Upstream& upstream,
+                                                        const std::string& slot,
+                                                        const std::optional<std::string>& password);
+
+// The settings of `conf_text` (the upstream's postgresql.conf, as a base backup or pg_rewind
+// copied it) that a standby keeps: without what names the upstream's own place (port, socket
+// directories, include directives, primary_conninfo, primary_slot_name) and without
+// `also_drop` (what the standby's own template sets). One "name = value" line each.
+std::string inherited_settings(const std::string& conf_text,
+                               const std::vector<std::string>& also_drop);
 
 }  // namespace pgforge::replication
