@@ -50,6 +50,8 @@ struct CreateOptions {
     // Per-instance options of plugins (plugin -> key -> value, engine/operations/plugin_options):
     // checked first, stored with the inventory entry, so every hook of the create sees them.
     std::map<std::string, std::map<std::string, std::string>> plugin_options;
+    // The instance this one is made from by `instance upgrade` ("15/old"), kept in its entry.
+    std::string upgraded_from;
 };
 
 // initdb, configuration files, start (unless !start), inventory. On failure, removes exactly
