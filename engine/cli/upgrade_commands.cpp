@@ -80,8 +80,8 @@ int instance_upgrade(Invocation& inv) {
                 << " (pg_upgrade --check passed; nothing was kept)\n";
         return 0;
     }
-    inv.out << "instance " << r.old_instance << " upgraded to " << r.new_instance << " (pg_upgrade --"
-            << r.method << ")\n"
+    inv.out << "instance " << r.old_instance << " upgraded to " << r.new_instance
+            << " (pg_upgrade --" << r.method << ")\n"
             << "  " << r.new_instance << " runs on port " << r.port;
     if (r.old_port != 0 && !r.old_dropped)
         inv.out << "; " << r.old_instance << " is stopped and moved to port " << r.old_port;

@@ -39,9 +39,12 @@ UpgradeMethod parse_upgrade_method(const std::string& text) {
 
 std::string to_string(UpgradeMethod method) {
     switch (method) {
-        case UpgradeMethod::link: return "link";
-        case UpgradeMethod::clone: return "clone";
-        case UpgradeMethod::copy: break;
+        case UpgradeMethod::link:
+            return "link";
+        case UpgradeMethod::clone:
+            return "clone";
+        case UpgradeMethod::copy:
+            break;
     }
     return "copy";
 }
@@ -88,10 +91,18 @@ int spare_port(Context& ctx, const std::set<int>& taken) {
 // The parameters that belong to one instance (its port, its sockets, its files), or to its
 // backup repository (the new instance gets its own from its plugins): never carried over.
 const std::set<std::string>& instance_specific() {
-    static const std::set<std::string> names = {
-        "port",          "unix_socket_directories", "data_directory",  "config_file",
-        "hba_file",      "ident_file",              "external_pid_file", "archive_command",
-        "archive_library", "restore_command",       "primary_conninfo", "primary_slot_name"};
+    static const std::set<std::string> names = {"port",
+                                                "unix_socket_directories",
+                                                "data_directory",
+                                                "config_file",
+                                                "hba_file",
+                                                "ident_file",
+                                                "external_pid_file",
+                                                "archive_command",
+                                                "archive_library",
+                                                "restore_command",
+                                                "primary_conninfo",
+                                                "primary_slot_name"};
     return names;
 }
 
@@ -189,9 +200,8 @@ Command pg_upgrade_command(const Plan& plan, const Instance& fresh, const Upgrad
     if (o.method == UpgradeMethod::clone) cmd.argv.push_back("--clone");
     if (check) cmd.argv.push_back("--check");
     // Its messages in English (they are parsed); nothing of pgforge's own PG* variables.
-    cmd.env = {"LC_ALL=C",  "LANG=C",  "LANGUAGE", "PGDATA", "PGPORT",
-               "PGHOST",    "PGUSER",  "PGDATABASE", "PGOPTIONS", "PGPASSWORD",
-               "PGSERVICE", "PGPASSFILE"};
+    cmd.env = {"LC_ALL=C", "LANG=C",     "LANGUAGE",  "PGDATA",     "PGPORT",    "PGHOST",
+               "PGUSER",   "PGDATABASE", "PGOPTIONS", "PGPASSWORD", "PGSERVICE", "PGPASSFILE"};
     return cmd;
 }
 
@@ -297,12 +307,12 @@ UpgradeResult upgrade(Context& ctx, const Instance& old_ref, const UpgradeOption
     check_instance_name(plan.new_name);
     if (new_version == old_ref.version && plan.new_name == old_ref.name)
         throw Error(Exit::usage,
-                    "instance " + old_ref.qualified_name() + " would be upgraded to itself: " +
-                        "version " + new_version + " is its own",
+                    "instance " + old_ref.qualified_name() +
+                        " would be upgraded to itself: " + "version " + new_version + " is its own",
                     "name the new instance: --name NEW (or choose another --version)");
     if (ctx.inventory().find(new_version, plan.new_name))
-        throw Error(Exit::conflict, "instance " + new_version + "/" + plan.new_name +
-                                        " already exists",
+        throw Error(Exit::conflict,
+                    "instance " + new_version + "/" + plan.new_name + " already exists",
                     "choose another --name, or drop it first");
     plan.owner = lookup_os_user(old_ref.owner);
     if (!fs::exists(plan.new_installation.program("pg_upgrade")))
@@ -362,6 +372,9 @@ UpgradeResult upgrade(Context& ctx, const Instance& old_ref, const UpgradeOption
     // The new instance, made by the create pipeline (pre/post init and configure hooks). Its
     // entry and directory are journaled here too: a kill at any later point removes it.
     bool made_new = false;
+    // pg_upgrade proper has begun: a server on the old data directory is pg_upgrade's then (the
+    // old one's own server, checked live by --check, is never stopped by the undo).
+    bool upgrading = false;
     p.step("create " + report.new_instance, [&] {
         if (ctx.progress) ctx.progress("creating instance " + report.new_instance);
         p.made("inventory entry", fresh.qualified_name());
@@ -372,7 +385,7 @@ UpgradeResult upgrade(Context& ctx, const Instance& old_ref, const UpgradeOption
     });
     p.on_undo("instance " + fresh.qualified_name(), [&] {
         if (!made_new) return;
-        stop_upgrade_servers(old, fresh);
+        if (upgrading) stop_upgrade_servers(old, fresh);
         // After --link began, the old data directory cannot start and the new one holds the
         // only whole copy: it is kept (the error says so).
         if (o.method == UpgradeMethod::link && linked_away(old.data_dir)) return;
@@ -396,15 +409,16 @@ UpgradeResult upgrade(Context& ctx, const Instance& old_ref, const UpgradeOption
         report.check_output = r.out;
         if (r.ok()) return;
         std::string why = refusal_report(r);
-        if (o.method == UpgradeMethod::clone &&
-            why.find("clone") != std::string::npos)
+        if (o.method == UpgradeMethod::clone && why.find("clone") != std::string::npos)
             throw Error(Exit::failure,
                         "instance " + old.qualified_name() +
                             ": the file system cannot clone files (pg_upgrade --clone): " + why,
                         "use --method copy (or link); nothing was left behind");
         throw Error(Exit::failure,
-                    "instance " + old.qualified_name() + ": pg_upgrade --check refused the "
-                        "upgrade to " + report.new_instance + ":\n" + why,
+                    "instance " + old.qualified_name() +
+                        ": pg_upgrade --check refused the "
+                        "upgrade to " +
+                        report.new_instance + ":\n" + why,
                     "fix what it reports on " + old.qualified_name() +
                         ", then run the upgrade again; nothing was left behind");
     });
@@ -436,6 +450,7 @@ UpgradeResult upgrade(Context& ctx, const Instance& old_ref, const UpgradeOption
         if (o.method == UpgradeMethod::link) p.made(linking_marker, old.data_dir.string());
         // pg_upgrade starts both clusters on the private ports: stopped after a kill.
         p.made("server", fresh.data_dir.string());
+        upgrading = true;
         Command cmd = pg_upgrade_command(plan, fresh, o, workdir, old_port, new_port, false);
         cmd.on_stdout = StepProgress(ctx.progress);
         auto r = run_process(cmd);
@@ -449,7 +464,8 @@ UpgradeResult upgrade(Context& ctx, const Instance& old_ref, const UpgradeOption
                             fresh.qualified_name() + " is kept with its logs in " +
                             (fresh.data_dir / "pg_upgrade_output.d").string() +
                             ": finish by hand, or restore from a backup");
-        throw Error(Exit::failure, "instance " + old.qualified_name() + ": pg_upgrade failed: " + why,
+        throw Error(Exit::failure,
+                    "instance " + old.qualified_name() + ": pg_upgrade failed: " + why,
                     "the old instance is as it was; fix the cause and run the upgrade again");
     });
     // From here the new instance is the upgraded one: it is kept whatever happens.
@@ -505,9 +521,8 @@ UpgradeResult upgrade(Context& ctx, const Instance& old_ref, const UpgradeOption
         auto r = run_process(analyze);
         report.analyzed = r.ok();
         if (!r.ok())
-            report.notes.push_back("vacuumdb failed (" + message_of(r) +
-                                   "); run it as " + plan.owner.name + ": " +
-                                   report.analyze_command);
+            report.notes.push_back("vacuumdb failed (" + message_of(r) + "); run it as " +
+                                   plan.owner.name + ": " + report.analyze_command);
     }
     if (o.drop_old) {
         if (ctx.progress) ctx.progress("dropping " + old.qualified_name());
@@ -518,7 +533,8 @@ UpgradeResult upgrade(Context& ctx, const Instance& old_ref, const UpgradeOption
     return result;
 }
 
-std::string resume_upgrade(Context& ctx, const Instance& old, const std::vector<JournalStep>& steps) {
+std::string resume_upgrade(Context& ctx, const Instance& old,
+                           const std::vector<JournalStep>& steps) {
     auto marked = [&](const char* marker) {
         return std::any_of(steps.begin(), steps.end(), [&](const JournalStep& st) {
             return st.kind == "made" && st.name == marker;
@@ -530,10 +546,15 @@ std::string resume_upgrade(Context& ctx, const Instance& old, const std::vector<
     if (marked(decided_marker))
         return "; pg_upgrade had finished: instance " + fresh_name +
                " is kept (start it: pgforge instance start " + fresh_name + ")";
-    // pg_upgrade's servers first, whatever else.
+    // pg_upgrade's servers first, once pg_upgrade proper had begun (its "server" row): before,
+    // a server on the old data directory is the old instance's own, checked live.
+    bool upgrading = false;
     for (auto st = steps.rbegin(); st != steps.rend(); ++st)
-        if (st->kind == "made" && st->name == "server") undo_made(ctx, "server", st->message);
-    stop_server_at(old.data_dir);
+        if (st->kind == "made" && st->name == "server") {
+            undo_made(ctx, "server", st->message);
+            upgrading = true;
+        }
+    if (upgrading) stop_server_at(old.data_dir);
     if (marked(linking_marker) && linked_away(old.data_dir))
         return "; pg_upgrade --link had begun linking files: instance " + old.qualified_name() +
                " cannot start, instance " + fresh_name + " is kept to be finished by hand";

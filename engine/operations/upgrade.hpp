@@ -45,8 +45,8 @@ struct UpgradeReport {
     // false after --link: the old data directory's files belong to the new instance now.
     bool old_startable = true;
     bool old_dropped = false;
-    bool analyzed = false;         // vacuumdb ran
-    std::string analyze_command;   // the statistics command (printed when it did not run)
+    bool analyzed = false;           // vacuumdb ran
+    std::string analyze_command;     // the statistics command (printed when it did not run)
     std::vector<std::string> notes;  // what the user should know (warnings of a step)
 };
 
@@ -68,6 +68,7 @@ void check_not_linked_away(const Instance& instance);
 // pg_upgrade ended, the new instance is removed and the old started again if it ran (unless
 // --link had disabled it: then the new instance is kept, and the message says so); after, the
 // new instance is kept as it is. Returns the message for the interrupted entry.
-std::string resume_upgrade(Context& ctx, const Instance& old, const std::vector<JournalStep>& steps);
+std::string resume_upgrade(Context& ctx, const Instance& old,
+                           const std::vector<JournalStep>& steps);
 
 }  // namespace pgforge::instances

@@ -58,17 +58,17 @@ void prepare(const TestSite& site, const std::string& name) {
     auto c = site.cli({"instance", "create", name});
     INFO(c.err);
     REQUIRE(c.status == 0);
-    script(site, name,
-           "CREATE ROLE app LOGIN; CREATE DATABASE appdb OWNER app;");
+    script(site, name, "CREATE ROLE app LOGIN; CREATE DATABASE appdb OWNER app;");
     script(site, name,
            "CREATE TABLE t (id int PRIMARY KEY, v text);"
            "INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 1000) g;",
            "appdb");
-    auto s = site.cli({"conf", "set", "-i", name, "work_mem=7MB", "log_min_duration_statement=250ms"});
+    auto s =
+        site.cli({"conf", "set", "-i", name, "work_mem=7MB", "log_min_duration_statement=250ms"});
     INFO(s.err);
     REQUIRE(s.status == 0);
-    auto h = site.cli({"hba", "add", "-i", name, "host", "appdb", "app", "10.7.0.0/16",
-                       "scram-sha-256"});
+    auto h = site.cli(
+        {"hba", "add", "-i", name, "host", "appdb", "app", "10.7.0.0/16", "scram-sha-256"});
     INFO(h.err);
     REQUIRE(h.status == 0);
 }
@@ -94,8 +94,8 @@ TEST_CASE("upgrade with each method: data, settings, roles and HBA kept; the old
             TestSite site;
             prepare(site, "old");
             const int port = get(site, "old")["port"];
-            auto r = site.cli({"--json", "instance", "upgrade", "old", "--name", "new",
-                               "--method", method});
+            auto r = site.cli(
+                {"--json", "instance", "upgrade", "old", "--name", "new", "--method", method});
             INFO(r.err);
             if (method == "clone" && r.status != 0) {
                 // The file system cannot clone: said clearly, nothing left, the old as it was.
@@ -129,8 +129,8 @@ TEST_CASE("upgrade with each method: data, settings, roles and HBA kept; the old
                       "SELECT count(*) FROM pg_hba_file_rules WHERE address = '10.7.0.0' "
                       "AND 'appdb' = ANY(database)") == "1");
             // Statistics were rebuilt.
-            CHECK(one(site, "new",
-                      "SELECT count(*) > 0 FROM pg_stats WHERE tablename = 't'", "appdb") == "t");
+            CHECK(one(site, "new", "SELECT count(*) > 0 FROM pg_stats WHERE tablename = 't'",
+                      "appdb") == "t");
             // Its own socket and paths, not the old one's.
             CHECK_THAT(read(fs::path(fresh["data_dir"].get<std::string>()) / "postgresql.conf"),
                        !Catch::Contains("/15/old/"));
