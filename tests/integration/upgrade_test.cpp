@@ -58,7 +58,8 @@ void prepare(const TestSite& site, const std::string& name) {
     auto c = site.cli({"instance", "create", name});
     INFO(c.err);
     REQUIRE(c.status == 0);
-    script(site, name, "CREATE ROLE app LOGIN; CREATE DATABASE appdb OWNER app;");
+    script(site, name, "CREATE ROLE app LOGIN");
+    script(site, name, "CREATE DATABASE appdb OWNER app");
     script(site, name,
            "CREATE TABLE t (id int PRIMARY KEY, v text);"
            "INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 1000) g;",
