@@ -377,6 +377,8 @@ UpgradeResult upgrade(Context& ctx, const Instance& old_ref, const UpgradeOption
     bool upgrading = false;
     p.step("create " + report.new_instance, [&] {
         if (ctx.progress) ctx.progress("creating instance " + report.new_instance);
+        // Undone newest first: the version directory (when the create made it) after the rest.
+        p.made("empty directory", fresh.base_dir.parent_path().string());
         p.made("inventory entry", fresh.qualified_name());
         p.made("directory", fresh.base_dir.string());
         p.made("empty directory", fresh.socket_dir.string());

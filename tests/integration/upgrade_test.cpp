@@ -2,6 +2,10 @@
 // the old one's data, settings, roles and HBA records, takes its port and runs; the old one is
 // left stopped (and, after --link, refuses to start); a refused pg_upgrade --check, and --check
 // alone, leave nothing behind.
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -84,6 +88,31 @@ void check_absent(const TestSite& site, const std::string& name) {
     assign_instance_paths(site.settings(), i);
     CHECK_FALSE(fs::exists(i.base_dir));
     CHECK_FALSE(fs::exists(i.socket_dir));
+}
+
+// The CLI binary killed by its fault point `where` (PGFORGE_FAULT_KILL_AT): whether it was.
+bool killed_at(const TestSite& site, const std::vector<std::string>& args,
+               const std::string& where) {
+    std::vector<std::string> argv = {PGFORGE_CLI_PATH, "--settings", site.settings_file().string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const std::string env = "PGFORGE_FAULT_KILL_AT=" + where;
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        int null = ::open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(null, 2);
+        putenv(const_cast<char*>(env.c_str()));
+        std::vector<char*> v;
+        for (auto& a : argv) v.push_back(const_cast<char*>(a.c_str()));
+        v.push_back(nullptr);
+        execv(v[0], v.data());
+        _exit(127);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
 }
 
 }  // namespace
@@ -233,4 +262,53 @@ TEST_CASE("upgrade of a stopped instance with --drop-old and --no-analyze",
     CHECK(running(site, "new"));
     CHECK(one(site, "new", "SELECT count(*) FROM t", "appdb") == "1000");
     CHECK(get(site, "new")["upgraded_from"] == "15/old");
+}
+
+TEST_CASE("an upgrade killed before pg_upgrade ended is undone by the next command on the old",
+          "[integration][upgrade]") {
+    for (const std::string where :
+         {"upgrade:pg_upgrade:before", "upgrade:made server:after", "upgrade:pg_upgrade:after"}) {
+        DYNAMIC_SECTION("killed at " << where) {
+            TestSite site;
+            prepare(site, "old");
+            const int port = get(site, "old")["port"];
+            REQUIRE(killed_at(site, {"instance", "upgrade", "old", "--name", "new"}, where));
+            // The next command on the old instance resumes: the new one goes, the old runs.
+            auto start = site.cli({"instance", "start", "old"});
+            INFO(start.err);
+            CHECK(start.status == 0);
+            check_absent(site, "new");
+            CHECK(running(site, "old"));
+            CHECK(get(site, "old")["port"] == port);
+            CHECK(one(site, "old", "SELECT count(*) FROM t", "appdb") == "1000");
+            Inventory inv(site.settings().inventory_file());
+            bool interrupted = false;
+            for (const auto& e : inv.journal("15/old", 20))
+                if (e.operation == "upgrade")
+                    interrupted = e.outcome == "failed" &&
+                                  e.message.find("15/new was removed") != std::string::npos;
+            CHECK(interrupted);
+            // And the upgrade can be run again.
+            auto again = site.cli({"instance", "upgrade", "old", "--name", "new", "--no-analyze"});
+            INFO(again.err);
+            CHECK(again.status == 0);
+        }
+    }
+}
+
+TEST_CASE("an upgrade --link killed after pg_upgrade linked keeps the new instance",
+          "[integration][upgrade]") {
+    TestSite site;
+    prepare(site, "old");
+    REQUIRE(killed_at(site, {"instance", "upgrade", "old", "--name", "new", "--method", "link"},
+                      "upgrade:pg_upgrade:after"));
+    // The old data directory is the new instance's now: the old refuses to start, the new one
+    // (whole: pg_upgrade had ended) is kept and starts.
+    auto start = site.cli({"instance", "start", "old"});
+    CHECK(start.status != 0);
+    CHECK_THAT(start.err, Catch::Contains("pg_upgrade --link"));
+    auto fresh = site.cli({"instance", "start", "new"});
+    INFO(fresh.err);
+    REQUIRE(fresh.status == 0);
+    CHECK(one(site, "new", "SELECT count(*) FROM t", "appdb") == "1000");
 }
