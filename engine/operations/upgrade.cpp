@@ -170,6 +170,11 @@ class StepProgress {
     std::string shown_;
 };
 
+// "15.18": the installation's version, as its programs say it.
+std::string version_text(const Installation& i) {
+    return std::to_string(i.version_info.major) + "." + std::to_string(i.version_info.minor);
+}
+
 struct Plan {
     Instance old;
     Installation old_installation;
@@ -274,6 +279,16 @@ std::string shell_words(const std::vector<std::string>& argv) {
     return out;
 }
 
+// A configure with no change of its own once an instance's port has moved while it was stopped:
+// plugins contributed to the port's configure with the entry's previous port (the inventory
+// follows at its end), and write their files again with the new one (the backup plugin's
+// pgbackrest.conf names the port).
+void contribute_again(Context& ctx, const Instance& instance) {
+    configuration::Request again;
+    again.run_hooks = true;
+    configuration::configure(ctx, get(ctx, instance.qualified_name()), again);
+}
+
 }  // namespace
 
 void check_not_linked_away(const Instance& i) {
@@ -330,8 +345,8 @@ UpgradeResult upgrade(Context& ctx, const Instance& old_ref, const UpgradeOption
     UpgradeReport& report = result.report;
     report.old_instance = old.qualified_name();
     report.new_instance = new_version + "/" + plan.new_name;
-    report.old_version = plan.old_installation.version;
-    report.new_version = plan.new_installation.version;
+    report.old_version = version_text(plan.old_installation);
+    report.new_version = version_text(plan.new_installation);
     report.method = to_string(o.method);
     report.check_only = o.check_only;
 
@@ -361,7 +376,18 @@ UpgradeResult upgrade(Context& ctx, const Instance& old_ref, const UpgradeOption
     // its pre_configure lets plugins contribute to them).
     co.hba = [&](conf::HbaFile& f) { f = conf::HbaFile::parse(hba_text); };
     co.ident = [&](conf::IdentFile& f) { f = conf::IdentFile::parse(ident_text); };
-    co.plugin_options = plugin_options::values(ctx, old);
+    // Plugin options that name the old instance (a backup stanza chosen from its name) are its
+    // own: the new instance's plugins choose theirs (a new stanza).
+    for (const auto& [plugin, keys] : plugin_options::values(ctx, old))
+        for (const auto& [key, value] : keys) {
+            if (names_old_instance(value, old) ||
+                value.find(old.qualified_name()) != std::string::npos ||
+                value == old.version + "-" + old.name)
+                report.notes.push_back("option " + plugin + "." + key + " = " + value + " names " +
+                                       old.qualified_name() + ": not carried over");
+            else
+                co.plugin_options[plugin][key] = value;
+        }
 
     Instance fresh;
     fresh.name = plan.new_name;
@@ -494,6 +520,7 @@ UpgradeResult upgrade(Context& ctx, const Instance& old_ref, const UpgradeOption
             int spare = spare_port(ctx, {});
             if (report.old_startable) {
                 configuration::set(ctx, old, {{"port", std::to_string(spare)}});
+                contribute_again(ctx, old);
             } else {
                 // Its files cannot be checked by a server that cannot start: only the entry
                 // moves (the data directory is no server's any more).
@@ -507,6 +534,7 @@ UpgradeResult upgrade(Context& ctx, const Instance& old_ref, const UpgradeOption
         }
         configuration::set(ctx, fresh, {{"port", std::to_string(port)}});
         fresh = get(ctx, fresh.qualified_name());
+        contribute_again(ctx, fresh);
         report.port = fresh.port;
     } catch (const Error& e) {
         report.notes.push_back("instance " + fresh.qualified_name() + " keeps port " +

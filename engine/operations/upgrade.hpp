@@ -34,7 +34,7 @@ struct UpgradeOptions {
 struct UpgradeReport {
     std::string old_instance;  // "15/main"
     std::string new_instance;  // "16/main"
-    std::string old_version;   // the installations' versions ("PostgreSQL 15.18 ...")
+    std::string old_version;   // the installations' versions ("15.18")
     std::string new_version;
     std::string method;
     bool check_only = false;
