@@ -58,6 +58,9 @@ constexpr std::string_view kUnitTestsMedianKey = "pgconf-10k-median-ms:";
 constexpr const char* kUnitTestsFilter = "[.bench]";
 constexpr const char* kConfSample = "postgresql.conf.sample";
 constexpr double kPgconfTargetMs = 5;
+// instance upgrade --method link against pg_upgrade --link by hand: pgforge adds its create
+// (templates, checks), two configures of the ports and its journal to the same programs.
+constexpr double kUpgradeTargetRatio = 1.15;
 
 // ---- errors and signals ------------------------------------------------------------------
 
@@ -751,6 +754,7 @@ class Benchmark {
         report.results.push_back(apply_new_benchmark());
         report.results.push_back(standby_benchmark());
         if (!o_.unit_tests.empty()) report.results.push_back(pgconf_benchmark());
+        report.results.push_back(upgrade_benchmark());
         return report;
     }
 
@@ -1154,6 +1158,101 @@ class Benchmark {
         unit_tests_median();  // not counted: brings the binary into the page cache
         for (int r = 0; r < o_.rounds; ++r) pgconf.pgforge_ms.push_back(unit_tests_median());
         return pgconf;
+    }
+
+    // ---- upgrade ----
+
+    // pg_upgrade writes its scripts to its working directory: run in `dir`.
+    Argv in_directory(const fs::path& dir, const Argv& argv) const {
+        std::string line = "cd '" + dir.string() + "' && exec";
+        for (const auto& a : argv) line += " '" + a + "'";
+        return {"/bin/sh", "-c", line};
+    }
+    Argv raw_pg_upgrade(const RawCluster& old, const RawCluster& fresh, bool check) const {
+        const std::string bindir = o_.bindir;
+        Argv argv = {(fs::path(bindir) / "pg_upgrade").string(),
+                     "-b",
+                     bindir,
+                     "-B",
+                     bindir,
+                     "-d",
+                     old.data.string(),
+                     "-D",
+                     fresh.data.string(),
+                     "-U",
+                     "postgres",
+                     "-p",
+                     std::to_string(old.port),
+                     "-P",
+                     std::to_string(fresh.port),
+                     "-s",
+                     fresh.sockets.string(),
+                     "--link"};
+        if (check) argv.push_back("--check");
+        return in_directory(fresh.dir, argv);
+    }
+
+    // instance upgrade --method link against the same work by hand with the raw tools, as the
+    // PostgreSQL documentation describes it: initdb of the new cluster, pg_upgrade --check (the
+    // old running), the old stopped, pg_upgrade --link, the new started on the old port, and
+    // vacuumdb --all --analyze-in-stages. Each round upgrades a new instance holding some data.
+    Result upgrade_benchmark() {
+        Result upgrade{.operation = "upgrade",
+                       .pgforge_command =
+                           "instance upgrade NAME --name NEW --method link (create, check, stop, "
+                           "pg_upgrade, ports, start, vacuumdb)",
+                       .raw_command =
+                           "initdb + pg_upgrade --link --check + pg_ctl stop + pg_upgrade --link "
+                           "+ pg_ctl start + vacuumdb --all --analyze-in-stages, timed together",
+                       .target = kUpgradeTargetRatio};
+        const fs::path psql = fs::path(o_.bindir) / "psql";
+        const fs::path vacuumdb = fs::path(o_.bindir) / "vacuumdb";
+        const std::string data_sql =
+            "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 20000) g;"
+            "CREATE INDEX ON t (v);";
+        for (int r = 0; r < o_.rounds; ++r) {
+            progress("upgrade: round " + std::to_string(r + 1) + "/" + std::to_string(o_.rounds));
+            const std::string name = "u" + std::to_string(r);
+            // Not timed: the two old clusters, with the same data.
+            runner_.run(pgforge({"create", name}));
+            runner_.run(Argv{pgforge_.string(), "--settings", settings_.string(), "instance",
+                             "exec", name, "--", psql.string(), "-X", "-q", "-c", data_sql});
+            RawCluster old = make_raw_cluster(name);
+            RawCluster fresh = make_raw_cluster(name + "n");
+            runner_.run(raw_initdb(old));
+            runner_.run(raw_start(old), old.log);
+            runner_.run({psql.string(), "-X", "-q", "-h", old.sockets.string(), "-p",
+                         std::to_string(old.port), "-U", "postgres", "-d", "postgres", "-c",
+                         data_sql});
+            RawCluster moved = fresh;
+            moved.port = old.port;  // the new cluster takes the old one's port
+            auto pf = [&] {
+                return runner_.timed(
+                    {pgforge({"upgrade", name, "--name", name + "n", "--method", "link"})});
+            };
+            auto raw = [&] {
+                return runner_.timed({raw_initdb(fresh),
+                                      raw_pg_upgrade(old, fresh, true),
+                                      raw_stop(old, "fast"),
+                                      raw_pg_upgrade(old, fresh, false),
+                                      raw_start(moved),
+                                      {vacuumdb.string(), "-h", fresh.sockets.string(), "-p",
+                                       std::to_string(moved.port), "-U", "postgres", "--all",
+                                       "--analyze-in-stages"}},
+                                     fresh.log);
+            };
+            measure(r % 2 == 0, upgrade, pf, raw);
+            expect_server(fresh.data, true, "pg_upgrade --link + pg_ctl start");
+            expect_server(pgforge_data_dir(name + "n"), true, "pgforge instance upgrade");
+            // Not timed: make room for the next round.
+            runner_.run(pgforge({"drop", name + "n"}));
+            runner_.run(pgforge({"drop", name}));
+            runner_.run(raw_stop(moved, "immediate"), fresh.log);
+            remove_tree(old.dir);
+            remove_tree(fresh.dir);
+            check_interrupted();
+        }
+        return upgrade;
     }
 
     RawCluster make_raw_cluster(const std::string& name) {

@@ -381,6 +381,7 @@ ProcessResult run_process(const Command& c) {
             if (n > 0) {
                 (i == 0 ? r.out : r.err).append(buf, static_cast<size_t>(n));
                 if (i == 1 && c.on_stderr) c.on_stderr(std::string_view(buf, size_t(n)));
+                if (i == 0 && c.on_stdout) c.on_stdout(std::string_view(buf, size_t(n)));
             } else if (n == 0 || errno != EINTR) {
                 close(fds[i].fd);
                 fds[i].fd = -1;

@@ -50,6 +50,8 @@ struct Command {
     // When set, called with each piece of the program's standard error as it arrives (a
     // program's progress); the pieces are kept in ProcessResult::err too.
     std::function<void(std::string_view)> on_stderr;
+    // The same for its standard output (pg_upgrade reports its steps there).
+    std::function<void(std::string_view)> on_stdout;
 };
 
 // The safe PATH of every program unless its caller sets one.

@@ -28,6 +28,7 @@
 #include "engine/operations/replication.hpp"
 #include "engine/operations/server.hpp"
 #include "engine/operations/stopped_scope.hpp"
+#include "engine/operations/upgrade.hpp"
 #include "engine/pg/postmaster_pid.hpp"
 #include "engine/pipeline/configure_draft.hpp"
 #include "engine/pipeline/made.hpp"
@@ -269,6 +270,7 @@ Instance create(Context& ctx, const CreateOptions& o) {
                 local_upstream->options.empty() ? "{}" : local_upstream->options, nullptr, false);
         }
     }
+    i.upgraded_from = o.upgraded_from;
     assign_instance_paths(s, i);
     if (!o.waldir.empty()) i.wal_dir = fs::absolute(o.waldir).lexically_normal();
     // A unix socket path is limited to 107 bytes.
@@ -601,6 +603,7 @@ void require_data_directory(const Instance& inst) {
             "instance " + inst.qualified_name() + ": data directory " + inst.data_dir.string() +
                 " is missing",
             "restore it, or remove the entry: pgforge instance drop " + inst.qualified_name());
+    check_not_linked_away(inst);  // an instance upgraded with --link (upgrade.hpp)
 }
 
 }  // namespace
@@ -650,7 +653,8 @@ const std::vector<std::string>& operation_names() {
                                                    "configure",
                                                    "configure --restart",
                                                    "drop",
-                                                   "checksums"};
+                                                   "checksums",
+                                                   "upgrade"};
     return names;
 }
 
@@ -765,6 +769,11 @@ std::string resume_locked(Context& ctx, const std::string& version, const std::s
             inv.end_operation(id, true, {}, done);
             if (had_entry && !inv.find(version, name))
                 gone = "its create was interrupted and has been undone";
+        } else if (e.operation == "upgrade") {
+            // What an upgrade made of the new instance goes, the old runs again (upgrade.hpp).
+            std::string became;
+            if (auto i = inv.find(version, name)) became = resume_upgrade(ctx, *i, steps);
+            inv.end_operation(e.id, false, exited(e) + became);
         } else if (e.operation == "drop") {
             bool decided = std::any_of(steps.begin(), steps.end(), [](const JournalStep& st) {
                 return st.kind == "made" && st.name == "drop decided";

@@ -56,6 +56,8 @@ struct CreateOptions {
     std::string replication_role;  // empty: replicator
     std::string slot;              // empty: the standby's name (a local upstream), none (remote)
     std::filesystem::path replication_password_file;  // the role's password, first line
+    // The instance this one is made from by `instance upgrade` ("15/old"), kept in its entry.
+    std::string upgraded_from;
 };
 
 // initdb, configuration files, start (unless !start), inventory. On failure, removes exactly

@@ -238,6 +238,14 @@ TEST_CASE("every operation runs the hook points of its row in docs/plugins.md, i
               int status = 0;
               waitpid(pid, &status, 0);
           }}},
+        {"upgrade",
+         {"upgrade",
+          [&] {
+              // The same version (the only one installed): the new instance needs its name.
+              auto r = s.cli({"instance", "upgrade", n, "--name", n + "_up", "--no-analyze"});
+              INFO(r.err);
+              REQUIRE(r.status == 0);
+          }}},
         {"drop",
          {"drop",
           [&] {
@@ -258,7 +266,7 @@ TEST_CASE("every operation runs the hook points of its row in docs/plugins.md, i
     // In this order each starts from the state the one before left.
     for (const std::string op :
          {"create", "create --standby-for", "stop", "start", "restart", "reload", "configure",
-          "configure --restart", "checksums", "start --foreground", "drop"}) {
+          "configure --restart", "checksums", "start --foreground", "upgrade", "drop"}) {
         INFO("operation " << op);
         REQUIRE(runs.count(op));
         REQUIRE(table.count(op));

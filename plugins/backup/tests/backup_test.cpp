@@ -459,3 +459,28 @@ TEST_CASE(
     archive_current_wal(primary);
     REQUIRE(s.cli({"instance", "drop", "replica"}).status == 0);
 }
+
+TEST_CASE("instance upgrade: the new instance gets a stanza of its own, on the old one's port",
+          "[integration][backup][upgrade]") {
+    BackupSite s;
+    Instance old = s.create("up");
+    auto r = s.cli({"instance", "upgrade", "up", "--name", "up2", "--no-analyze"});
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    Instance fresh = s.get("up2");
+    CHECK(fresh.port == old.port);
+    CHECK(contains(one(fresh, "SHOW archive_command"), "--stanza=15-up2"));
+    std::string text = read_text(fresh.base_dir / "backup" / "pgbackrest.conf");
+    CHECK(contains(text, "[15-up2]"));
+    CHECK(contains(text, "pg1-port=" + std::to_string(fresh.port) + "\n"));
+    // Its stanza was made at its start: a backup works.
+    CHECK(fs::exists(s.repository("15-up2")));
+    auto backup = s.cli({"backup", "create", "-i", "up2"});
+    INFO(backup.err);
+    CHECK(backup.status == 0);
+    // The old instance keeps its own stanza, and its files name its new port.
+    Instance moved = s.get("up");
+    CHECK(moved.port != old.port);
+    CHECK(contains(read_text(moved.base_dir / "backup" / "pgbackrest.conf"),
+                   "pg1-port=" + std::to_string(moved.port) + "\n"));
+}
