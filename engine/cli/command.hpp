@@ -102,6 +102,8 @@ const std::vector<CommandSpec>& database_commands();
 const std::vector<CommandSpec>& role_commands();
 const std::vector<CommandSpec>& plugin_commands();
 const std::vector<CommandSpec>& schema_commands();
+// instance promote, instance rebuild
+const std::vector<CommandSpec>& replication_commands();
 // Every table, in the order help lists them.
 std::vector<const std::vector<CommandSpec>*> all_command_tables();
 
