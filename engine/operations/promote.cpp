@@ -75,6 +75,9 @@ std::string timeline_of(const Instance& i) {
 // The old primary of `promoted`, when inventoried here as a primary, becomes "diverged" with
 // the promoted instance as its upstream: its own operation "diverged" (no hook point), under
 // its lock. A running one keeps running.
+// The slot the promoted instance streamed from stays on the old primary: the WAL it keeps there is
+// what pg_rewind reads back to the last common checkpoint, and the rebuild removes it (pg_rewind
+// and a base backup leave none of the old primary's slots).
 void mark_diverged(Context& ctx, const std::string& upstream, const Instance& promoted,
                    Outcome& out) {
     if (!local_reference(upstream)) return;

@@ -227,6 +227,10 @@ RebuildOutcome rebuild(Context& ctx, const Instance& inst, const std::string& so
         out.rewind_refused = rewind_obstacle(cluster);
         if (out.rewind_refused.empty()) {
             try {
+                // A source promoted moments ago may not have written its new timeline to its
+                // control file yet (no checkpoint since): pg_rewind, which reads it there, would
+                // find both on one timeline and rewind nothing.
+                p.step("checkpoint on " + sq, [&] { pg::Connection(source).exec("CHECKPOINT"); });
                 p.step("pg_rewind", [&] {
                     if (ctx.progress) ctx.progress("rewinding from " + sq);
                     Command cmd = owner_command(cluster, "pg_rewind");
@@ -298,6 +302,8 @@ RebuildOutcome rebuild(Context& ctx, const Instance& inst, const std::string& so
         configuration::set_file(ctx, i.data_dir / "postgresql.conf", settings, i.version);
     });
     p.around(sdk::HookPoint::pre_start, "start", [&] { start_server(ctx, p, cluster, wait); });
+    // A standby that does not stream is not left running as one: the instance stays diverged.
+    p.on_undo("stop the server", [&] { stop_server_at(i.data_dir); });
     p.step("streaming from " + sq, [&] {
         if (ctx.progress) ctx.progress("waiting until it streams");
         replication::wait_streaming(ctx, i, wait);

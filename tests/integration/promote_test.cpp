@@ -121,6 +121,15 @@ TEST_CASE("promote a standby, write on it; rebuild the old primary with pg_rewin
     CHECK_THAT(r.err, Catch::Contains("instance 15/main is a primary"));
     CHECK(read_all(hooks).empty());
 
+    // A checkpoint the standby replays before its promotion: pg_rewind reads the old primary's
+    // WAL back to the last checkpoint before the fork, and the one of the base backup is in a
+    // segment the old primary recycles (a server makes one every checkpoint_timeout anyway).
+    sql(site, "main", "CHECKPOINT");
+    std::string lsn = value(site, "main", "SELECT pg_current_wal_lsn()");
+    REQUIRE(eventually([&] {
+        return value(site, "replica", "SELECT pg_last_wal_replay_lsn() >= '" + lsn + "'::pg_lsn") ==
+               "t";
+    }));
     r = site.cli({"instance", "promote", "replica"});
     INFO(r.err);
     REQUIRE(r.status == 0);
@@ -196,7 +205,7 @@ TEST_CASE("rebuild without checksums nor wal_log_hints takes a fresh base backup
     r = site.cli({"instance", "rebuild", "old", "--from", "other"});
     CHECK(r.status == 2);
     CHECK_THAT(r.err, Catch::Contains("instance 15/other is not a primary (its role is standby)"));
-    // The old primary stops; the instance stays diverged (a server stopped is not rebuilt yet).
+    // A diverged instance that is stopped is rebuilt the same way.
     REQUIRE(site.cli({"instance", "stop", "old"}).status == 0);
     sql(site, "new", "INSERT INTO t VALUES (2)");
 
