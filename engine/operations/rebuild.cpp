@@ -186,12 +186,12 @@ RebuildOutcome rebuild(Context& ctx, const Instance& inst, const std::string& so
             up = instances::get(ctx, i.upstream);
         } catch (const Error&) {
         }
-        if (up && up->role == "primary" && up->qualified_name() != sq)
+        if (up && up->role == "primary")
             throw Error(Exit::usage,
                         "instance " + q + " is a standby of " + up->qualified_name() +
-                            ", which is still a primary",
-                        "promote or drop " + up->qualified_name() +
-                            " first, or leave this standby as it is");
+                            ", which is still a primary: there is nothing to rebuild",
+                        "a rebuild follows a promotion: promote a standby first (pgforge "
+                        "instance promote), then rebuild the instances it left behind");
     }
     if (source.role != "primary")
         throw Error(Exit::usage,
