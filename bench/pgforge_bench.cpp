@@ -749,6 +749,7 @@ class Benchmark {
         report.results.push_back(conf_set_benchmark());
         report.results.push_back(apply_noop_benchmark());
         report.results.push_back(apply_new_benchmark());
+        report.results.push_back(standby_benchmark());
         if (!o_.unit_tests.empty()) report.results.push_back(pgconf_benchmark());
         return report;
     }
@@ -1047,6 +1048,66 @@ class Benchmark {
             check_interrupted();
         }
         return fresh;
+    }
+
+    // ---- a standby ----
+
+    // A standby of a pgforge primary, against pg_basebackup -R and pg_ctl -w start by hand from
+    // the same primary, as the same replication role with the same passfile, over TCP.
+    Result standby_benchmark() {
+        Result standby{.operation = "standby",
+                       .pgforge_command =
+                           "instance create NAME --standby-for PRIMARY (role, pg_hba.conf record "
+                           "and slot checked on the primary, base backup, configuration, start, "
+                           "until it streams)",
+                       .raw_command =
+                           "pg_basebackup -R -X stream -c fast + pg_ctl -w start, "
+                           "timed together",
+                       .target = 1.0};
+        progress("standby: making the primary and a first standby (not timed)");
+        runner_.run(pgforge({"create", "sp"}));
+        // The first standby prepares the primary (role, record); its passfile serves the raw side.
+        runner_.run(pgforge({"create", "sfirst", "--standby-for", "sp"}));
+        const fs::path passfile = pgforge_data_dir("sfirst").parent_path() / "replication.pgpass";
+        std::string port_line = runner_.capture(pgforge({"get", "sp", "--json"}));
+        const std::string key = "\"port\": ";
+        auto at = port_line.find(key);
+        if (at == std::string::npos) throw Failure("no port in pgforge instance get sp --json");
+        const int primary_port = std::atoi(port_line.c_str() + at + key.size());
+        progress("standby: " + std::to_string(o_.rounds) + " rounds");
+        for (int r = 0; r < o_.rounds; ++r) {
+            const std::string name = "s" + std::to_string(r);
+            RawCluster raw = make_raw_cluster("standby" + std::to_string(r));
+            const Argv basebackup = {(fs::path(o_.bindir) / "pg_basebackup").string(),
+                                     "-D",
+                                     raw.data.string(),
+                                     "-R",
+                                     "-X",
+                                     "stream",
+                                     "-c",
+                                     "fast",
+                                     "-w",
+                                     "-d",
+                                     "host=127.0.0.1 port=" + std::to_string(primary_port) +
+                                         " user=replicator passfile=" + passfile.string()};
+            measure(
+                r % 2 == 0, standby,
+                [&] {
+                    return runner_.timed({pgforge({"create", name, "--standby-for", "sp"})});
+                },
+                [&] {
+                    return runner_.timed({basebackup, raw_start(raw)}, raw.log);
+                });
+            expect_server(pgforge_data_dir(name), true, "pgforge instance create --standby-for");
+            expect_server(raw.data, true, "pg_basebackup + pg_ctl start");
+            runner_.run(pgforge({"drop", name}));
+            runner_.run(raw_stop(raw, "immediate"), raw.log);
+            remove_tree(raw.dir);
+            check_interrupted();
+        }
+        runner_.run(pgforge({"drop", "sfirst"}));
+        runner_.run(pgforge({"drop", "sp"}));
+        return standby;
     }
 
     // ---- the library's parse + set + write, timed by the unit tests ----

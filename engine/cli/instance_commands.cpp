@@ -199,8 +199,17 @@ void create_options(po::options_description& d) {
         ("waldir", po::value<std::string>(), "WAL directory outside the data directory")
         ("set", po::value<std::vector<std::string>>()->composing(), "NAME=VALUE: a postgresql.conf setting, checked with the server's rules (repeatable)")
         ("option", po::value<std::vector<std::string>>()->composing(), "PLUGIN.KEY=VALUE, an option a plugin declares, for this instance (repeatable)")
-        ("state", po::value<std::string>()->default_value("started"), "started or stopped");
+        ("state", po::value<std::string>()->default_value("started"), "started or stopped")
+        ("standby-for", po::value<std::string>(), "PRIMARY: make a standby of it (VERSION/NAME of an instance here, or a conninfo)")
+        ("slot", po::value<std::string>(), "the physical replication slot it streams from (default: its name, for a primary here)")
+        ("replication-role", po::value<std::string>(), "the role it replicates as (default replicator)")
+        ("password-file", po::value<std::string>(), "file whose first line is the replication role's password (mode 0600)");
     // clang-format on
+}
+
+void drop_options(po::options_description& d) {
+    d.add_options()("force", po::bool_switch(),
+                    "drop a primary even though standbys stream from it");
 }
 
 void start_options(po::options_description& d) {
@@ -358,6 +367,14 @@ int instance_create(Invocation& inv) {
     if (state != "started" && state != "stopped")
         throw Error(Exit::usage, "--state must be started or stopped, not '" + state + "'");
     o.start = state == "started";
+    o.standby_for = inv.opt<std::string>("standby-for").value_or("");
+    o.slot = inv.opt<std::string>("slot").value_or("");
+    o.replication_role = inv.opt<std::string>("replication-role").value_or("");
+    o.replication_password_file = inv.opt<std::string>("password-file").value_or("");
+    if (o.standby_for.empty() &&
+        (!o.slot.empty() || !o.replication_role.empty() || !o.replication_password_file.empty()))
+        throw Error(Exit::usage, "--slot, --replication-role and --password-file are for a standby",
+                    "add --standby-for PRIMARY, or leave them out");
     if (inv.context == nullptr && !inv.json && !inv.quiet && isatty(STDERR_FILENO))
         inv.err << "creating instance " << (o.version.empty() ? "" : o.version + "/") << o.name
                 << "\n";
@@ -370,8 +387,11 @@ int instance_create(Invocation& inv) {
         inv.out << j.dump(2) << "\n";
     } else if (!inv.quiet) {
         inv.out << "instance " << i.qualified_name() << " created"
-                << (o.start ? " and started" : "") << " on port " << i.port << "\n"
-                << "  connect: " << connect_hint(i) << "\n";
+                << (o.start ? " and started" : "") << " on port " << i.port << "\n";
+        if (i.role == "standby")
+            inv.out << "  standby of " << i.upstream << (i.slot.empty() ? "" : ", slot " + i.slot)
+                    << (o.start ? ", streaming" : "") << "\n";
+        inv.out << "  connect: " << connect_hint(i) << "\n";
     }
     return 0;
 }
@@ -648,7 +668,7 @@ int instance_list(Invocation& inv) {
 
 int instance_drop(Invocation& inv) {
     Instance i = instances::get(inv.ctx(), inv.arg(0, "instance name"));
-    instances::drop(inv.ctx(), i);
+    instances::drop(inv.ctx(), i, inv.flag("force"));
     inv.end_progress();
     if (inv.json)
         inv.out << json{{"instance", i.qualified_name()}, {"changed", true}}.dump(2) << "\n";
@@ -903,7 +923,7 @@ const std::vector<CommandSpec> kInstanceCommands = {
      settings_options, instance_settings},
     {"instance", "list", "", "instances, their state, and drift from the disk", list_options,
      instance_list},
-    {"instance", "drop", "NAME", "stop an instance and remove its files and entry", no_options,
+    {"instance", "drop", "NAME", "stop an instance and remove its files and entry", drop_options,
      instance_drop},
     {"instance", "logs", "NAME", "the server's log", logs_options, instance_logs},
     {"instance", "history", "NAME", "operations on an instance, their steps and hook calls",

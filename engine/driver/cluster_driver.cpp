@@ -14,6 +14,7 @@
 #include "engine/core/input.hpp"
 #include "engine/core/interrupt.hpp"
 #include "engine/core/log.hpp"
+#include "engine/core/progress_line.hpp"
 #include "engine/core/safe_fs.hpp"
 #include "engine/pg/connection.hpp"
 #include "engine/pg/postmaster_pid.hpp"
@@ -126,6 +127,57 @@ void PostgresDriver::initdb(const Cluster& c, const InitOptions& o, const Progre
         while (!err.empty() && err.back() == '\n') err.pop_back();
         throw Error(Exit::failure, "initdb failed for instance " + i.qualified_name() + ":\n" + err,
                     "check the options given to create (locale, encoding, WAL directory)");
+    }
+}
+
+void ClusterDriver::base_backup(const Cluster& c, const BaseBackupOptions&, const Progress&) {
+    throw Error(Exit::failure,
+                "instance " + c.instance.qualified_name() + ": this driver makes no base backups");
+}
+
+void PostgresDriver::base_backup(const Cluster& c, const BaseBackupOptions& o,
+                                 const Progress& progress) {
+    const Instance& i = c.instance;
+    std::string conninfo;
+    for (const auto& [key, value] : o.conninfo)
+        conninfo += (conninfo.empty() ? "" : " ") + key + "=" + pg::conninfo_value(value);
+    Command cmd;
+    cmd.as = &c.owner;
+    cmd.cwd = i.base_dir;
+    // --no-password: a password comes from the passfile the conninfo names, never a prompt.
+    cmd.argv = {c.installation.program("pg_basebackup").string(),
+                "--pgdata=" + i.data_dir.string(),
+                "--dbname=" + conninfo,
+                "--wal-method=stream",
+                "--checkpoint=fast",
+                "--no-password"};
+    if (!o.slot.empty()) cmd.argv.push_back("--slot=" + o.slot);
+    if (o.create_slot) cmd.argv.push_back("--create-slot");
+    if (!i.wal_dir.empty()) cmd.argv.push_back("--waldir=" + i.wal_dir.string());
+    if (o.show_progress) {
+        cmd.argv.push_back("--progress");
+        cmd.on_stderr = ProgressLine("base backup");
+    }
+    cmd.env = {"PGDATA", "PGPORT", "PGHOST", "PGPASSWORD", "PGPASSFILE"};
+    if (progress) progress("base backup");
+    auto r = run_process(cmd);
+    if (!r.ok()) {
+        std::string err = r.err;
+        // Only the program's messages, not its progress lines.
+        std::string kept;
+        for (size_t pos = 0; pos < err.size();) {
+            size_t end = err.find_first_of("\r\n", pos);
+            if (end == std::string::npos) end = err.size();
+            std::string line = err.substr(pos, end - pos);
+            if (line.rfind("pg_basebackup:", 0) == 0) kept += (kept.empty() ? "" : "\n") + line;
+            pos = end + 1;
+        }
+        if (kept.empty()) kept = err.empty() ? r.out : err;
+        while (!kept.empty() && kept.back() == '\n') kept.pop_back();
+        throw Error(Exit::failure,
+                    "base backup for instance " + i.qualified_name() + " failed:\n" + kept,
+                    "check that the upstream runs, that its pg_hba.conf lets the replication "
+                    "role in, and the password");
     }
 }
 

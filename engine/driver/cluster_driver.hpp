@@ -8,6 +8,8 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "engine/core/instance.hpp"
 #include "engine/core/process.hpp"
@@ -29,6 +31,16 @@ struct InitOptions {
     std::string auth_local = "peer";
     std::string auth_host = "scram-sha-256";
     std::filesystem::path password_file;  // the superuser's password, first line; may be empty
+};
+
+// A base backup of an upstream server into a new data directory (a standby's, a rebuild's).
+struct BaseBackupOptions {
+    // The connection to the upstream, as libpq keywords (host, port, user, passfile,
+    // application_name...): never a password.
+    std::vector<std::pair<std::string, std::string>> conninfo;
+    std::string slot;            // stream the backup's WAL through this physical slot ("": none)
+    bool create_slot = false;    // the slot is made by the backup (pg_basebackup --create-slot)
+    bool show_progress = false;  // the program's own progress on the terminal
 };
 
 enum class StopMode { smart, fast, immediate };
@@ -62,6 +74,10 @@ class ClusterDriver {
     virtual bool stop(const Cluster& cluster, StopMode mode, double timeout) = 0;
     virtual void reload(const Cluster& cluster) = 0;
     virtual ServerStatus status(const Cluster& cluster) = 0;
+    // Copies a running upstream into the cluster's (new, empty) data directory and WAL
+    // directory, as the owner, with the WAL needed to start from it.
+    virtual void base_backup(const Cluster& cluster, const BaseBackupOptions& options,
+                             const Progress& progress);
     // Whether the server runs, without asking it anything (status() also pings it).
     virtual bool running(const Cluster& cluster) { return status(cluster).running; }
     // Runs the server in the foreground, replacing this process.
@@ -77,6 +93,8 @@ class PostgresDriver : public ClusterDriver {
     bool stop(const Cluster& cluster, StopMode mode, double timeout) override;
     void reload(const Cluster& cluster) override;
     ServerStatus status(const Cluster& cluster) override;
+    void base_backup(const Cluster& cluster, const BaseBackupOptions& options,
+                     const Progress& progress) override;
     bool running(const Cluster& cluster) override;  // postmaster.pid names a live process
     [[noreturn]] void run_foreground(const Cluster& cluster) override;
 };

@@ -7,6 +7,7 @@
 
 #include "engine/core/error.hpp"
 #include "engine/core/process.hpp"
+#include "engine/core/progress_line.hpp"
 #include "engine/core/text.hpp"
 #include "engine/inventory/inventory.hpp"
 #include "engine/operations/instances.hpp"
@@ -54,26 +55,6 @@ long number(const std::string& out, const std::string& name) {
         return -1;
     }
 }
-
-// pg_checksums --progress lines, on one line of the terminal (overwritten each time).
-class ProgressLine {
-  public:
-    explicit ProgressLine(std::string label) : label_(std::move(label)) {}
-    void operator()(std::string_view piece) {
-        pending_.append(piece);
-        for (size_t nl; (nl = pending_.find_first_of("\r\n")) != std::string::npos;) {
-            std::string line = pending_.substr(0, nl);
-            pending_.erase(0, nl + 1);
-            if (line.empty()) continue;
-            std::string text = "\r  " + label_ + "... " + line + "\x1b[K";
-            if (::write(STDERR_FILENO, text.data(), text.size()) < 0) return;
-        }
-    }
-
-  private:
-    std::string label_;
-    std::string pending_;
-};
 
 }  // namespace
 

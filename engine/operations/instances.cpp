@@ -26,6 +26,7 @@
 #include "engine/operations/configuration.hpp"
 #include "engine/operations/plugin_options.hpp"
 #include "engine/operations/promote.hpp"
+#include "engine/operations/replication.hpp"
 #include "engine/operations/server.hpp"
 #include "engine/operations/stopped_scope.hpp"
 #include "engine/pg/postmaster_pid.hpp"
@@ -120,7 +121,8 @@ void check_auth_method(const std::string& method, const std::string& option) {
 // The three files rendered from the templates, by file name.
 std::map<std::string, std::string> render_configuration(const Cluster& c, const Settings& s,
                                                         const std::string& auth_local,
-                                                        const std::string& auth_host) {
+                                                        const std::string& auth_host,
+                                                        bool standby = false) {
     const Instance& i = c.instance;
     std::map<std::string, std::string> v = {
         {"instance", i.qualified_name()},
@@ -137,8 +139,27 @@ std::map<std::string, std::string> render_configuration(const Cluster& c, const 
         {"data_dir", i.data_dir.string()},
         {"version", i.version},
     };
-    v["initdb_settings"] = active_settings(read_text_file(i.data_dir / "postgresql.conf"));
     std::map<std::string, std::string> out;
+    if (standby) {
+        // A base backup's files are its upstream's: the standby keeps their access rules and
+        // settings (what a promotion must serve with), with its own port, sockets and paths
+        // from the template, which sets them.
+        const fs::path tmpl = s.find_template("postgresql.conf");
+        v["initdb_settings"] = "";
+        auto own =
+            conf::ConfDocument::parse(render_template(read_text_file(tmpl), v, tmpl.string()));
+        std::vector<std::string> names;
+        for (const auto& e : own.entries()) names.push_back(e.name);
+        v["initdb_settings"] =
+            "# (a standby: the settings of its upstream's postgresql.conf at its base backup)\n" +
+            replication::inherited_settings(safe_fs::read_file(i.data_dir / "postgresql.conf"),
+                                            names);
+        out["postgresql.conf"] = render_template(read_text_file(tmpl), v, tmpl.string());
+        for (const char* file : {"pg_hba.conf", "pg_ident.conf"})
+            out[file] = safe_fs::read_file(i.data_dir / file);
+        return out;
+    }
+    v["initdb_settings"] = active_settings(read_text_file(i.data_dir / "postgresql.conf"));
     for (const char* file : {"postgresql.conf", "pg_hba.conf", "pg_ident.conf"}) {
         fs::path tmpl = s.find_template(file);
         out[file] = render_template(read_text_file(tmpl), v, tmpl.string());
@@ -185,8 +206,24 @@ Cluster cluster_for(Context& ctx, const Instance& i) {
 Instance create(Context& ctx, const CreateOptions& o) {
     const Settings& s = ctx.settings();
     check_instance_name(o.name);
-    // Everything that can be checked before touching the disk is checked first.
-    Installation installation = select_installation(s, o.version);
+    const bool is_standby = !o.standby_for.empty();
+    if (is_standby && (o.data_checksums || !o.locale.empty() || o.encoding != "UTF8" ||
+                       !o.superuser_password_file.empty()))
+        throw Error(Exit::usage,
+                    "a standby is a copy of its primary: its encoding, locale, data checksums and "
+                    "superuser password are the primary's",
+                    "leave --encoding, --locale, --data-checksums and --superuser-password-file "
+                    "out");
+    // Everything that can be checked before touching the disk is checked first. A standby of an
+    // instance managed here runs its version.
+    std::string version = o.version;
+    std::optional<Instance> local_upstream;
+    if (is_standby && o.standby_for.find('=') == std::string::npos &&
+        o.standby_for.find("://") == std::string::npos) {
+        local_upstream = get(ctx, o.standby_for);
+        if (version.empty()) version = local_upstream->version;
+    }
+    Installation installation = select_installation(s, version);
     std::string owner_name = o.owner.empty() ? s.owner : o.owner;
     if (!running_as_root() && owner_name != current_user_name())
         throw Error(Exit::usage,
@@ -218,6 +255,21 @@ Instance create(Context& ctx, const CreateOptions& o) {
     i.version = installation.major();
     i.owner = owner.name;
     i.superuser = o.superuser.empty() ? s.superuser : o.superuser;
+    // The upstream's encoding, locale and checksums, as the inventory's record of the options.
+    nlohmann::json upstream_options = nlohmann::json::object();
+    std::optional<replication::StandbyPlan> standby;
+    if (is_standby) {
+        if (local_upstream) {
+            if (!o.superuser.empty() && o.superuser != local_upstream->superuser)
+                throw Error(Exit::usage,
+                            "the superuser of a standby is its primary's (" +
+                                local_upstream->superuser + ")",
+                            "leave --superuser out");
+            i.superuser = local_upstream->superuser;
+            upstream_options = nlohmann::json::parse(
+                local_upstream->options.empty() ? "{}" : local_upstream->options, nullptr, false);
+        }
+    }
     assign_instance_paths(s, i);
     if (!o.waldir.empty()) i.wal_dir = fs::absolute(o.waldir).lexically_normal();
     // A unix socket path is limited to 107 bytes.
@@ -245,6 +297,16 @@ Instance create(Context& ctx, const CreateOptions& o) {
                         " already exists and is not in the inventory",
                     "move it away (pgforge never removes files it did not make), or choose "
                     "another name");
+    if (is_standby) {
+        // Under the lock: a slot a killed create of this standby left on the upstream has just
+        // been dropped by the undo.
+        standby = replication::plan_standby(
+            ctx, o.name, i.version,
+            {o.standby_for, o.replication_role, o.slot, o.replication_password_file});
+        i.role = "standby";
+        i.upstream = standby->upstream.display();
+        i.slot = standby->slot;
+    }
     bool waldir_created = false;
     if (!i.wal_dir.empty()) {
         if (fs::exists(i.wal_dir, ec) && !fs::is_empty(i.wal_dir, ec))
@@ -269,15 +331,25 @@ Instance create(Context& ctx, const CreateOptions& o) {
                                {"auth_host", auth_host},
                                {"superuser_password", !o.superuser_password_file.empty()},
                                {"waldir_created", waldir_created}};
+        if (standby) {
+            for (const char* key : {"encoding", "locale", "data_checksums", "superuser_password"})
+                if (upstream_options.is_object() && upstream_options.contains(key))
+                    opts[key] = upstream_options[key];
+            opts["standby_for"] = i.upstream;
+        }
         i.options = opts.dump();
         p.made("inventory entry", i.qualified_name());
         inv.add(i);
         plugin_options::store_new(ctx, i, o.plugin_options);
     });
     p.on_undo("inventory entry", [&] { inv.remove(i.version, i.name); });
+    if (standby) replication::prepare_upstream(ctx, p, *standby);
 
     Cluster cluster{i, installation, owner};
-    p.around(sdk::HookPoint::pre_init, "initdb", [&] {
+    // A standby's data directory is a base backup of its upstream; what its postgresql.conf
+    // needs for that (primary_conninfo, primary_slot_name) is written with the rest.
+    std::map<std::string, std::string> standby_settings;
+    p.around(sdk::HookPoint::pre_init, standby ? "base backup" : "initdb", [&] {
         fs::path version_dir = i.base_dir.parent_path();
         bool version_dir_created = !fs::exists(version_dir, ec);
         cluster.instance = i;
@@ -296,6 +368,10 @@ Instance create(Context& ctx, const CreateOptions& o) {
             p.on_undo("WAL directory " + i.wal_dir.string(), [&] { remove_made_tree(i.wal_dir); });
             make_owned_directory(i.wal_dir, owner, fs::perms(0700));
         }
+        if (standby) {
+            standby_settings = replication::make_standby_data(ctx, cluster, *standby);
+            return;
+        }
         InitOptions init;
         init.encoding = o.encoding;
         init.locale = o.locale;
@@ -308,7 +384,7 @@ Instance create(Context& ctx, const CreateOptions& o) {
 
     // The configuration is rendered from the templates, plugins contribute to it at
     // pre_configure, and each file is written once.
-    auto texts = render_configuration(cluster, s, auth_local, auth_host);
+    auto texts = render_configuration(cluster, s, auth_local, auth_host, standby.has_value());
     const fs::path main_conf = i.data_dir / "postgresql.conf";
     std::map<fs::path, conf::ConfDocument> docs;
     docs.emplace(main_conf, conf::ConfDocument::parse(texts["postgresql.conf"], main_conf));
@@ -332,6 +408,10 @@ Instance create(Context& ctx, const CreateOptions& o) {
         [&] {
             if (ctx.progress) ctx.progress("writing configuration");
             for (const auto& [name, value] : o.settings) {
+                docs.at(main_conf).set(name, value);
+                draft.user_sets(name, value);
+            }
+            for (const auto& [name, value] : standby_settings) {
                 docs.at(main_conf).set(name, value);
                 draft.user_sets(name, value);
             }
@@ -369,6 +449,8 @@ Instance create(Context& ctx, const CreateOptions& o) {
                 remove_if_empty(i.socket_dir);
             });
             start_server(ctx, p, cluster, s.start_timeout);
+            // post_start sees a standby that streams.
+            if (standby) replication::wait_streaming(ctx, i, s.start_timeout);
         });
     }
     p.finish();
@@ -559,10 +641,19 @@ bool stop_step(Context& ctx, Pipeline& p, StopMode mode, std::optional<double> t
 }
 
 const std::vector<std::string>& operation_names() {
-    static const std::vector<std::string> names = {
-        "create",  "start",     "start --foreground",  "stop", "restart",
-        "reload",  "configure", "configure --restart", "drop", "checksums",
-        "promote", "rebuild"};
+    static const std::vector<std::string> names = {"create",
+                                                   "create --standby-for",
+                                                   "start",
+                                                   "start --foreground",
+                                                   "stop",
+                                                   "restart",
+                                                   "reload",
+                                                   "configure",
+                                                   "configure --restart",
+                                                   "drop",
+                                                   "checksums",
+                                                   "promote",
+                                                   "rebuild"};
     return names;
 }
 
@@ -582,6 +673,13 @@ std::optional<Error> drop_decided(Context& ctx, Pipeline& p) {
         remove_if_empty(i.base_dir.parent_path());
         remove_tree(i.socket_dir);
     });
+    // A standby's slot on its upstream would keep WAL there for ever.
+    if (i.role == "standby" && !i.slot.empty() && !i.upstream.empty() &&
+        i.upstream.find('=') == std::string::npos)
+        if (auto up = ctx.inventory().find(parse_instance_ref(i.upstream).version,
+                                           parse_instance_ref(i.upstream).name))
+            p.step("replication slot " + i.slot + " on " + up->qualified_name(),
+                   [&, up] { replication::drop_slot(ctx, *up, i.slot); });
     std::optional<Error> post_drop;
     try {
         p.hooks(sdk::HookPoint::post_drop);
@@ -771,12 +869,22 @@ void reload(Context& ctx, const Instance& i) {
     configuration::reload(ctx, i);
 }
 
-void drop(Context& ctx, const Instance& inst) {
+void drop(Context& ctx, const Instance& inst, bool force) {
     auto held = lock(ctx, inst, false);
     // A drop that was killed has just been finished by the lock: the instance is gone.
     if (!ctx.inventory().find(inst.version, inst.name)) {
         log::info("instance " + inst.qualified_name() + " is already dropped");
         return;
+    }
+    if (!force) {
+        std::string names;
+        for (const Instance& s : replication::standbys_of(ctx, inst))
+            if (s.role == "standby") names += (names.empty() ? "" : ", ") + s.qualified_name();
+        if (!names.empty())
+            throw Error(Exit::conflict,
+                        "instance " + inst.qualified_name() + " has standbys: " + names,
+                        "drop them first, promote one, or drop it all the same with --force "
+                        "(they stop streaming)");
     }
     Instance i = inst;
     Pipeline p(ctx, "drop", i);

@@ -50,6 +50,12 @@ struct CreateOptions {
     // Per-instance options of plugins (plugin -> key -> value, engine/operations/plugin_options):
     // checked first, stored with the inventory entry, so every hook of the create sees them.
     std::map<std::string, std::map<std::string, std::string>> plugin_options;
+    // A standby (docs/replication.md): its data directory is a base backup of the upstream
+    // instead of initdb's, so its encoding, locale, checksums and superuser are the upstream's.
+    std::string standby_for;       // "15/main" (managed here) or a conninfo; empty: a primary
+    std::string replication_role;  // empty: replicator
+    std::string slot;              // empty: the standby's name (a local upstream), none (remote)
+    std::filesystem::path replication_password_file;  // the role's password, first line
 };
 
 // initdb, configuration files, start (unless !start), inventory. On failure, removes exactly
@@ -109,9 +115,11 @@ void reload(Context& ctx, const Instance& instance);
 // the lock is let go and the server replaces this process (post_start never runs: see
 // docs/plugins.md). A refusal throws before the server is run.
 [[noreturn]] void run_foreground(Context& ctx, const Instance& instance);
-// Stops the server if it runs, removes its files and its inventory entry. A post_drop handler
-// that fails does not undo it: the instance is gone, and the failure is thrown afterwards.
-void drop(Context& ctx, const Instance& instance);
+// Stops the server if it runs, removes its files and its inventory entry; a standby's slot on its
+// local upstream goes with it. A post_drop handler that fails does not undo it: the instance is
+// gone, and the failure is thrown afterwards. An instance with standbys (inventoried here) is
+// refused unless `force`, naming them.
+void drop(Context& ctx, const Instance& instance, bool force = false);
 
 // The stop of an operation as a step of its pipeline, with pre_stop and post_stop around it
 // (stop, restart, drop, configure --restart). Returns whether a server was stopped.

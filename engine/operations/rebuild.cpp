@@ -211,11 +211,23 @@ RebuildOutcome rebuild(Context& ctx, const Instance& inst, const std::string& so
                     "remove it once you no longer need it, then run the rebuild again");
     const double wait = timeout.value_or(ctx.settings().start_timeout);
     Cluster cluster = instances::cluster_for(ctx, i);
-    const std::string slot = i.name;
+    // What the standby needs of the source, decided before anything is made, as a standby's
+    // create decides it: the replication role (the one the source itself streamed with, which
+    // came with its catalog), its password (the source's passfile, else a new one), a slot named
+    // after the instance and free there.
+    const Credentials cred = credentials_of(source);
+    replication::StandbyOptions wanted;
+    wanted.upstream = sq;
+    wanted.role = cred.role;
+    replication::StandbyPlan plan = replication::plan_standby(ctx, i.name, i.version, wanted);
+    if (cred.password) plan.password = cred.password;
     RebuildOutcome out;
 
     Pipeline p(ctx, "rebuild", i);
     instances::stop_step(ctx, p, StopMode::fast, timeout);
+    // The source made ready first (role, pg_hba.conf record, slot reserving WAL from now on),
+    // through its own pipelines; undone if the rebuild fails.
+    replication::prepare_upstream(ctx, p, plan);
 
     // The instance's own configuration, put back after the source's copy replaced it.
     std::map<std::string, std::string> own;
@@ -284,21 +296,12 @@ RebuildOutcome rebuild(Context& ctx, const Instance& inst, const std::string& so
         });
     });
 
-    // A standby of the source: its slot there; its passfile, standby.signal, primary_conninfo
-    // and primary_slot_name here (written into the instance's own postgresql.conf, the server
-    // stopped: no configure pipeline, so no pre_configure; the plugins' contributions are in
-    // the files kept).
-    p.step("slot " + slot + " on " + sq, [&] {
-        pg::Connection c(source);
-        auto r = c.exec("SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1", {slot});
-        if (!r.rows.empty() && r.rows[0][0].value_or("0") != "0") return;
-        c.exec("SELECT pg_create_physical_replication_slot($1, true)", {slot});
-        p.on_undo("slot " + slot + " on " + sq, [&] { replication::drop_slot(ctx, source, slot); });
-    });
+    // A standby of the source: its passfile, standby.signal, primary_conninfo and
+    // primary_slot_name (written into the instance's own postgresql.conf, the server stopped: no
+    // configure pipeline, so no pre_configure; the plugins' contributions are in the files kept).
     p.step("standby configuration", [&] {
-        const Credentials cred = credentials_of(source);
-        auto upstream = replication::resolve_upstream(ctx, sq, cred.role);
-        auto settings = replication::configure_as_standby(cluster, upstream, slot, cred.password);
+        auto settings =
+            replication::configure_as_standby(cluster, plan.upstream, plan.slot, plan.password);
         configuration::set_file(ctx, i.data_dir / "postgresql.conf", settings, i.version);
     });
     p.around(sdk::HookPoint::pre_start, "start", [&] { start_server(ctx, p, cluster, wait); });
@@ -310,7 +313,7 @@ RebuildOutcome rebuild(Context& ctx, const Instance& inst, const std::string& so
     });
     i.role = "standby";
     i.upstream = sq;
-    i.slot = slot;
+    i.slot = plan.slot;
     p.finish_updating_entry();
     out.rebuilt = i;
     if (out.method == "base backup") {
@@ -325,24 +328,36 @@ RebuildOutcome rebuild(Context& ctx, const Instance& inst, const std::string& so
     return out;
 }
 
-std::string resume_rebuild(Context&, const Instance& i, const std::vector<JournalStep>& steps) {
+std::string resume_rebuild(Context& ctx, const Instance& i, const std::vector<JournalStep>& steps) {
+    std::string done;
+    // The slot it made on the source would keep WAL there for a standby that is not one.
+    for (auto st = steps.rbegin(); st != steps.rend(); ++st) {
+        if (st->kind != "made" || st->name != "replication slot") continue;
+        try {
+            undo_made(ctx, st->name, st->message);
+            done += "; its replication slot (" + st->message + ") was dropped";
+        } catch (const std::exception& x) {
+            log::warn("instance " + i.qualified_name() + ": " + x.what());
+            done += std::string("; its replication slot could not be dropped: ") + x.what();
+        }
+    }
     const bool set_aside = std::any_of(steps.begin(), steps.end(), [](const JournalStep& st) {
         return st.kind == "made" && st.name == aside_marker;
     });
     const fs::path aside = aside_of(i.data_dir);
     std::error_code ec;
-    if (!set_aside || !fs::exists(aside, ec)) return "";
+    if (!set_aside || !fs::exists(aside, ec)) return done;
     try {
         OsUser owner = lookup_os_user(i.owner);
         stop_server_at(i.data_dir);
         remove_made_tree(i.data_dir);
         rename_as_owner(owner, aside, i.data_dir);
-        return "; its previous data directory was put back (the instance is stopped)";
+        return done + "; its previous data directory was put back (the instance is stopped)";
     } catch (const std::exception& x) {
         log::warn("instance " + i.qualified_name() +
                   ": the data directory an interrupted rebuild set aside could not be put back: " +
                   x.what());
-        return std::string("; the data directory it set aside (") + aside.string() +
+        return done + "; the data directory it set aside (" + aside.string() +
                ") could not be put back: " + x.what();
     }
 }

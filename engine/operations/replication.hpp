@@ -44,6 +44,34 @@ struct StandbyOptions {
     std::filesystem::path password_file;  // --password-file: the replication role's password
 };
 
+// What `create --standby-for` decided before anything is made: the upstream, the replication
+// role, its password (nullopt: none is written; a remote upstream reached by other means), the
+// slot and whether the base backup makes it (a remote upstream).
+struct StandbyPlan {
+    Upstream upstream;
+    std::string role;
+    std::optional<std::string> password;
+    bool create_role = false;  // a local upstream: the role is made (or given the password)
+    std::string slot;
+    bool backup_creates_slot = false;
+};
+
+// Checks the options against the upstream (running, its version, the role and its password,
+// the slot free) and decides. Nothing is written. `version` is the standby's installation's.
+StandbyPlan plan_standby(Context& ctx, const std::string& standby_name, const std::string& version,
+                         const StandbyOptions& options);
+
+// The local upstream made ready, as steps of the standby's create: the replication role (SCRAM,
+// through roles::apply), a pg_hba.conf record for it (through the upstream's configure
+// pipeline, so its plugins' checks run), and the physical slot (journaled as made: undone with
+// the create). Nothing for a remote upstream.
+void prepare_upstream(Context& ctx, Pipeline& p, const StandbyPlan& plan);
+
+// The base backup into the standby's directories (made and journaled by the caller), the
+// passfile written first; then standby.signal. Returns the settings for its postgresql.conf.
+std::map<std::string, std::string> make_standby_data(Context& ctx, const Cluster& standby,
+                                                     const StandbyPlan& plan);
+
 // The file, in the standby's base directory, that primary_conninfo names as its passfile.
 std::filesystem::path passfile_of(const Instance& standby);
 

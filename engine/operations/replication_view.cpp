@@ -7,6 +7,7 @@
 #include "engine/core/error.hpp"
 #include "engine/core/safe_fs.hpp"
 #include "engine/inventory/inventory.hpp"
+#include "engine/operations/replication.hpp"
 #include "engine/pg/connection.hpp"
 
 namespace pgforge::replication_view {
@@ -130,7 +131,7 @@ void observe_standby(Context& ctx, const Instance& instance, pg::Connection& c, 
 }
 
 void observe_primary(Context& ctx, const Instance& instance, pg::Connection& c, View& v) {
-    const std::vector<Instance> known = downstream_of(ctx, instance);
+    const std::vector<Instance> known = replication::standbys_of(ctx, instance);
     auto r = c.exec(
         std::string("SELECT r.application_name, coalesce(host(r.client_addr), 'local'), r.state, "
                     "r.sync_state, coalesce(s.slot_name::text, ''), r.sent_lsn::text, "
@@ -194,14 +195,6 @@ std::string lag_text(const std::optional<long long>& bytes, const std::optional<
 
 }  // namespace
 
-std::vector<Instance> downstream_of(Context& ctx, const Instance& primary) {
-    std::vector<Instance> out;
-    for (Instance& i : ctx.inventory().list())
-        if ((i.role == "standby" || i.role == "diverged") && i.upstream == primary.qualified_name())
-            out.push_back(std::move(i));
-    return out;
-}
-
 View observe(Context& ctx, const Instance& instance) {
     View v;
     v.instance = instance.qualified_name();
@@ -211,7 +204,7 @@ View observe(Context& ctx, const Instance& instance) {
     v.running = instances::running(ctx, instance);
     if (!v.running) {
         if (v.role == "primary")
-            for (const Instance& s : downstream_of(ctx, instance))
+            for (const Instance& s : replication::standbys_of(ctx, instance))
                 if (s.role == "standby") v.missing.push_back({s.qualified_name(), s.slot});
         return v;
     }

@@ -73,10 +73,6 @@ struct View {
 // alone. A server that cannot be asked: `note` says why; never throws for that.
 View observe(Context& ctx, const Instance& instance);
 
-// The inventoried instances whose upstream is `primary` (its standbys, and the instances
-// diverged from it).
-std::vector<Instance> downstream_of(Context& ctx, const Instance& primary);
-
 // "streaming from 15/main, replay 0/3000148, lag 0 bytes (0 s)" and such: one line for text
 // output. "" for a primary without standbys.
 std::string summary(const View& view);

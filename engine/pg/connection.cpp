@@ -1,7 +1,9 @@
 #include "engine/pg/connection.hpp"
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
+#include <thread>
 
 #include "engine/core/log.hpp"
 #include "engine/pg/libpq.hpp"
@@ -206,6 +208,41 @@ std::string conninfo_value(const std::string& value) {
         out += c;
     }
     return out + "'";
+}
+
+bool drop_physical_slot(const Instance& instance, const std::string& slot, double timeout) {
+    Connection c(instance);
+    auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
+    for (;;) {
+        auto r = c.exec(
+            "SELECT active FROM pg_replication_slots WHERE slot_name = $1 AND slot_type = "
+            "'physical'",
+            {slot});
+        if (r.rows.empty()) return false;
+        // A slot in use (a walsender not gone yet) cannot be dropped: wait for it.
+        if (r.rows[0][0] && *r.rows[0][0] == "t" && std::chrono::steady_clock::now() < until) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            continue;
+        }
+        c.exec("SELECT pg_drop_replication_slot($1)", {slot});
+        return true;
+    }
+}
+
+std::vector<std::pair<std::string, std::string>> parse_conninfo(const std::string& text) {
+    char* error = nullptr;
+    PQconninfoOption* options = pq().PQconninfoParse(text.c_str(), &error);
+    if (!options) {
+        std::string why = error ? chomp(error) : "out of memory";
+        if (error) pq().PQfreemem(error);
+        throw Error(Exit::usage, "cannot read the connection string: " + why,
+                    "give host=HOST port=PORT ... or a postgresql:// URI");
+    }
+    std::vector<std::pair<std::string, std::string>> out;
+    for (PQconninfoOption* o = options; o->keyword; ++o)
+        if (o->val) out.emplace_back(o->keyword, o->val);
+    pq().PQconninfoFree(options);
+    return out;
 }
 
 }  // namespace pgforge::pg

@@ -108,4 +108,13 @@ std::string array_literal(const std::vector<std::string>& values);
 // any database name, even one with '=', spaces or quotes, reaches them unchanged.
 std::string conninfo_value(const std::string& value);
 
+// Drops the physical replication slot `slot` of the running instance when it has it, once its
+// walsender has let it go (waiting up to `timeout` seconds). Returns whether it was dropped.
+bool drop_physical_slot(const Instance& instance, const std::string& slot, double timeout = 5);
+
+// The keywords a connection string ("host=db1 port=5432", a postgresql:// URI) sets, in libpq's
+// order, parsed by libpq. Error(Exit::usage) naming the problem (never echoing the text, which
+// may hold a password) when libpq refuses it.
+std::vector<std::pair<std::string, std::string>> parse_conninfo(const std::string& text);
+
 }  // namespace pgforge::pg

@@ -18,6 +18,8 @@ inline constexpr const char* kLibrary = "libpq.so.5";
 #define PGFORGE_LIBPQ_FUNCTIONS(X) \
     X(PQclear)                     \
     X(PQcmdStatus)                 \
+    X(PQconninfoFree)              \
+    X(PQconninfoParse)             \
     X(PQconnectdbParams)           \
     X(PQencryptPasswordConn)       \
     X(PQerrorMessage)              \

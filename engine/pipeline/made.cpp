@@ -13,6 +13,7 @@
 #include "engine/core/process.hpp"
 #include "engine/core/text.hpp"
 #include "engine/inventory/inventory.hpp"
+#include "engine/pg/connection.hpp"
 #include "engine/pg/postmaster_pid.hpp"
 #include "engine/pipeline/context.hpp"
 
@@ -123,6 +124,18 @@ void undo_made(Context& ctx, const std::string& kind, const std::string& target)
         if (fs::is_directory(target, ec) && fs::is_empty(target, ec)) fs::remove(target, ec);
     } else if (kind == "server") {
         stop_server_at(target, ctx.settings().stop_timeout);
+    } else if (kind == "replication slot") {
+        // "15/main slot": a slot made on a local upstream for a standby whose create was killed.
+        auto space = target.find(' ');
+        InstanceRef ref = parse_instance_ref(target.substr(0, space));
+        auto upstream = ctx.inventory().find(ref.version, ref.name);
+        auto pm = upstream ? read_postmaster_pid(upstream->data_dir) : std::nullopt;
+        if (upstream && space != std::string::npos && pm && process_exists(pm->pid))
+            pg::drop_physical_slot(*upstream, target.substr(space + 1));
+        else if (upstream)
+            log::warn("instance " + upstream->qualified_name() +
+                      " is not running: drop its replication slot " + target.substr(space + 1) +
+                      " once it runs");
     }
 }
 

@@ -43,10 +43,11 @@ class Pipeline {
     // What undoes the last step, run in reverse order when the operation fails.
     void on_undo(std::string what, std::function<void()> undo);
     // Journals, at once and before it is made, something this operation is about to make
-    // (kind: "inventory entry", "directory", "empty directory", "server"; target: the
-    // instance's qualified name, a path, the data directory), so that after a kill the next
-    // command on the instance can undo it (see instances::resume). A marker such as "drop
-    // decided" says the operation went past the point where it is finished rather than undone.
+    // (kind: "inventory entry", "directory", "empty directory", "server", "replication slot";
+    // target: the instance's qualified name, a path, the data directory, "15/main SLOT"), so
+    // that after a kill the next command on the instance can undo it (see instances::resume).
+    // A marker such as "drop decided" says the operation went past the point where it is
+    // finished rather than undone.
     void made(const std::string& kind, const std::string& target);
     // The operation succeeded: drop the undos, end the journal entry "ok". A signal received
     // meanwhile fails it instead (Error(Exit::interrupted)), and the undos run.

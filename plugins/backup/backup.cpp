@@ -56,6 +56,13 @@ std::string shell_word(const std::string& s) {
     return out + "'";
 }
 
+// A standby (standby.signal in its data directory) archives nothing and has no stanza until it is
+// promoted.
+bool is_standby(const Instance& i) {
+    std::error_code ec;
+    return fs::exists(i.data_dir() / "standby.signal", ec);
+}
+
 // The server replaces %p, %f and %% in archive_command: a literal % must be doubled.
 std::string archive_escape(const std::string& s) {
     std::string out;
@@ -564,6 +571,15 @@ class Backup final : public Plugin {
                     i.qualified_name() + " turns archiving on\n");
             return 1;
         }
+        if (command.verb == "create" && is_standby(i)) {
+            ctx.err("backup: instance " + i.qualified_name() +
+                    " is a standby: its WAL is its primary's, archived there\nhint: back up the "
+                    "primary (pgforge backup create -i PRIMARY, see pgforge instance get " +
+                    i.qualified_name() +
+                    "); once promoted, this instance archives and is backed "
+                    "up under its own stanza\n");
+            return 1;
+        }
         if (command.verb == "create") return create(ctx, *o, *l);
         if (command.verb == "list") return list(ctx, *o, *l);
         if (command.verb == "restore") return restore(ctx, *o, *l);
@@ -632,7 +648,10 @@ class Backup final : public Plugin {
         Layout l = layout_for(i, *stanza, *repository);
 
         auto mode = c->parameter("archive_mode");
-        c->set_parameter("archive_mode", mode && *mode == "always" ? "always" : "on");
+        // A standby archives nothing until it is promoted (archive_mode on, never always): its
+        // primary archives that WAL already, and it is not archived twice.
+        c->set_parameter("archive_mode",
+                         mode && *mode == "always" && !is_standby(i) ? "always" : "on");
         auto level = c->parameter("wal_level");
         if (!level || (*level != "logical" && *level != "replica"))
             c->set_parameter("wal_level", "replica");
@@ -658,15 +677,8 @@ class Backup final : public Plugin {
             if (r.refused()) return r;
         }
         if (stanza_created(ctx)) return Result::proceed();
-        // A standby does not archive (archive_mode = on applies to a primary): its stanza is
-        // made, or checked, when it is promoted (post_promote).
-        if (QueryResult q = ctx.query("SELECT pg_is_in_recovery()");
-            q.ok && !q.rows.empty() && q.rows[0][0].value_or("") == "t") {
-            ctx.log(LogLevel::info, "instance " + ctx.instance()->qualified_name() +
-                                        " is a standby: its stanza " + l->stanza +
-                                        " is checked when it is promoted");
-            return Result::proceed();
-        }
+        // pgBackRest makes a stanza from a primary: a standby's is made when it is promoted.
+        if (is_standby(*ctx.instance())) return Result::proceed();
         const bool repository_existed =
             fs::exists(l->repository, ec) && !fs::is_empty(l->repository, ec);
         std::string error;

@@ -1029,3 +1029,54 @@ TEST_CASE("checksums killed while pg_checksums runs: it dies too, the next comma
     WARN("checksums: killed " << killed_mid_run << " of 2 times while pg_checksums ran");
     CHECK(killed_mid_run >= 1);
 }
+
+TEST_CASE("standby create killed at each point: the same create again streams, one slot",
+          "[integration][crash][fault][replication]") {
+    if (!fault_injection_available()) return;
+    TestSite site;
+    REQUIRE(run_cli(site, {"instance", "create", "main"}).status == 0);
+    const std::vector<std::string> create = {"instance", "create", "crash", "--standby-for",
+                                             "15/main"};
+    Instance primary;
+    {
+        Context ctx(site.settings());
+        primary = instances::get(ctx, "main");
+    }
+    auto slots = [&] {
+        pg::Connection c(primary);
+        auto r = c.exec(
+            "SELECT string_agg(slot_name, ',' ORDER BY slot_name) FROM "
+            "pg_replication_slots");
+        return r.rows.empty() || !r.rows[0][0] ? std::string() : *r.rows[0][0];
+    };
+    int kills = 0, ok = 0;
+    for (int point = 1; point < 200; ++point) {
+        auto killed = run_cli(site, create, {"PGFORGE_FAULT_KILL_AT=" + std::to_string(point)});
+        if (!killed.killed) {
+            REQUIRE(killed.status == 0);
+            break;
+        }
+        INFO("killed at: " << killed.err);
+        ++kills;
+        auto again = run_cli(site, create);
+        INFO("create again: " << again.err);
+        REQUIRE(again.status == 0);
+        bool good = slots() == "crash";
+        CHECK(slots() == "crash");
+        {
+            Context ctx(site.settings());
+            Instance standby = instances::get(ctx, "crash");
+            pg::Connection c(standby);
+            auto r = c.exec("SELECT status FROM pg_stat_wal_receiver");
+            bool streaming = !r.rows.empty() && r.rows[0][0] && *r.rows[0][0] == "streaming";
+            CHECK(streaming);
+            good = good && streaming;
+        }
+        if (good) ++ok;
+        REQUIRE(run_cli(site, {"instance", "drop", "crash"}).status == 0);
+        CHECK(slots() == "");
+    }
+    WARN("standby create: kills at " << kills << " points: " << ok << " converged");
+    CHECK(kills >= 15);
+    CHECK(ok == kills);
+}

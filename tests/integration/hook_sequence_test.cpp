@@ -166,12 +166,23 @@ TEST_CASE("every operation runs the hook points of its row in docs/plugins.md, i
     struct Run {
         std::string journaled;
         std::function<void()> run;
+        std::function<void()> after = {};  // once its sequence is checked
     };
     std::map<std::string, Run> runs = {
         {"create",
          {"create",
           [&] {
               REQUIRE(s.cli({"instance", "create", n}).status == 0);
+          }}},
+        {"create --standby-for",
+         {"create",
+          [&] {
+              auto r = s.cli({"instance", "create", "seqs", "--standby-for", n});
+              INFO(r.err);
+              REQUIRE(r.status == 0);
+          },
+          [&] {
+              REQUIRE(s.cli({"instance", "drop", "seqs"}).status == 0);
           }}},
         {"stop",
          {"stop",
@@ -265,8 +276,9 @@ TEST_CASE("every operation runs the hook points of its row in docs/plugins.md, i
     }
     // In this order each starts from the state the one before left.
     for (const std::string op :
-         {"create", "stop", "start", "restart", "reload", "configure", "configure --restart",
-          "checksums", "start --foreground", "promote", "rebuild", "drop"}) {
+         {"create", "create --standby-for", "stop", "start", "restart", "reload", "configure",
+          "configure --restart", "checksums", "start --foreground", "promote", "rebuild",
+          "drop"}) {
         INFO("operation " << op);
         REQUIRE(runs.count(op));
         REQUIRE(table.count(op));
@@ -274,6 +286,7 @@ TEST_CASE("every operation runs the hook points of its row in docs/plugins.md, i
         runs.at(op).run();
         CHECK(s.recorded(true, runs.at(op).journaled) == table.at(op));
         CHECK(s.recorded(false, runs.at(op).journaled) == table.at(op));
+        if (runs.at(op).after) runs.at(op).after();
     }
 }
 
