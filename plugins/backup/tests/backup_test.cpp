@@ -436,3 +436,35 @@ TEST_CASE("after a restore, the monitoring plugin makes its role only once recov
     // The exporter goes with the server.
     CHECK(s.cli({"instance", "stop", "mon"}).status == 0);
 }
+
+TEST_CASE("a promoted standby archives: its stanza made at post_promote, WAL reaching it",
+          "[backup][promote]") {
+    BackupSite s;
+    Instance primary = s.create("main");
+    auto r = s.cli({"instance", "create", "replica", "--standby-for", "main"});
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    // A standby makes no stanza at its start.
+    CHECK_FALSE(fs::exists(s.repository("15-replica")));
+    r = s.cli({"instance", "promote", "replica"});
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    Instance promoted = s.get("replica");
+    CHECK(promoted.role == "primary");
+    // post_promote made its stanza and checked that WAL reaches the repository.
+    CHECK(fs::is_directory(s.repository("15-replica") / "archive" / "15-replica"));
+    sql(promoted, "CREATE TABLE t AS SELECT 1 AS x");
+    archive_current_wal(promoted);
+    {
+        Context ctx(s.site.settings());
+        bool seen = false;
+        for (const auto& e : ctx.inventory().journal("15/replica", 5))
+            if (e.operation == "promote") {
+                seen = true;
+                CHECK(e.outcome == "ok");
+            }
+        CHECK(seen);
+    }
+    // A backup of the promoted instance is taken from it, now a primary.
+    full_backup(s, "replica");
+}
