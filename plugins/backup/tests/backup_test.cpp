@@ -437,6 +437,29 @@ TEST_CASE("after a restore, the monitoring plugin makes its role only once recov
     CHECK(s.cli({"instance", "stop", "mon"}).status == 0);
 }
 
+TEST_CASE(
+    "a standby archives nothing, has no stanza, and backup create says to back up the primary",
+    "[integration][backup][replication]") {
+    BackupSite s;
+    Instance primary = s.create("main");
+    // The primary's archive_mode always would make a standby archive too: it does not.
+    REQUIRE(s.cli({"conf", "set", "-i", "main", "archive_mode=always", "--restart"}).status == 0);
+    auto made = s.cli({"instance", "create", "replica", "--standby-for", "main"});
+    INFO(made.err);
+    REQUIRE(made.status == 0);
+    Instance standby = s.get("replica");
+    CHECK(one(standby, "SELECT setting FROM pg_settings WHERE name = 'archive_mode'") == "on");
+    CHECK(!fs::exists(s.repository("15-replica")));
+    CHECK(fs::exists(s.repository("15-main")));
+    auto refused = s.cli({"backup", "create", "-i", "replica"});
+    CHECK(refused.status == 1);
+    CHECK(contains(refused.err, "is a standby"));
+    CHECK(contains(refused.err, "back up the primary"));
+    // The primary still archives into its own stanza.
+    archive_current_wal(primary);
+    REQUIRE(s.cli({"instance", "drop", "replica"}).status == 0);
+}
+
 TEST_CASE("a promoted standby archives: its stanza made at post_promote, WAL reaching it",
           "[backup][promote]") {
     BackupSite s;

@@ -461,3 +461,22 @@ TEST_CASE("a create that fails after the exporter started stops it again",
     auto h = m.cli({"instance", "history", "15/short"});
     CHECK(h.out.find("plugin monitoring: exporter of 15/short") != std::string::npos);
 }
+
+TEST_CASE("a standby's exporter serves pg_up 1 with the role its primary made",
+          "[integration][monitoring][replication]") {
+    MonitoredSite m;
+    REQUIRE(m.cli({"instance", "create", "main"}).status == 0);
+    auto made = m.cli({"instance", "create", "replica", "--standby-for", "main"});
+    INFO(made.err);
+    REQUIRE(made.status == 0);
+    json s = m.status("replica");
+    REQUIRE(s.at("running") == true);
+    CHECK(s.at("port") != m.status("main").at("port"));
+    CHECK(s.at("scrape_ok") == true);
+    CHECK(s.at("scrape").at("pg_up") == 1);
+    CHECK(get_metrics(s.at("port").get<int>()).find("\npg_up 1\n") != std::string::npos);
+    // Dropped before its primary, with its exporter.
+    long pid = read_pid(m.files("replica") / "exporter.pid");
+    REQUIRE(m.cli({"instance", "drop", "replica"}).status == 0);
+    CHECK(gone(pid));
+}
