@@ -9,6 +9,7 @@
 #include <sstream>
 #include <thread>
 
+#include "engine/inventory/inventory.hpp"
 #include "engine/operations/instances.hpp"
 #include "engine/pg/connection.hpp"
 #include "tests/support/test_site.hpp"
