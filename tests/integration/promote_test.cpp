@@ -280,3 +280,48 @@ TEST_CASE("a promote killed after the server took it is finished by the next com
     r = site.cli({"instance", "promote", "replica"});
     CHECK(r.status == 2);
 }
+
+TEST_CASE("a rebuild killed after its base backup is undone by the next command and runs again",
+          "[promote][crash]") {
+    if (!fault_injection_built()) FAIL("built without PGFORGE_FAULT_INJECTION");
+    TestSite site;
+    primary_and_standby(site, "old", "new");
+    REQUIRE(site.cli({"instance", "promote", "new"}).status == 0);
+    REQUIRE(site.cli({"instance", "stop", "old"}).status == 0);
+    Instance old = entry(site, "old");
+    std::ofstream(old.data_dir / "previous-marker") << "the data directory before the rebuild\n";
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        int null = ::open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(null, 2);
+        setenv("PGFORGE_FAULT_KILL_AT", "rebuild:base backup:after", 1);
+        execl(PGFORGE_CLI_PATH, PGFORGE_CLI_PATH, "--settings", site.settings_file().c_str(),
+              "instance", "rebuild", "old", "--from", "new", static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    REQUIRE(WIFSIGNALED(status));
+    const fs::path aside = old.data_dir.parent_path() / "data.pgforge-rebuild-previous";
+    CHECK(fs::exists(aside / "previous-marker"));
+
+    // The next command on it puts the previous data directory back and drops the slot.
+    auto r = site.cli({"instance", "list"});
+    CHECK(r.status == 0);
+    CHECK(fs::exists(old.data_dir / "previous-marker"));
+    CHECK_FALSE(fs::exists(aside));
+    CHECK(entry(site, "old").role == "diverged");
+    CHECK(value(site, "new", "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'old'") ==
+          "0");
+
+    // The same rebuild again converges.
+    r = site.cli({"instance", "rebuild", "old", "--from", "new"});
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    CHECK(entry(site, "old").role == "standby");
+    CHECK_FALSE(fs::exists(old.data_dir / "previous-marker"));
+    CHECK_FALSE(fs::exists(aside));
+}
