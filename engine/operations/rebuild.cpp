@@ -10,6 +10,7 @@
 #include "engine/core/error.hpp"
 #include "engine/core/log.hpp"
 #include "engine/core/process.hpp"
+#include "engine/core/progress_line.hpp"
 #include "engine/core/safe_fs.hpp"
 #include "engine/core/text.hpp"
 #include "engine/inventory/inventory.hpp"
@@ -56,8 +57,16 @@ void rename_as_owner(const OsUser& owner, const fs::path& from, const fs::path& 
                     "see that " + from.parent_path().string() + " belongs to " + owner.name);
 }
 
+// What a program said, without its progress lines (pg_rewind --progress).
 std::string message_of(const ProcessResult& r) {
-    std::string text = r.err.empty() ? r.out : r.err;
+    std::string text;
+    std::istringstream in(r.err);
+    for (std::string line; std::getline(in, line, '\n');) {
+        if (auto cr = line.rfind('\r'); cr != std::string::npos) line = line.substr(cr + 1);
+        if (line.find(" kB (") != std::string::npos || line.empty()) continue;
+        text += line + "\n";
+    }
+    if (text.empty()) text = r.out;
     while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
     return tail_text(text);
 }
@@ -248,6 +257,10 @@ RebuildOutcome rebuild(Context& ctx, const Instance& inst, const std::string& so
                     Command cmd = owner_command(cluster, "pg_rewind");
                     cmd.argv.push_back("--target-pgdata=" + i.data_dir.string());
                     cmd.argv.push_back("--source-server=" + source_conninfo(source));
+                    if (!ctx.quiet) {
+                        cmd.argv.push_back("--progress");
+                        cmd.on_stderr = ProgressLine("rewinding from " + sq);
+                    }
                     auto r = run_process(cmd);
                     if (!r.ok()) throw Error(Exit::failure, "pg_rewind failed: " + message_of(r));
                 });
@@ -274,20 +287,9 @@ RebuildOutcome rebuild(Context& ctx, const Instance& inst, const std::string& so
                 remove_made_tree(i.data_dir);
                 rename_as_owner(cluster.owner, aside, i.data_dir);
             });
-            p.step("base backup", [&] {
-                if (ctx.progress) ctx.progress("base backup from " + sq);
-                Command cmd = owner_command(cluster, "pg_basebackup");
-                cmd.argv.push_back("--pgdata=" + i.data_dir.string());
-                cmd.argv.push_back("--dbname=" + source_conninfo(source));
-                cmd.argv.push_back("--wal-method=stream");
-                cmd.argv.push_back("--checkpoint=fast");
-                cmd.argv.push_back("--no-password");
-                auto r = run_process(cmd);
-                if (!r.ok())
-                    throw Error(Exit::failure,
-                                "pg_basebackup from " + sq + " failed: " + message_of(r),
-                                "the previous data directory is put back as it was");
-            });
+            // As a standby's create takes it: the passfile, then pg_basebackup through the
+            // slot made on the source, as the replication role.
+            p.step("base backup", [&] { replication::make_standby_data(ctx, cluster, plan); });
             out.method = "base backup";
         }
         p.step("own configuration files", [&] {
