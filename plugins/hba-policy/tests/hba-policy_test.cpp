@@ -512,3 +512,34 @@ TEST_CASE("place = last, [never] methods, and hba check against another policy f
           "host replication all 10.1.2.3/32 scram-sha-256");
     CHECK(s.cli({"hba", "check", "-i", "main", "--bogus"}).status == 2);
 }
+
+TEST_CASE(
+    "a standby's replication record goes through the policy: granted, or refused before "
+    "anything is copied",
+    "[integration][hba-policy][replication]") {
+    SECTION("a policy the record meets: the standby is made") {
+        PolicySite s("[replication]\nhosts = 127.0.0.1\nusers = replicator\n");
+        REQUIRE(s.cli({"instance", "create", "main"}).status == 0);
+        auto made = s.cli({"instance", "create", "replica", "--standby-for", "main"});
+        INFO(made.err);
+        CHECK(made.status == 0);
+        CHECK(s.running("replica"));
+    }
+    SECTION("a record that would shadow what the policy requires: refused, nothing copied") {
+        // The policy wants the role in by md5: pgforge's scram-sha-256 record first would take
+        // its connections with another method.
+        PolicySite s("[replication]\nhosts = 127.0.0.1\nusers = replicator\nmethod = md5\n");
+        REQUIRE(s.cli({"instance", "create", "main"}).status == 0);
+        const std::string before = read_file(s.instance("main").data_dir / "pg_hba.conf");
+        auto refused = s.cli({"instance", "create", "replica", "--standby-for", "main"});
+        INFO(refused.err);
+        CHECK(refused.status != 0);
+        CHECK(refused.err.find("hba-policy") != std::string::npos);
+        CHECK(read_file(s.instance("main").data_dir / "pg_hba.conf") == before);
+        Context ctx(s.site.settings());
+        CHECK(!instances::exists(ctx, "replica"));
+        CHECK(!fs::exists(s.site.settings().prefix / "15" / "replica"));
+        pg::Connection c(s.instance("main"));
+        CHECK(c.exec("SELECT count(*) FROM pg_replication_slots").rows.at(0).at(0) == "0");
+    }
+}
