@@ -57,8 +57,9 @@ void print_statements(std::ostream& out, const std::vector<std::string>& stateme
 }
 
 std::vector<const std::vector<CommandSpec>*> all_command_tables() {
-    return {&instance_commands(), &apply_commands(),  &conf_commands(),   &database_commands(),
-            &role_commands(),     &plugin_commands(), &schema_commands(), &upgrade_commands()};
+    return {&instance_commands(), &replication_commands(), &upgrade_commands(),
+            &apply_commands(),    &conf_commands(),        &database_commands(),
+            &role_commands(),     &plugin_commands(),      &schema_commands()};
 }
 
 namespace {

@@ -103,6 +103,8 @@ const std::vector<CommandSpec>& role_commands();
 const std::vector<CommandSpec>& plugin_commands();
 const std::vector<CommandSpec>& schema_commands();
 const std::vector<CommandSpec>& upgrade_commands();
+// instance promote, instance rebuild
+const std::vector<CommandSpec>& replication_commands();
 // Every table, in the order help lists them.
 std::vector<const std::vector<CommandSpec>*> all_command_tables();
 

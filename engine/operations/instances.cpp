@@ -25,6 +25,7 @@
 #include "engine/inventory/inventory.hpp"
 #include "engine/operations/configuration.hpp"
 #include "engine/operations/plugin_options.hpp"
+#include "engine/operations/promote.hpp"
 #include "engine/operations/replication.hpp"
 #include "engine/operations/server.hpp"
 #include "engine/operations/stopped_scope.hpp"
@@ -654,7 +655,9 @@ const std::vector<std::string>& operation_names() {
                                                    "configure --restart",
                                                    "drop",
                                                    "checksums",
-                                                   "upgrade"};
+                                                   "upgrade",
+                                                   "promote",
+                                                   "rebuild"};
     return names;
 }
 
@@ -807,6 +810,11 @@ std::string resume_locked(Context& ctx, const std::string& version, const std::s
                 }
             // Killed while the server was stopped for its work (stopped_scope.hpp): started again.
             if (auto i = inv.find(version, name)) became += resume_stopped(ctx, *i, steps);
+            // A promote the server may have taken, a rebuild that set a data directory aside.
+            if (e.operation == "promote" || e.operation == "rebuild")
+                if (auto i = inv.find(version, name))
+                    became += e.operation == "promote" ? promote::resume(ctx, *i, steps)
+                                                       : promote::resume_rebuild(ctx, *i, steps);
             inv.end_operation(e.id, false, exited(e) + became);
         }
     }

@@ -249,7 +249,8 @@ PluginManifest read_plugin_manifest(const fs::path& file) {
                 if (!point)
                     throw Error(Exit::usage, where + ": unknown hook point '" + key + "'",
                                 "use pre_init, post_init, pre_configure, post_configure, "
-                                "pre_start, post_start, pre_stop, post_stop, pre_drop, post_drop");
+                                "pre_start, post_start, pre_stop, post_stop, pre_drop, post_drop, "
+                                "pre_promote, post_promote (SDK 1.3)");
                 // "PRIORITY [after=NAME,...] [before=NAME,...]"
                 std::istringstream words(value);
                 std::string word;
@@ -309,6 +310,17 @@ PluginManifest read_plugin_manifest(const fs::path& file) {
         throw Error(Exit::usage, where + ": sdk '" + sdk + "' is not MAJOR.MINOR",
                     "write sdk = " + engine_sdk);
     }
+    // A point is called only on plugins of the SDK that added it: a plugin built before it never
+    // sees it, and a manifest of an older SDK naming it was not written for it.
+    for (const auto& [point, _] : m.priorities)
+        if (m.sdk_major == PGFORGE_SDK_VERSION_MAJOR && int(sdk::since_minor(point)) > m.sdk_minor)
+            throw Error(Exit::usage,
+                        where + ": hook point " + sdk::to_string(point) + " needs SDK " +
+                            sdk_text(PGFORGE_SDK_VERSION_MAJOR, sdk::since_minor(point)) +
+                            ", the manifest says sdk = " + sdk,
+                        "build the plugin against SDK " +
+                            sdk_text(PGFORGE_SDK_VERSION_MAJOR, sdk::since_minor(point)) +
+                            " or later, and write sdk = " + engine_sdk);
     if (library.empty())
         throw Error(Exit::usage, where + ": 'library' is missing",
                     "write library = " + m.name + ".so");

@@ -524,6 +524,8 @@ class Backup final : public Plugin {
                 return before_drop(ctx, *o);
             case declared<HookPoint::post_drop>():
                 return after_drop(ctx, *o);
+            case declared<HookPoint::post_promote>():
+                return after_promote(ctx, *o);
             default:
                 return Result::proceed();
         }
@@ -689,6 +691,41 @@ class Backup final : public Plugin {
                         std::error_code ignored;
                         if (!repository_existed) fs::remove_all(repository, ignored);
                     });
+        return Result::proceed();
+    }
+
+    // A promoted standby archives from now on, with the archive_command of its stanza: a
+    // standby given its primary's stanza (pgBackRest's practice: one stanza per cluster, the
+    // primary archiving) goes on in the same repository on its new timeline; one with a stanza
+    // of its own gets it made here. Either way pgBackRest's check must see WAL reach the
+    // repository, or the promote reports it (the promotion itself stands).
+    Result after_promote(HookContext& ctx, const Options& o) {
+        if (!ctx.outcome().ok) return Result::proceed();
+        auto l = configured_layout(ctx);
+        std::error_code ec;
+        if (!l || !fs::exists(l->config, ec)) {
+            ctx.log(LogLevel::warning, "instance " + ctx.instance()->qualified_name() +
+                                           " was promoted but has no pgBackRest configuration: "
+                                           "it does not archive (pgforge instance reload " +
+                                           ctx.instance()->qualified_name() + " writes it)");
+            return Result::proceed();
+        }
+        std::string error;
+        if (!stanza_created(ctx)) {
+            // stanza-create accepts a stanza that exists with this cluster's system identifier.
+            if (!create_stanza(ctx, o, *l, error)) return Result::refuse(error);
+            return Result::proceed();
+        }
+        if (!ensure_directories(ctx, *l, error)) return Result::refuse(error);
+        ctx.progress("checking that WAL archiving reaches the repository");
+        RunResult r = pgbackrest(ctx, o, l->config, l->stanza, "check", {}, 300);
+        if (!r.ok())
+            return Result::refuse("instance " + ctx.instance()->qualified_name() +
+                                  ": pgbackrest check (WAL archiving) failed after the "
+                                  "promotion: " +
+                                  failure(r));
+        ctx.log(LogLevel::info, "instance " + ctx.instance()->qualified_name() +
+                                    " archives to stanza " + l->stanza + " as a primary");
         return Result::proceed();
     }
 

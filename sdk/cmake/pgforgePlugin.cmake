@@ -26,6 +26,8 @@
 # OPTIONS (SDK 1.2): the per-instance options it accepts (pgforge/options.hpp), each a key
 # (a-z, 0-9, _), a type (string, integer, boolean), maybe a default, and a one-line description:
 # "stanza=string:the pgBackRest stanza", "port=integer=9187:the exporter's port".
+# The hook points pre_promote and post_promote are SDK 1.3's (instance promote): a plugin
+# declaring them is built, and its manifest written, for SDK 1.3 or later.
 #
 # Without VERSION (SDK 1.0): the hand-written manifest NAME.plugin beside the sources (or MANIFEST
 # file) is copied next to the library, and nothing is defined for the sources.
@@ -106,8 +108,9 @@ function(_pgforge_plugin_manifest name version summary hooks commands steps opti
   else()
     set(sdk ${pgforge_VERSION_MAJOR}.${pgforge_VERSION_MINOR})
   endif()
+  # SDK 1.3 appended pre_promote and post_promote.
   set(points pre_init post_init pre_configure post_configure pre_start post_start pre_stop
-    post_stop pre_drop post_drop)
+    post_stop pre_drop post_drop pre_promote post_promote)
   set(seen "")
   set(hooks_ini "")
   set(hooks_code "")

@@ -17,7 +17,14 @@ set(released
   "sdk-1.2/pgforge/hba.hpp 1422c32b9a2a01a2c0e9c81bcf4247cab7f8d7b54d201c23b402052135eba7cb"
   "sdk-1.2/pgforge/steps.hpp d5687f6dccb275c6f329ce1a0d44f97a4f64674ded623f83cd9d1cf17f9c9041"
   "sdk-1.2/pgforge/helpers.hpp 7c647e038f44452a959ede63403543d1f49337957ed262c8822598dbce65c9eb"
-  "sdk-1.2/pgforge/options.hpp 2daed7e1f612f7483db4f8a5e44c1f27bbb8c0fa84e53a02e725f0ba1cc79ab7")
+  "sdk-1.2/pgforge/options.hpp 2daed7e1f612f7483db4f8a5e44c1f27bbb8c0fa84e53a02e725f0ba1cc79ab7"
+  # SDK 1.3 as released: the hook points pre_promote and post_promote.
+  "sdk-1.3/pgforge/descriptor.h 74cbf203500c9bfd7be4c7f5dec76c6083776ec1f40732f9d4366d8639d35925"
+  "sdk-1.3/pgforge/plugin.hpp 8332079dc7ed7ec78ba2b492a12e5c8d74e0dbfa0177a096cd49ec4eccf66280"
+  "sdk-1.3/pgforge/hba.hpp 1422c32b9a2a01a2c0e9c81bcf4247cab7f8d7b54d201c23b402052135eba7cb"
+  "sdk-1.3/pgforge/steps.hpp d5687f6dccb275c6f329ce1a0d44f97a4f64674ded623f83cd9d1cf17f9c9041"
+  "sdk-1.3/pgforge/helpers.hpp 7c647e038f44452a959ede63403543d1f49337957ed262c8822598dbce65c9eb"
+  "sdk-1.3/pgforge/options.hpp 2daed7e1f612f7483db4f8a5e44c1f27bbb8c0fa84e53a02e725f0ba1cc79ab7")
 set(failed "")
 foreach(entry IN LISTS released)
   string(REPLACE " " ";" parts "${entry}")

@@ -30,7 +30,7 @@ namespace {
 const fs::path fixtures = PGFORGE_TEST_PLUGIN_DIR;
 const char* const points[] = {"pre_init",  "post_init",  "pre_configure", "post_configure",
                               "pre_start", "post_start", "pre_stop",      "post_stop",
-                              "pre_drop",  "post_drop"};
+                              "pre_drop",  "post_drop",  "pre_promote",   "post_promote"};
 
 // The `quoted` words of a Markdown table cell.
 std::vector<std::string> quoted_words(const std::string& cell) {
@@ -246,6 +246,25 @@ TEST_CASE("every operation runs the hook points of its row in docs/plugins.md, i
               INFO(r.err);
               REQUIRE(r.status == 0);
           }}},
+        // A standby of the instance, promoted: the instance is then diverged, and rebuilt.
+        {"promote",
+         {"promote",
+          [&] {
+              REQUIRE(s.cli({"instance", "start", n}).status == 0);
+              auto r = s.cli({"instance", "create", "seqs", "--standby-for", n});
+              INFO(r.err);
+              REQUIRE(r.status == 0);
+              r = s.cli({"instance", "promote", "seqs"});
+              INFO(r.err);
+              REQUIRE(r.status == 0);
+          }}},
+        {"rebuild",
+         {"rebuild",
+          [&] {
+              auto r = s.cli({"instance", "rebuild", n, "--from", "seqs"});
+              INFO(r.err);
+              REQUIRE(r.status == 0);
+          }}},
         {"drop",
          {"drop",
           [&] {
@@ -264,9 +283,9 @@ TEST_CASE("every operation runs the hook points of its row in docs/plugins.md, i
         CHECK(std::find(ops.begin(), ops.end(), row) != ops.end());
     }
     // In this order each starts from the state the one before left.
-    for (const std::string op :
-         {"create", "create --standby-for", "stop", "start", "restart", "reload", "configure",
-          "configure --restart", "checksums", "start --foreground", "upgrade", "drop"}) {
+    for (const std::string op : {"create", "create --standby-for", "stop", "start", "restart",
+                                 "reload", "configure", "configure --restart", "checksums",
+                                 "start --foreground", "upgrade", "promote", "rebuild", "drop"}) {
         INFO("operation " << op);
         REQUIRE(runs.count(op));
         REQUIRE(table.count(op));

@@ -1,8 +1,8 @@
 // The ABI test: the plugin of tests/abi/fixture.cpp, compiled against the frozen headers of each
-// released SDK (tests/abi/sdk-1.0, sdk-1.1, sdk-1.2), is loaded by the current engine and its hook
-// and command call every 1.0 method a test can call. Each reports what every call returned; a
-// method answered from another vtable slot, or a struct read with another layout, changes a
-// line. The fake driver stands for the server.
+// released SDK (tests/abi/sdk-1.0, sdk-1.1, sdk-1.2, sdk-1.3), is loaded by the current engine and
+// its hook and command call every 1.0 method a test can call. Each reports what every call
+// returned; a method answered from another vtable slot, or a struct read with another layout,
+// changes a line. The fake driver stands for the server.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -30,7 +30,7 @@ namespace {
 
 const fs::path abi_plugins = PGFORGE_TEST_ABI_DIR;
 // Every released SDK minor version a plugin may have been built against.
-const std::vector<std::string> releases = {"1_0", "1_1", "1_2"};
+const std::vector<std::string> releases = {"1_0", "1_1", "1_2", "1_3"};
 
 std::string read_all(const fs::path& file) {
     std::ifstream in(file);
@@ -219,6 +219,29 @@ TEST_CASE("plugins built against each released SDK's headers run every 1.0 call 
         for (int k = 0; k < 100 && read_all(spawned).find("spawned") == std::string::npos; ++k)
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
         CHECK_THAT(read_all(spawned), Catch::Contains("spawned"));
+    }
+}
+
+TEST_CASE("a 1.3 plugin handling pre_promote loads; plugins of older SDKs are not called there",
+          "[abi]") {
+    AbiSite site;
+    Context ctx = site.context();
+    site.prepare(ctx);
+    REQUIRE(ctx.plugins().loaded().size() == releases.size());
+    LoadedPlugin* p = ctx.plugins().find("abi_1_3");
+    REQUIRE(p);
+    CHECK(p->manifest().sdk_minor == 3);
+    CHECK(p->manifest().priorities.count(sdk::HookPoint::pre_promote) == 1);
+    // The values of the older points never moved: a plugin compiled them into its switch.
+    CHECK(static_cast<int>(sdk::HookPoint::post_drop) == 9);
+    CHECK(static_cast<int>(sdk::HookPoint::pre_promote) == 10);
+    CHECK(static_cast<int>(sdk::HookPoint::post_promote) == 11);
+    for (const auto& r : releases) {
+        INFO("SDK " << r);
+        const PluginRecord* record = ctx.plugins().record("abi_" + r);
+        REQUIRE(record);
+        CHECK(record->hooks_at(sdk::HookPoint::pre_promote) == (r == "1_3"));
+        CHECK_FALSE(record->hooks_at(sdk::HookPoint::post_promote));
     }
 }
 

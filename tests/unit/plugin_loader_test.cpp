@@ -67,17 +67,17 @@ TEST_CASE("a good plugin loads: manifest, descriptor, object, hooks") {
 TEST_CASE("a plugin built for another SDK major version is refused naming both versions") {
     std::string e = load_error("bad_major");
     CHECK_THAT(e, Catch::Contains("bad_major.so was built for pgforge SDK 2.0, this pgforge has "
-                                  "SDK 1.2 (the major versions must be equal)"));
+                                  "SDK 1.3 (the major versions must be equal)"));
 }
 
 TEST_CASE("a plugin needing a newer SDK minor version is refused") {
     CHECK_THAT(load_error("newer_minor"),
-               Catch::Contains("needs pgforge SDK 1.3, newer than this pgforge's SDK 1.2"));
+               Catch::Contains("needs pgforge SDK 1.4, newer than this pgforge's SDK 1.3"));
 }
 
 TEST_CASE("a descriptor smaller than the SDK's is refused before anything is called") {
     CHECK_THAT(load_error("bad_size"),
-               Catch::Contains("its descriptor is 12 bytes, SDK 1.2 needs at least 56"));
+               Catch::Contains("its descriptor is 12 bytes, SDK 1.3 needs at least 56"));
 }
 
 TEST_CASE("a library without the descriptor symbol is refused") {
@@ -125,6 +125,13 @@ TEST_CASE("manifest errors name the file and the key") {
                Catch::Contains("priority of pre_start must be a number, not 'soon'"));
     CHECK_THAT(manifest_error(dir, "e", "name = other\nsdk = 1.0\nlibrary = e.so\n"),
                Catch::Contains("declares plugin 'other' but is named e.plugin"));
+    // SDK 1.3's points belong to 1.3 plugins: an older plugin is never called there.
+    CHECK_THAT(manifest_error(dir, "g",
+                              "name = g\nsdk = 1.2\nlibrary = g.so\n[hooks]\npost_promote = 1\n"),
+               Catch::Contains("g.plugin: hook point post_promote needs SDK 1.3, the manifest "
+                               "says sdk = 1.2"));
+    CHECK_NOTHROW(read_plugin_manifest(write_manifest(
+        dir, "h", "name = h\nsdk = 1.3\nlibrary = h.so\n[hooks]\npre_promote = 1\n")));
     CHECK_THAT(manifest_error(dir, "f", "name = f\nsdk = 1.0\nlibrary = f.so\ncolour = red\n"),
                Catch::Contains("unknown key 'colour'"));
     CHECK_THAT(manifest_error(dir, "Bad", "name = Bad\nsdk = 1.0\nlibrary = b.so\n"),

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <thread>
 
+#include "engine/inventory/inventory.hpp"
 #include "engine/operations/instances.hpp"
 #include "engine/pg/connection.hpp"
 #include "tests/support/test_site.hpp"
@@ -483,4 +484,36 @@ TEST_CASE("instance upgrade: the new instance gets a stanza of its own, on the o
     CHECK(moved.port != old.port);
     CHECK(contains(read_text(moved.base_dir / "backup" / "pgbackrest.conf"),
                    "pg1-port=" + std::to_string(moved.port) + "\n"));
+}
+
+TEST_CASE("a promoted standby archives: its stanza made at post_promote, WAL reaching it",
+          "[backup][promote]") {
+    BackupSite s;
+    Instance primary = s.create("main");
+    auto r = s.cli({"instance", "create", "replica", "--standby-for", "main"});
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    // A standby makes no stanza at its start.
+    CHECK_FALSE(fs::exists(s.repository("15-replica")));
+    r = s.cli({"instance", "promote", "replica"});
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    Instance promoted = s.get("replica");
+    CHECK(promoted.role == "primary");
+    // post_promote made its stanza and checked that WAL reaches the repository.
+    CHECK(fs::is_directory(s.repository("15-replica") / "archive" / "15-replica"));
+    sql(promoted, "CREATE TABLE t AS SELECT 1 AS x");
+    archive_current_wal(promoted);
+    {
+        Context ctx(s.site.settings());
+        bool seen = false;
+        for (const auto& e : ctx.inventory().journal("15/replica", 5))
+            if (e.operation == "promote") {
+                seen = true;
+                CHECK(e.outcome == "ok");
+            }
+        CHECK(seen);
+    }
+    // A backup of the promoted instance is taken from it, now a primary.
+    full_backup(s, "replica");
 }

@@ -258,3 +258,43 @@ TEST_CASE("the first start creates the stanza; a refusal by pgBackRest leaves no
         CHECK(ctx.undos.empty());
     }
 }
+
+TEST_CASE("post_promote (SDK 1.3): the promoted instance's stanza is made or checked",
+          "[unit][backup]") {
+    Scratch s;
+    testing::FakeHookContext ctx(sdk::HookPoint::post_promote, "promote");
+    ctx.fake_instance.place_under(s.dir / "prefix");
+    settings(ctx, s.dir / "repo");
+    const fs::path conf = ctx.fake_instance.base_dir / "backup" / "pgbackrest.conf";
+    fs::create_directories(conf.parent_path());
+    std::ofstream(conf) << "[global]\n";
+    ctx.state_values = {{"stanza", "15-main"}, {"repository", (s.dir / "repo/15-main").string()}};
+    ctx.write_to_disk = true;
+    auto plugin = testing::create_plugin();
+
+    SECTION("a standby made no stanza: stanza-create, then check") {
+        REQUIRE_FALSE(plugin->on_hook(ctx).refused());
+        REQUIRE(ctx.runs.size() == 2);
+        CHECK(ctx.runs[0].argv.at(3) == "stanza-create");
+        CHECK(ctx.runs[1].argv.at(3) == "check");
+        CHECK(ctx.state_values.at("stanza_created") == "1");
+    }
+    SECTION("its stanza exists: check alone; a failed check refuses, naming it") {
+        ctx.state_values["stanza_created"] = "1";
+        REQUIRE_FALSE(plugin->on_hook(ctx).refused());
+        REQUIRE(ctx.runs.size() == 1);
+        CHECK(ctx.runs[0].argv.at(3) == "check");
+        ctx.script_run({"/bin/true"}, testing::exited(1, "",
+                                                      "ERROR: [082]: WAL segment was not "
+                                                      "archived before the timeout"));
+        sdk::Result r = plugin->on_hook(ctx);
+        REQUIRE(r.refused());
+        CHECK_THAT(r.message, Contains("check (WAL archiving) failed after the promotion"));
+        CHECK_THAT(r.message, Contains("ERROR: [082]"));
+    }
+    SECTION("a failed promotion: nothing run") {
+        ctx.step_outcome = {false, "did not finish its promotion"};
+        REQUIRE_FALSE(plugin->on_hook(ctx).refused());
+        CHECK(ctx.runs.empty());
+    }
+}

@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #define PGFORGE_SDK_VERSION_MAJOR 1
-#define PGFORGE_SDK_VERSION_MINOR 2
+#define PGFORGE_SDK_VERSION_MINOR 3
 
 /* The name under which a plugin exports its descriptor (BOOST_DLL_ALIAS). */
 #define PGFORGE_DESCRIPTOR_SYMBOL pgforge_plugin_descriptor_v1

@@ -25,8 +25,10 @@
 //   - The C descriptor and the engine's host table (descriptor.h) only grow at their end,
 //     struct_size telling what each side knows.
 //   - A minor version adds interfaces (1.1: find<T> and EngineInfo; 1.2: InstanceOptions in
-//     pgforge/options.hpp). tests/abi keeps a frozen copy of the headers of each released minor
-//     version and builds a plugin against each: a layout change fails a test.
+//     pgforge/options.hpp) or hook points at the end of HookPoint (1.3: pre_promote,
+//     post_promote), whose values never move. tests/abi keeps a frozen copy of the headers of
+//     each released minor version and builds a plugin against each: a layout change fails a
+//     test.
 //
 // No exception crosses the boundary. The engine's methods return values and never throw; the
 // engine wraps every call into a plugin in a catch-all, and a throw becomes a refusal that
@@ -65,6 +67,12 @@ namespace pgforge::sdk {
 //   start, stop, restart, drop: pre_start/post_start, pre_stop/post_stop, ...
 //   (restart is stop then start; reload is a configure with no change of its own: the
 //   contributions are applied again, then the server re-reads its files)
+//   promote (SDK 1.3): pre_promote [pg_promote, until writable] post_promote
+//   rebuild (SDK 1.3 engines): pre_stop [stop] post_stop pre_init [pg_rewind or base backup]
+//                    post_init [standby settings] pre_start [start] post_start
+// New points are appended (an older point's value never changes) and belong to the SDK minor
+// version that added them (since_minor): a plugin declaring one is a plugin of that version, and
+// a plugin built before it is never called there.
 enum class HookPoint {
     pre_init,
     post_init,
@@ -76,13 +84,16 @@ enum class HookPoint {
     post_stop,
     pre_drop,
     post_drop,
+    // SDK 1.3
+    pre_promote,
+    post_promote,
 };
 
-inline constexpr HookPoint all_hook_points[] = {HookPoint::pre_init,      HookPoint::post_init,
-                                                HookPoint::pre_configure, HookPoint::post_configure,
-                                                HookPoint::pre_start,     HookPoint::post_start,
-                                                HookPoint::pre_stop,      HookPoint::post_stop,
-                                                HookPoint::pre_drop,      HookPoint::post_drop};
+inline constexpr HookPoint all_hook_points[] = {
+    HookPoint::pre_init,       HookPoint::post_init,   HookPoint::pre_configure,
+    HookPoint::post_configure, HookPoint::pre_start,   HookPoint::post_start,
+    HookPoint::pre_stop,       HookPoint::post_stop,   HookPoint::pre_drop,
+    HookPoint::post_drop,      HookPoint::pre_promote, HookPoint::post_promote};
 
 constexpr const char* to_string(HookPoint p) {
     switch (p) {
@@ -106,8 +117,18 @@ constexpr const char* to_string(HookPoint p) {
             return "pre_drop";
         case HookPoint::post_drop:
             return "post_drop";
+        case HookPoint::pre_promote:
+            return "pre_promote";
+        case HookPoint::post_promote:
+            return "post_promote";
     }
     return "?";
+}
+
+// The SDK minor version that added `p`: a plugin (its manifest's `sdk`) older than that is never
+// called at `p`, and a manifest of an older SDK that names it is refused.
+constexpr unsigned since_minor(HookPoint p) {
+    return p == HookPoint::pre_promote || p == HookPoint::post_promote ? 3 : 0;
 }
 
 inline std::optional<HookPoint> parse_hook_point(std::string_view name) {
@@ -383,7 +404,8 @@ class HookContext : public Context {
   public:
     virtual HookPoint point() const = 0;
     // "create", "configure", "start", "start --foreground", "stop", "restart", "reload",
-    // "drop", "checksums" (the rows of the hook sequence table in docs/plugins.md).
+    // "drop", "checksums", "promote", "rebuild" (the rows of the hook sequence table in
+    // docs/plugins.md).
     virtual std::string_view operation() const = 0;
     virtual const Outcome& outcome() const = 0;
     // Non-null at every pre_configure (create, configure, reload): where contributions go.
