@@ -9,6 +9,7 @@
 #include <functional>
 #include <iomanip>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -93,6 +94,9 @@ std::string shell_quote(const std::string& s);
 void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows);
 // SQL statements for `apply --diff`: each indented, ending with ';', control characters shown.
 void print_statements(std::ostream& out, const std::vector<std::string>& statements);
+
+// An instance's inventory entry as every command's --json prints it (docs/cli.md).
+nlohmann::ordered_json instance_json(const Instance& instance);
 
 // The command tables, one per object family.
 const std::vector<CommandSpec>& instance_commands();

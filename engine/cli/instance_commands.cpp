@@ -55,26 +55,6 @@ json status_json(const ServerStatus& s) {
     return j;
 }
 
-json instance_json(const Instance& i) {
-    json options = json::parse(i.options.empty() ? "{}" : i.options, nullptr, false);
-    return {{"name", i.name},
-            {"version", i.version},
-            {"qualified_name", i.qualified_name()},
-            {"port", i.port},
-            {"owner", i.owner},
-            {"superuser", i.superuser},
-            {"data_dir", i.data_dir.string()},
-            {"wal_dir", i.wal_dir.empty() ? (i.data_dir / "pg_wal").string() : i.wal_dir.string()},
-            {"socket_dir", i.socket_dir.string()},
-            {"log_file", i.log_file.string()},
-            {"created_at", i.created_at},
-            {"options", options.is_discarded() ? json::object() : options},
-            {"role", i.role},
-            {"upstream", i.upstream.empty() ? json(nullptr) : json(i.upstream)},
-            {"slot", i.slot.empty() ? json(nullptr) : json(i.slot)},
-            {"upgraded_from", i.upgraded_from.empty() ? json(nullptr) : json(i.upgraded_from)}};
-}
-
 json optional_json(const std::optional<std::string>& v) {
     return v ? json(*v) : json(nullptr);
 }
@@ -939,6 +919,26 @@ const std::vector<CommandSpec> kInstanceCommands = {
 };
 
 }  // namespace
+
+json instance_json(const Instance& i) {
+    json options = json::parse(i.options.empty() ? "{}" : i.options, nullptr, false);
+    return {{"name", i.name},
+            {"version", i.version},
+            {"qualified_name", i.qualified_name()},
+            {"port", i.port},
+            {"owner", i.owner},
+            {"superuser", i.superuser},
+            {"data_dir", i.data_dir.string()},
+            {"wal_dir", i.wal_dir.empty() ? (i.data_dir / "pg_wal").string() : i.wal_dir.string()},
+            {"socket_dir", i.socket_dir.string()},
+            {"log_file", i.log_file.string()},
+            {"created_at", i.created_at},
+            {"options", options.is_discarded() ? json::object() : options},
+            {"role", i.role},
+            {"upstream", i.upstream.empty() ? json(nullptr) : json(i.upstream)},
+            {"slot", i.slot.empty() ? json(nullptr) : json(i.slot)},
+            {"upgraded_from", i.upgraded_from.empty() ? json(nullptr) : json(i.upgraded_from)}};
+}
 
 const std::vector<CommandSpec>& instance_commands() {
     return kInstanceCommands;

@@ -24,18 +24,6 @@ void upgrade_options(po::options_description& d) {
     // clang-format on
 }
 
-json instance_json(const Instance& i) {
-    return {{"name", i.name},
-            {"version", i.version},
-            {"qualified_name", i.qualified_name()},
-            {"port", i.port},
-            {"owner", i.owner},
-            {"superuser", i.superuser},
-            {"data_dir", i.data_dir.string()},
-            {"socket_dir", i.socket_dir.string()},
-            {"upgraded_from", i.upgraded_from.empty() ? json(nullptr) : json(i.upgraded_from)}};
-}
-
 int instance_upgrade(Invocation& inv) {
     Instance old = instances::get(inv.ctx(), inv.arg(0, "instance name"));
     instances::UpgradeOptions o;

@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pwd.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,6 +14,7 @@
 #include "engine/core/fault.hpp"
 #include "engine/core/log.hpp"
 #include "engine/core/safe_fs.hpp"
+#include "engine/core/text.hpp"
 
 namespace fs = std::filesystem;
 
@@ -31,21 +31,7 @@ constexpr off_t kManifestLimit = 64 << 20;
 using safe_fs::Fd;
 
 std::string random_name() {
-    unsigned char bytes[8];
-    size_t got = 0;
-    while (got < sizeof bytes) {
-        ssize_t n = ::getrandom(bytes + got, sizeof bytes - got, 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw Error(Exit::failure, std::string("getrandom: ") + std::strerror(errno));
-        got += static_cast<size_t>(n);
-    }
-    static const char* hex = "0123456789abcdef";
-    std::string name = ".pgforge-stage-";
-    for (unsigned char b : bytes) {
-        name += hex[b >> 4];
-        name += hex[b & 15];
-    }
-    return name;
+    return ".pgforge-stage-" + random_hex(8);
 }
 
 // The directory through safe_fs::open_directory: as root, a link the owner planted on the way (or

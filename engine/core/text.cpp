@@ -1,8 +1,14 @@
 #include "engine/core/text.hpp"
 
+#include <sys/random.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <vector>
+
+#include "engine/core/error.hpp"
 
 namespace pgforge {
 
@@ -18,6 +24,24 @@ size_t edit_distance(std::string_view a, std::string_view b) {
         }
     }
     return row[b.size()];
+}
+
+std::string random_hex(size_t bytes) {
+    std::vector<unsigned char> buf(bytes);
+    size_t got = 0;
+    while (got < bytes) {
+        ssize_t n = ::getrandom(buf.data() + got, bytes - got, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw Error(Exit::failure, std::string("getrandom: ") + std::strerror(errno));
+        got += static_cast<size_t>(n);
+    }
+    static const char hex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned char b : buf) {
+        out += hex[b >> 4];
+        out += hex[b & 15];
+    }
+    return out;
 }
 
 std::string to_lower(std::string_view s) {

@@ -11,6 +11,10 @@ namespace pgforge {
 // Levenshtein distance, for "did you mean" suggestions.
 size_t edit_distance(std::string_view a, std::string_view b);
 std::string to_lower(std::string_view s);
+
+// `bytes` random bytes from the kernel (getrandom), as 2 * bytes lower-case hex digits: names
+// nobody can guess, generated passwords. Throws Error when the kernel gives none.
+std::string random_hex(size_t bytes);
 // The non-empty pieces of `text` between any of `separators`: "a:b::c" -> a, b, c.
 std::vector<std::string> split_list(std::string_view text, std::string_view separators);
 

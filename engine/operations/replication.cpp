@@ -1,7 +1,5 @@
 #include "engine/operations/replication.hpp"
 
-#include <sys/random.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -52,24 +50,6 @@ bool is_own_keyword(const std::string& key) {
 bool looks_like_conninfo(const std::string& text) {
     return text.find('=') != std::string::npos || text.rfind("postgresql://", 0) == 0 ||
            text.rfind("postgres://", 0) == 0;
-}
-
-std::string random_password() {
-    unsigned char bytes[24];
-    size_t got = 0;
-    while (got < sizeof bytes) {
-        ssize_t n = ::getrandom(bytes + got, sizeof bytes - got, 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw Error(Exit::failure, std::string("getrandom: ") + std::strerror(errno));
-        got += size_t(n);
-    }
-    static const char hex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned char b : bytes) {
-        out += hex[b >> 4];
-        out += hex[b & 15];
-    }
-    return out;
 }
 
 void check_slot_name(const std::string& slot) {
@@ -323,7 +303,7 @@ StandbyPlan plan_standby(Context& ctx, const std::string& standby_name, const st
                             " and pgforge does not know its password",
                         "give it in a file only you can read (--password-file FILE), or choose "
                         "another role with --replication-role");
-        plan.password = random_password();
+        plan.password = random_hex(24);
     }
     // A cascading standby's upstream is read-only: the role comes from its primary.
     plan.create_role = !in_recovery;
