@@ -46,10 +46,16 @@ const char* const own_files[] = {"postgresql.conf", "pg_hba.conf", "pg_ident.con
 // owner puts there, root renames nothing of anyone else's.
 void rename_as_owner(const OsUser& owner, const fs::path& from, const fs::path& to) {
     const std::string a = from.string(), b = to.string();
-    auto r = safe_fs::run_as(owner, [&]() -> safe_fs::ChildResult {
-        if (::rename(a.c_str(), b.c_str()) != 0) return {errno, 1};
-        return {};
-    });
+    // Not root: pgforge is the owner already (and could not become anyone else).
+    safe_fs::ChildResult r;
+    if (!running_as_root()) {
+        if (::rename(a.c_str(), b.c_str()) != 0) r = {errno, 1};
+    } else {
+        r = safe_fs::run_as(owner, [&]() -> safe_fs::ChildResult {
+            if (::rename(a.c_str(), b.c_str()) != 0) return {errno, 1};
+            return {};
+        });
+    }
     if (r.error != 0)
         throw Error(Exit::failure,
                     "cannot rename " + a + " to " + b + " as " + owner.name + ": " +
