@@ -980,8 +980,14 @@ std::vector<pid_t> pg_checksums_on(const fs::path& data_dir) {
     for (const auto& entry : fs::directory_iterator("/proc", ec)) {
         const std::string name = entry.path().filename().string();
         if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-        std::ifstream in(entry.path() / "cmdline");
-        std::string cmdline((std::istreambuf_iterator<char>(in)), {});
+        // A process may end while it is read (ESRCH): it is not running pg_checksums then.
+        std::string cmdline;
+        try {
+            std::ifstream in(entry.path() / "cmdline");
+            cmdline.assign(std::istreambuf_iterator<char>(in), {});
+        } catch (const std::exception&) {
+            continue;
+        }
         if (cmdline.find("pg_checksums") != std::string::npos &&
             cmdline.find(data_dir.string()) != std::string::npos)
             pids.push_back(static_cast<pid_t>(std::stol(name)));

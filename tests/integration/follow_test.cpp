@@ -315,10 +315,15 @@ TEST_CASE("start --foreground takes the port of the files into the inventory",
         Context ctx(site.settings());
         return instances::status(ctx, instances::get(ctx, "fg")).running;
     };
-    // Ready when its socket on the new port is there.
+    // Ready when its socket on the new port is there and the server accepts connections (the
+    // socket comes first, while it still says "the database system is starting up").
     const fs::path socket = before.socket_dir / (".s.PGSQL." + std::to_string(new_port));
+    auto accepting = [&] {
+        Context ctx(site.settings());
+        return instances::status(ctx, instances::get(ctx, "fg")).accepting;
+    };
     auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (!fs::exists(socket) && std::chrono::steady_clock::now() < until)
+    while (!(fs::exists(socket) && accepting()) && std::chrono::steady_clock::now() < until)
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     CHECK(running());
     CHECK(fs::exists(socket));
